@@ -1,0 +1,305 @@
+//! Claude Code's config files as pd-doctor reads them: `.claude.json` (user scope in
+//! `mcpServers`, local scope in `projects[<dir>].mcpServers`) and `.mcp.json` (project
+//! scope). Reading never fails: every way a file can be broken is a variant of [`JsonFile`].
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::redact::{Secret, SecretSet};
+
+/// Claude Code's own files reach several MB; anything far beyond is not a config.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum JsonFile {
+    Missing,
+    /// Exists but cannot be read as a file: permissions, a directory, a FIFO, too large.
+    Unreadable(String),
+    /// Zero bytes or only white space.
+    Empty,
+    /// Does not parse; the parser's position, never the content.
+    Corrupt(String),
+    Parsed(Value),
+}
+
+impl JsonFile {
+    pub fn parsed(&self) -> Option<&Value> {
+        match self {
+            JsonFile::Parsed(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+pub fn read_json(path: &Path) -> JsonFile {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return if std::fs::symlink_metadata(path).is_ok() {
+                JsonFile::Unreadable("a symlink to nothing".into())
+            } else {
+                JsonFile::Missing
+            };
+        }
+        Err(e) => return JsonFile::Unreadable(e.to_string()),
+    };
+    // A FIFO would block the read forever; a directory cannot be read at all.
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return JsonFile::Unreadable(format!("is {what}"));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return JsonFile::Unreadable(format!("{} bytes, larger than any config", meta.len()));
+    }
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        return JsonFile::Unreadable(e.to_string());
+    }
+    parse_json(&bytes)
+}
+
+pub fn parse_json(bytes: &[u8]) -> JsonFile {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return JsonFile::Empty;
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(v) => JsonFile::Parsed(v),
+        Err(e) => JsonFile::Corrupt(e.to_string()),
+    }
+}
+
+/// One server as a config file names it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerEntry {
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub headers: Vec<(String, Secret)>,
+    /// A stdio entry (`command`), as the host's own `.mcp.json` has.
+    pub command: bool,
+    /// Why the entry is not the shape Claude Code writes, if it is not.
+    pub shape_error: Option<String>,
+}
+
+impl ServerEntry {
+    pub fn from_value(value: &Value) -> ServerEntry {
+        let Some(obj) = value.as_object() else {
+            return ServerEntry {
+                shape_error: Some("entry is not an object".into()),
+                ..Default::default()
+            };
+        };
+        let mut entry = ServerEntry {
+            kind: obj.get("type").and_then(Value::as_str).map(str::to_string),
+            url: obj.get("url").and_then(Value::as_str).map(str::to_string),
+            command: obj.contains_key("command"),
+            ..Default::default()
+        };
+        match obj.get("headers") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(h)) => {
+                for (name, v) in h {
+                    match v.as_str() {
+                        Some(s) => entry.headers.push((name.clone(), Secret::new(s))),
+                        None => entry.shape_error = Some(format!("header {name} is not a string")),
+                    }
+                }
+            }
+            Some(_) => entry.shape_error = Some("headers is not an object".into()),
+        }
+        if obj.get("url").is_some_and(|u| !u.is_string()) {
+            entry.shape_error = Some("url is not a string".into());
+        }
+        entry
+    }
+
+    pub fn parsed_url(&self) -> Option<reqwest::Url> {
+        self.url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&Secret> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn header_names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Same URL and same headers (names case-insensitive, values exact).
+    pub fn same_as(&self, other: &ServerEntry) -> bool {
+        self.url == other.url
+            && self.headers.len() == other.headers.len()
+            && self.headers.iter().all(|(n, v)| other.header(n) == Some(v))
+    }
+}
+
+/// The entries of an `mcpServers` object, in file order; nothing when it is not an object.
+pub fn server_entries(servers: Option<&Value>) -> Vec<(String, ServerEntry)> {
+    servers
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), ServerEntry::from_value(v)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The user-scope `mcpServers` of a `.claude.json`.
+pub fn user_scope(doc: &Value) -> Option<&Value> {
+    doc.get("mcpServers")
+}
+
+/// The local-scope `mcpServers` for one project directory (`/pipe-dream`).
+pub fn local_scope<'a>(doc: &'a Value, project_dir: &str) -> Option<&'a Value> {
+    doc.get("projects")?.get(project_dir)?.get("mcpServers")
+}
+
+/// Why a parsed `.claude.json` is not the shape Claude Code writes, if it is not.
+pub fn shape_problem(doc: &Value, project_dir: &str) -> Option<String> {
+    if !doc.is_object() {
+        return Some(format!("the top level is {}, not an object", kind_of(doc)));
+    }
+    if let Some(s) = user_scope(doc) {
+        if !s.is_object() {
+            return Some(format!("mcpServers is {}, not an object", kind_of(s)));
+        }
+    }
+    if let Some(p) = doc.get("projects") {
+        if !p.is_object() {
+            return Some(format!("projects is {}, not an object", kind_of(p)));
+        }
+        if let Some(s) = local_scope(doc, project_dir) {
+            if !s.is_object() {
+                return Some(format!(
+                    "projects[\"{project_dir}\"].mcpServers is not an object"
+                ));
+            }
+        }
+    }
+    let scopes = [user_scope(doc), local_scope(doc, project_dir)];
+    for (name, entry) in scopes.into_iter().flat_map(|s| server_entries(s)) {
+        if let Some(problem) = entry.shape_error {
+            return Some(format!("server {name}: {problem}"));
+        }
+    }
+    None
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Adds every header value of every `mcpServers` object in `doc` (any depth) to `secrets`.
+pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
+    match doc {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key == "headers" || key == "env" {
+                    if let Some(h) = v.as_object() {
+                        h.values()
+                            .filter_map(Value::as_str)
+                            .for_each(|s| secrets.add(s));
+                    }
+                }
+                collect_secrets(v, secrets);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, secrets)),
+        _ => {}
+    }
+}
+
+/// Claude Code's own backups (`backups/.claude.json.backup.<ms>`), newest first.
+pub fn backups(config_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<(u128, std::path::PathBuf)> = std::fs::read_dir(config_dir.join("backups"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.to_string();
+                    let stamp = name.strip_prefix(".claude.json.backup.")?.parse().ok()?;
+                    Some((stamp, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|b| std::cmp::Reverse(b.0));
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The newest backup that parses as a JSON object.
+pub fn newest_parsable_backup(config_dir: &Path) -> Option<std::path::PathBuf> {
+    backups(config_dir)
+        .into_iter()
+        .find(|p| matches!(read_json(p), JsonFile::Parsed(serde_json::Value::Object(_))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_tells_empty_corrupt_and_bom_apart() {
+        assert!(matches!(parse_json(b""), JsonFile::Empty));
+        assert!(matches!(parse_json(b" \r\n"), JsonFile::Empty));
+        assert!(matches!(parse_json(b"{\"a\": "), JsonFile::Corrupt(_)));
+        assert!(matches!(parse_json(b"\xEF\xBB\xBF{}"), JsonFile::Parsed(_)));
+        assert!(matches!(
+            parse_json(b"{\r\n\"a\": 1\r\n}\r\n"),
+            JsonFile::Parsed(_)
+        ));
+    }
+
+    #[test]
+    fn shape_problems_are_named() {
+        let doc: Value = serde_json::json!({"mcpServers": []});
+        assert_eq!(
+            shape_problem(&doc, "/p").as_deref(),
+            Some("mcpServers is an array, not an object")
+        );
+        let doc: Value = serde_json::json!({"mcpServers": {"qms": {"headers": {"X": 1}}}});
+        assert_eq!(
+            shape_problem(&doc, "/p").as_deref(),
+            Some("server qms: header X is not a string")
+        );
+        assert!(shape_problem(&serde_json::json!([1]), "/p").is_some());
+        assert!(shape_problem(&serde_json::json!({}), "/p").is_none());
+    }
+
+    #[test]
+    fn entries_compare_without_printing() {
+        let a = ServerEntry::from_value(
+            &serde_json::json!({"url": "u", "headers": {"X-API-Key": "k"}}),
+        );
+        let b = ServerEntry::from_value(
+            &serde_json::json!({"url": "u", "headers": {"x-api-key": "k"}}),
+        );
+        let c = ServerEntry::from_value(
+            &serde_json::json!({"url": "u", "headers": {"x-api-key": "other"}}),
+        );
+        assert!(a.same_as(&b));
+        assert!(!a.same_as(&c));
+        assert!(!format!("{a:?}").contains("\"k\""));
+    }
+}

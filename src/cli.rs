@@ -1,0 +1,288 @@
+//! The command line of the contract: flags, subcommands, exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use comfy_table::{presets, Table};
+
+use crate::catalogue::Catalogue;
+use crate::engine::Engine;
+use crate::facts::Facts;
+use crate::project::{self, Project};
+use crate::report::{self, Report};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Finds why a Pipe Dream agent container says "MCP failed", explains it, and fixes what
+/// is safe to fix.
+#[derive(Debug, Parser)]
+#[command(name = "pd-doctor", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The Pipe Dream tree (default: the nearest folder above with docker/ and .claude/)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub root: Option<PathBuf>,
+    /// Only these agents (repeatable)
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+    /// Only checks whose instance id matches (repeatable; `*` and `?`)
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// Leave out checks whose instance id matches (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub skip: Vec<String>,
+    /// Per-probe deadline, e.g. 2s, 500ms
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Same as --format json
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub color: ColorChoice,
+    /// Show evidence for passing checks too
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Repair what is safe to repair, then check again
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: act without asking
+    #[arg(long, requires = "fix")]
+    pub yes: bool,
+    /// With --fix: print the plan, change nothing
+    #[arg(long, requires = "fix")]
+    pub dry_run: bool,
+    /// With --fix: also remove running containers
+    #[arg(long, requires = "fix")]
+    pub force: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The catalogue: every check id, title, section, fixable?
+    List,
+    /// What a check looks at, why, the manual fix and what --fix does
+    Explain {
+        #[arg(value_name = "CHECK_ID")]
+        id: String,
+    },
+    /// Chapter 8.5 clean slate: remove agent containers, clear markers
+    Reset {
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        stop_servers: bool,
+    },
+    /// Shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+        _ => humantime::parse_duration(s).map_err(|e| e.to_string())?,
+    };
+    if d.is_zero() {
+        return Err("the timeout must be more than zero".into());
+    }
+    Ok(d)
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("pd-doctor: {message}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, String> {
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    match &cli.command {
+        Some(Command::List) => list(&catalogue_for(&cli)?),
+        Some(Command::Explain { id }) => explain(&catalogue_for(&cli)?, id),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "pd-doctor",
+                &mut std::io::stdout(),
+            );
+            Ok(EXIT_OK)
+        }
+        Some(Command::Reset { .. }) => Err("reset is not available in this version yet".into()),
+        None if cli.fix => Err(
+            "--fix is not available in this version yet; the plan is shown under each problem"
+                .into(),
+        ),
+        None => check(&cli, color),
+    }
+}
+
+fn find_root(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(root) = &cli.root {
+        return Ok(root.clone());
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    project::discover_root(&cwd).ok_or_else(|| {
+        format!("no Pipe Dream project here: no folder above {} has both docker/ and .claude/ (use --root PATH)", cwd.display())
+    })
+}
+
+/// The catalogue with the project's own checks when there is a project, else built-in.
+fn catalogue_for(cli: &Cli) -> Result<Catalogue, String> {
+    match find_root(cli) {
+        Ok(root) => Catalogue::load(&root),
+        Err(_) => Ok(Catalogue::builtin()),
+    }
+}
+
+fn list(catalogue: &Catalogue) -> Result<i32, String> {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners());
+    t.set_header(vec!["id", "section", "per", "fixable", "title"]);
+    for c in &catalogue.checks {
+        t.add_row(vec![
+            c.id.clone(),
+            c.section.clone(),
+            c.per.as_str().to_string(),
+            if c.fix.is_some() { "yes" } else { "" }.to_string(),
+            c.title.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(EXIT_OK)
+}
+
+fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
+    let base = id.split('[').next().unwrap_or(id);
+    let Some(c) = catalogue.get(base) else {
+        return Err(format!("no check {id:?}; `pd-doctor list` shows them all"));
+    };
+    println!("{} — {}", c.id, c.title);
+    println!(
+        "section {} ({}), runs per {}",
+        c.section,
+        catalogue.section_title(&c.section),
+        c.per.as_str()
+    );
+    for need in &c.needs {
+        println!("needs {}", need.check);
+    }
+    println!();
+    println!("{}", c.explain.trim_end());
+    Ok(EXIT_OK)
+}
+
+fn check(cli: &Cli, color: bool) -> Result<i32, String> {
+    let root = find_root(cli)?;
+    let project = Arc::new(Project::load(&root, &cli.agents)?);
+    let catalogue = Catalogue::load(&project.root)?;
+    let format = if cli.json { Format::Json } else { cli.format };
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let clock = Instant::now();
+    let progress = format == Format::Human && std::io::stderr().is_terminal();
+    if progress {
+        eprint!("pd-doctor: checking…");
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
+    let facts = Arc::new(Facts::new(project.clone(), cli.timeout));
+    let results = runtime.block_on(Engine::new(&catalogue, facts).run(&cli.only, &cli.skip));
+    // Probes that hang past their deadline are abandoned, not awaited.
+    runtime.shutdown_background();
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    let mut report = Report {
+        root: project.root.display().to_string(),
+        started_at,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        results,
+    };
+    report.scrub(&project.secrets);
+    let text = match format {
+        Format::Json => report::json::render(&report),
+        Format::Junit => report::junit::render(&report, &catalogue),
+        Format::Human => {
+            let header = header(&project);
+            report::human::render(
+                &report,
+                &catalogue,
+                &header,
+                &report::human::Options {
+                    verbose: cli.verbose,
+                    color,
+                },
+            )
+        }
+    };
+    print!("{}", project.secrets.scrub(&text));
+    Ok(if report.failed() {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+fn header(project: &Project) -> String {
+    let servers: Vec<String> = project
+        .servers
+        .iter()
+        .map(|s| format!("{} :{}", s.name, s.port))
+        .collect();
+    let agents: Vec<&str> = project.agents.iter().map(|a| a.name.as_str()).collect();
+    format!(
+        "pd-doctor {} · {}\nservers: {} · agents: {}",
+        env!("CARGO_PKG_VERSION"),
+        project.root.display(),
+        servers.join(", "),
+        if agents.is_empty() {
+            "none found".into()
+        } else {
+            agents.join(", ")
+        }
+    )
+}

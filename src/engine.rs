@@ -1,0 +1,296 @@
+//! Expands the catalogue into check instances (per server, agent, or both), runs every
+//! probe at once under one per-probe deadline, turns a failed precondition into `skip`,
+//! and returns results in checklist order. A probe that panics, errs or overruns becomes
+//! its own `fail`, never the end of the run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::time::Instant;
+
+use crate::catalogue::{Catalogue, CheckDef, Need, Per};
+use crate::facts::Facts;
+use crate::model::{CheckResult, Finding, FixReport, Status, Subject};
+use crate::project::Project;
+
+/// Time a probe may take beyond its own network deadline before the engine gives up on it.
+const GRACE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub def: Arc<CheckDef>,
+    pub subject: Subject,
+    pub id: String,
+}
+
+/// Every instance of every check, in checklist order (agent-major for agent × server).
+pub fn expand(catalogue: &Catalogue, project: &Project) -> Vec<Instance> {
+    let mut out = Vec::new();
+    for def in &catalogue.checks {
+        let def = Arc::new(def.clone());
+        let subjects: Vec<Subject> = match def.per {
+            Per::None => vec![Subject::default()],
+            Per::Server => project
+                .servers
+                .iter()
+                .map(|s| Subject::server(&s.name))
+                .collect(),
+            Per::Agent => project
+                .agents
+                .iter()
+                .map(|a| Subject::agent(&a.name))
+                .collect(),
+            Per::AgentServer => project
+                .agents
+                .iter()
+                .flat_map(|a| {
+                    project.servers.iter().map(|s| Subject {
+                        agent: Some(a.name.clone()),
+                        server: Some(s.name.clone()),
+                    })
+                })
+                .collect(),
+        };
+        for subject in subjects {
+            let id = format!("{}{}", def.id, subject.suffix());
+            out.push(Instance {
+                def: def.clone(),
+                subject,
+                id,
+            });
+        }
+    }
+    out
+}
+
+/// `--only` / `--skip` globs against instance ids: `*` any run, `?` one character,
+/// everything else literal (so `*[qa*` means what it says).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+pub fn selected(id: &str, only: &[String], skip: &[String]) -> bool {
+    (only.is_empty() || only.iter().any(|g| glob_match(g, id)))
+        && !skip.iter().any(|g| glob_match(g, id))
+}
+
+/// The prerequisite instances of `inst` for one need: those of the needed check whose
+/// subject agrees with `inst` on every key both have.
+fn prerequisites(instances: &[Instance], inst: &Instance, need: &Need) -> Vec<usize> {
+    let agrees = |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
+    instances
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.def.id == need.check)
+        .filter(|(_, p)| {
+            agrees(&p.subject.agent, &inst.subject.agent)
+                && agrees(&p.subject.server, &inst.subject.server)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Whether a prerequisite's result stops the dependent check, by the need's rules.
+fn blocks(need: &Need, prereq: &CheckResult) -> bool {
+    if prereq.status == Status::Skip {
+        return true;
+    }
+    if !need.when.is_empty() {
+        return need.when.contains(&prereq.cause);
+    }
+    prereq.status == Status::Fail && !need.unless.contains(&prereq.cause)
+}
+
+type Pending = Shared<BoxFuture<'static, CheckResult>>;
+
+pub struct Engine {
+    pub instances: Vec<Instance>,
+    facts: Arc<Facts>,
+}
+
+impl Engine {
+    pub fn new(catalogue: &Catalogue, facts: Arc<Facts>) -> Engine {
+        Engine {
+            instances: expand(catalogue, &facts.project),
+            facts,
+        }
+    }
+
+    /// Runs the selected instances (and, unreported, whatever they depend on).
+    pub async fn run(&self, only: &[String], skip: &[String]) -> Vec<CheckResult> {
+        let mut pending: HashMap<usize, Pending> = HashMap::new();
+        let chosen: Vec<Pending> = (0..self.instances.len())
+            .filter(|&i| selected(&self.instances[i].id, only, skip))
+            .map(|i| self.schedule(i, &mut pending))
+            .collect();
+        let mut results = Vec::with_capacity(chosen.len());
+        for result in chosen {
+            results.push(result.await);
+        }
+        results
+    }
+
+    fn schedule(&self, i: usize, pending: &mut HashMap<usize, Pending>) -> Pending {
+        if let Some(p) = pending.get(&i) {
+            return p.clone();
+        }
+        let inst = self.instances[i].clone();
+        let mut waits: Vec<(Need, Vec<Pending>)> = Vec::new();
+        for need in &inst.def.needs {
+            let deps = prerequisites(&self.instances, &inst, need)
+                .into_iter()
+                .map(|d| self.schedule(d, pending))
+                .collect();
+            waits.push((need.clone(), deps));
+        }
+        let facts = self.facts.clone();
+        let task = tokio::spawn(async move {
+            for (need, deps) in waits {
+                for dep in deps {
+                    let prereq = dep.await;
+                    if blocks(&need, &prereq) {
+                        let reason = if prereq.status == Status::Skip {
+                            prereq.message.clone()
+                        } else {
+                            inst.subject.fill(&need.reason)
+                        };
+                        return finish(
+                            &inst,
+                            Finding::skip(reason),
+                            Duration::ZERO,
+                            &facts.project.root,
+                        );
+                    }
+                }
+            }
+            let started = Instant::now();
+            let finding = run_probe(&inst, facts.clone()).await;
+            finish(&inst, finding, started.elapsed(), &facts.project.root)
+        });
+        let fallback = self.instances[i].clone();
+        let root = self.facts.project.root.clone();
+        let fut: BoxFuture<'static, CheckResult> = async move {
+            task.await.unwrap_or_else(|e| {
+                finish(
+                    &fallback,
+                    Finding::internal(e.to_string()),
+                    Duration::ZERO,
+                    &root,
+                )
+            })
+        }
+        .boxed();
+        let shared = fut.shared();
+        pending.insert(i, shared.clone());
+        shared
+    }
+}
+
+/// One probe, isolated: its panic is caught and its overrun cut off.
+async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
+    let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe);
+    let probe = tokio::spawn(crate::probes::run(
+        inst.def.clone(),
+        inst.subject.clone(),
+        facts,
+    ));
+    match tokio::time::timeout(limit, probe).await {
+        Ok(Ok(finding)) => finding,
+        Ok(Err(e)) if e.is_panic() => Finding::internal(panic_text(e.into_panic())),
+        Ok(Err(e)) => Finding::internal(e.to_string()),
+        Err(_) => Finding::fail(
+            "timeout",
+            format!(
+                "the probe did not finish within {}",
+                crate::facts::http::short(limit)
+            ),
+        ),
+    }
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "the probe panicked".into(),
+            |m| format!("the probe panicked: {m}"),
+        )
+}
+
+fn finish(
+    inst: &Instance,
+    finding: Finding,
+    took: Duration,
+    root: &std::path::Path,
+) -> CheckResult {
+    let plan = finding
+        .fix
+        .as_ref()
+        .map(|f| f.describe(root))
+        .unwrap_or_default();
+    CheckResult {
+        id: inst.id.clone(),
+        check: inst.def.id.clone(),
+        section: inst.def.section.clone(),
+        subject: inst.subject.clone(),
+        status: finding.status,
+        cause: finding.cause,
+        message: finding.message,
+        evidence: finding.evidence,
+        hint: finding.hint,
+        fix: FixReport {
+            available: !plan.is_empty(),
+            plan,
+            ..Default::default()
+        },
+        duration_ms: took.as_millis() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_treat_brackets_literally() {
+        assert!(glob_match("container.*", "container.reach[qa,git]"));
+        assert!(glob_match("*[qa*", "container.reach[qa,git]"));
+        assert!(glob_match("*[qa*", "config.marker[qa,qms]"));
+        assert!(!glob_match("*[qa*", "server.mcp[qms]"));
+        assert!(glob_match("server.mcp[q?s]", "server.mcp[qms]"));
+        assert!(!glob_match("server.*", "config.isolation"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn selection_applies_only_then_skip() {
+        let only = vec!["server.*".to_string()];
+        let skip = vec!["*[git]".to_string()];
+        assert!(selected("server.mcp[qms]", &only, &skip));
+        assert!(!selected("server.mcp[git]", &only, &skip));
+        assert!(!selected("config.isolation", &only, &[]));
+    }
+}

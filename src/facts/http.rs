@@ -1,0 +1,170 @@
+//! HTTP as the probes need it: a client that dials a chosen address while sending the
+//! Host header of the URL the agents use, errors sorted into the contract's causes, and
+//! bodies read under a size cap and a deadline (a server that drips forever is a timeout).
+
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::{Client, Response, Url};
+use tokio::time::Instant;
+
+/// An MCP answer or OAuth document is a few KB; anything past this is not one.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    Refused,
+    Dns,
+    Timeout,
+    Other(String),
+}
+
+impl NetError {
+    pub fn cause(&self) -> &'static str {
+        match self {
+            NetError::Refused => "refused",
+            NetError::Dns => "dns",
+            NetError::Timeout => "timeout",
+            NetError::Other(_) => "not-mcp",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            NetError::Refused => "connection refused".into(),
+            NetError::Dns => "host name does not resolve".into(),
+            NetError::Timeout => "no answer in time".into(),
+            NetError::Other(e) => e.clone(),
+        }
+    }
+}
+
+/// A client that sends requests for `url` to `connect` instead of resolving its host:
+/// `http://host.docker.internal:8000/mcp` probed on 127.0.0.1:8000 with the real Host.
+pub fn client_for(url: &Url, connect: Option<SocketAddr>) -> Client {
+    let mut builder = Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pd-doctor/", env!("CARGO_PKG_VERSION")));
+    if let (Some(host), Some(addr)) = (url.host_str(), connect) {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build().unwrap_or_default()
+}
+
+pub fn classify(err: &reqwest::Error) -> NetError {
+    if err.is_timeout() {
+        return NetError::Timeout;
+    }
+    let mut source = err.source();
+    let mut text = err.to_string();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return NetError::Refused,
+                std::io::ErrorKind::TimedOut => return NetError::Timeout,
+                _ => {}
+            }
+        }
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("dns error")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+    {
+        NetError::Dns
+    } else if lower.contains("connection refused") {
+        NetError::Refused
+    } else {
+        NetError::Other(text)
+    }
+}
+
+/// Sends under the deadline; a deadline that passes is [`NetError::Timeout`].
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    deadline: Instant,
+) -> Result<Response, NetError> {
+    match tokio::time::timeout_at(deadline, request.send()).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(NetError::Timeout),
+    }
+}
+
+/// Reads at most `MAX_BODY_BYTES` (more is an error), before the deadline.
+pub async fn read_body(mut resp: Response, deadline: Instant) -> Result<Vec<u8>, NetError> {
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Err(_) => return Err(NetError::Timeout),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(None)) => return Ok(body),
+            Ok(Ok(Some(chunk))) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY_BYTES {
+                    return Err(NetError::Other(format!(
+                        "answer larger than {MAX_BODY_BYTES} bytes"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a `text/event-stream` until one event's data satisfies `want`, the stream ends,
+/// the cap is reached or the deadline passes. Streams stay open by design, so waiting for
+/// their end would hang on healthy servers.
+pub async fn read_sse_until<T>(
+    mut resp: Response,
+    deadline: Instant,
+    mut want: impl FnMut(&str) -> Option<T>,
+) -> Result<Option<T>, NetError> {
+    let mut buf = String::new();
+    let mut total = 0usize;
+    loop {
+        while let Some(end) = event_end(&buf) {
+            let event: String = buf.drain(..end).collect();
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if !data.is_empty() {
+                if let Some(found) = want(&data.join("\n")) {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Err(_) => return Err(NetError::Timeout),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Ok(Some(chunk))) => {
+                total += chunk.len();
+                if total > MAX_BODY_BYTES {
+                    return Err(NetError::Other(format!(
+                        "event stream passed {MAX_BODY_BYTES} bytes without an answer"
+                    )));
+                }
+                buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+            }
+        }
+    }
+}
+
+fn event_end(buf: &str) -> Option<usize> {
+    buf.find("\n\n").map(|i| i + 2)
+}
+
+/// Time left before the deadline, for messages.
+pub fn millis_since(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+pub fn short(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}

@@ -1,0 +1,150 @@
+//! The outside world, read once per run and shared by every probe. Each fact is computed
+//! on first use and memoised, so ten probes that need the socket table read it once, and
+//! `server.mcp` and `server.session` share one handshake.
+
+pub mod http;
+pub mod mcp;
+pub mod processes;
+pub mod sockets;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::claude_config::{self, JsonFile};
+use crate::project::{Agent, Project, Server};
+use processes::ProcessTable;
+use sockets::Listener;
+
+pub struct Facts {
+    pub project: Arc<Project>,
+    /// Per-probe deadline.
+    pub timeout: Duration,
+    listeners: OnceLock<Option<Vec<Listener>>>,
+    processes: OnceLock<ProcessTable>,
+    claude_json: HashMap<String, OnceLock<JsonFile>>,
+    handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
+}
+
+impl Facts {
+    pub fn new(project: Arc<Project>, timeout: Duration) -> Facts {
+        Facts {
+            claude_json: project
+                .agents
+                .iter()
+                .map(|a| (a.name.clone(), OnceLock::new()))
+                .collect(),
+            handshakes: project
+                .servers
+                .iter()
+                .map(|s| (s.name.clone(), OnceCell::new()))
+                .collect(),
+            project,
+            timeout,
+            listeners: OnceLock::new(),
+            processes: OnceLock::new(),
+        }
+    }
+
+    /// Every listening TCP socket, or `None` where the kernel's table cannot be read.
+    pub fn listeners(&self) -> Option<&[Listener]> {
+        self.listeners.get_or_init(sockets::listeners).as_deref()
+    }
+
+    pub fn listeners_on(&self, port: u16) -> Option<Vec<&Listener>> {
+        self.listeners()
+            .map(|all| all.iter().filter(|l| l.port == port).collect())
+    }
+
+    /// PIDs owning the listening sockets of `port`.
+    pub fn port_owners(&self, port: u16) -> Vec<u32> {
+        let inodes: HashSet<u64> = self
+            .listeners_on(port)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.inode)
+            .collect();
+        if inodes.is_empty() {
+            return Vec::new();
+        }
+        sockets::inode_owners(&inodes)
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        self.processes.get_or_init(ProcessTable::snapshot)
+    }
+
+    /// The agent's `.claude.json`, read once; its header values join the secrets.
+    pub fn claude_json(&self, agent: &Agent) -> &JsonFile {
+        let cell = self
+            .claude_json
+            .get(&agent.name)
+            .expect("facts are built for every agent");
+        cell.get_or_init(|| {
+            let file = claude_config::read_json(&agent.config_dir.join(".claude.json"));
+            if let JsonFile::Parsed(v) = &file {
+                claude_config::collect_secrets(v, &self.project.secrets);
+            }
+            file
+        })
+    }
+
+    /// Where the host reaches the server: loopback when it listens there or everywhere,
+    /// else the one address it is bound to.
+    pub fn connect_addr(&self, server: &Server) -> SocketAddr {
+        let port = server.port;
+        let bound: Vec<IpAddr> = self
+            .listeners_on(port)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.addr)
+            .collect();
+        let v4_local = bound
+            .iter()
+            .any(|a| *a == Ipv4Addr::UNSPECIFIED || a.is_loopback() && a.is_ipv4());
+        let v6_local = bound
+            .iter()
+            .any(|a| *a == Ipv6Addr::UNSPECIFIED || a.is_loopback() && a.is_ipv6());
+        let ip = if v4_local || bound.is_empty() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else if v6_local {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        } else {
+            bound[0]
+        };
+        SocketAddr::new(ip, port)
+    }
+
+    pub fn mcp_target(&self, server: &Server) -> Option<mcp::McpTarget> {
+        let url = reqwest::Url::parse(&server.container_url(&self.project.layout)).ok()?;
+        Some(mcp::McpTarget {
+            url,
+            connect: self.connect_addr(server),
+            headers: server
+                .expected
+                .as_ref()
+                .map(|e| e.headers.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The one handshake per server that `server.mcp` and `server.session` both read.
+    pub async fn handshake(&self, server: &Server) -> Option<&mcp::Handshake> {
+        let target = self.mcp_target(server)?;
+        let cell = self.handshakes.get(&server.name)?;
+        Some(
+            cell.get_or_init(|| async { mcp::handshake(&target, self.deadline()).await })
+                .await,
+        )
+    }
+
+    /// The deadline for network work started now: a little inside the engine's own, so
+    /// the probe can name what it was waiting for.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout.mul_f32(0.95)
+    }
+}

@@ -1,0 +1,59 @@
+//! Repairs as data: a probe that finds something safely fixable attaches a [`FixPlan`];
+//! nothing here runs yet, the plan is what `--fix --dry-run` will print.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delete one file; a symlink is removed itself, never its target.
+    RemoveFile { path: PathBuf, why: String },
+    /// Keep a broken `.claude.json` aside and put the newest parsable backup (or `{}`) in place.
+    RestoreClaudeJson {
+        path: PathBuf,
+        backup: Option<PathBuf>,
+    },
+    /// Rewrite one server entry of a `.claude.json` from `docker/.mcp.json`.
+    RewriteServerEntry { path: PathBuf, server: String },
+    /// Remove one container that is not running.
+    RemoveContainer { id: String, name: String },
+}
+
+impl Action {
+    /// One line saying what the action will do, printed before it is done; paths are
+    /// shown relative to the project root when they are inside it.
+    pub fn describe(&self, root: &Path) -> String {
+        let show = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+        match self {
+            Action::RemoveFile { path, why } => format!("remove {} ({why})", show(path)),
+            Action::RestoreClaudeJson {
+                path,
+                backup: Some(b),
+            } => format!("move {} aside and restore it from {}", show(path), show(b)),
+            Action::RestoreClaudeJson { path, backup: None } => {
+                format!("move {} aside and start it afresh as {{}}", show(path))
+            }
+            Action::RewriteServerEntry { path, server } => format!(
+                "rewrite server {server} in {} from docker/.mcp.json (backup first)",
+                show(path)
+            ),
+            Action::RemoveContainer { name, .. } => format!("remove stopped container {name}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixPlan {
+    pub actions: Vec<Action>,
+}
+
+impl FixPlan {
+    pub fn one(action: Action) -> Self {
+        FixPlan {
+            actions: vec![action],
+        }
+    }
+
+    pub fn describe(&self, root: &Path) -> Vec<String> {
+        self.actions.iter().map(|a| a.describe(root)).collect()
+    }
+}

@@ -1,0 +1,15 @@
+//! pd-doctor: diagnoses Pipe Dream's agent containers and the MCP servers they need.
+//! `cli` drives; `project` and `catalogue` say what to check; `engine` runs `probes` over
+//! shared `facts`; `report` renders. Only `fixes` will ever change anything.
+
+pub mod catalogue;
+pub mod claude_config;
+pub mod cli;
+pub mod engine;
+pub mod facts;
+pub mod fixes;
+pub mod model;
+pub mod probes;
+pub mod project;
+pub mod redact;
+pub mod report;

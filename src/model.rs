@@ -1,0 +1,206 @@
+//! The result vocabulary every probe speaks and every renderer reads.
+//!
+//! A probe answers with a [`Finding`] (status, cause, message, evidence, hint, fix plan);
+//! the engine wraps it into a [`CheckResult`] with the instance id, subject and timing.
+
+use serde::Serialize;
+
+use crate::fixes::FixPlan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+    Fixed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+            Status::Fixed => "fixed",
+        }
+    }
+}
+
+/// What a check instance is about: one server, one agent, both, or neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Subject {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+impl Subject {
+    pub fn server(name: &str) -> Self {
+        Subject {
+            agent: None,
+            server: Some(name.to_string()),
+        }
+    }
+
+    pub fn agent(name: &str) -> Self {
+        Subject {
+            agent: Some(name.to_string()),
+            server: None,
+        }
+    }
+
+    /// The `[qa,git]` suffix of an instance id; empty for per-project checks.
+    pub fn suffix(&self) -> String {
+        let parts: Vec<&str> = [self.agent.as_deref(), self.server.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("[{}]", parts.join(","))
+        }
+    }
+
+    /// Fills `{agent}` and `{server}` in a message template.
+    pub fn fill(&self, template: &str) -> String {
+        template
+            .replace("{agent}", self.agent.as_deref().unwrap_or("-"))
+            .replace("{server}", self.server.as_deref().unwrap_or("-"))
+    }
+}
+
+/// What a probe found. Built with [`Finding::ok`], [`Finding::warn`], [`Finding::fail`].
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub status: Status,
+    pub cause: String,
+    pub message: String,
+    pub evidence: Vec<String>,
+    pub hint: Option<String>,
+    pub fix: Option<FixPlan>,
+}
+
+impl Finding {
+    fn new(status: Status, cause: &str, message: impl Into<String>) -> Self {
+        Finding {
+            status,
+            cause: cause.to_string(),
+            message: message.into(),
+            evidence: Vec::new(),
+            hint: None,
+            fix: None,
+        }
+    }
+
+    pub fn ok(cause: &str, message: impl Into<String>) -> Self {
+        Self::new(Status::Ok, cause, message)
+    }
+
+    pub fn warn(cause: &str, message: impl Into<String>) -> Self {
+        Self::new(Status::Warn, cause, message)
+    }
+
+    pub fn fail(cause: &str, message: impl Into<String>) -> Self {
+        Self::new(Status::Fail, cause, message)
+    }
+
+    pub fn skip(message: impl Into<String>) -> Self {
+        Self::new(Status::Skip, "precondition", message)
+    }
+
+    /// A probe that crashed or hit a bug: the run goes on, the check fails.
+    pub fn internal(error: impl Into<String>) -> Self {
+        let error = error.into();
+        Self::new(
+            Status::Fail,
+            "internal",
+            "pd-doctor could not run this check",
+        )
+        .evidence(error)
+        .hint("this is a bug in pd-doctor; please report it with the evidence above")
+    }
+
+    pub fn evidence(mut self, line: impl Into<String>) -> Self {
+        self.evidence.push(line.into());
+        self
+    }
+
+    pub fn evidence_all(mut self, lines: impl IntoIterator<Item = String>) -> Self {
+        self.evidence.extend(lines);
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn fix(mut self, plan: FixPlan) -> Self {
+        self.fix = Some(plan);
+        self
+    }
+
+    pub fn with_status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+/// One check instance's outcome, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub check: String,
+    pub section: String,
+    pub subject: Subject,
+    pub status: Status,
+    pub cause: String,
+    pub message: String,
+    pub evidence: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    pub fix: FixReport,
+    pub duration_ms: u64,
+}
+
+/// The `fix` object of the JSON report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FixReport {
+    pub available: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub ok: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub skip: usize,
+    pub fixed: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a CheckResult>) -> Self {
+        let mut s = Summary::default();
+        for r in results {
+            match r.status {
+                Status::Ok => s.ok += 1,
+                Status::Warn => s.warn += 1,
+                Status::Fail => s.fail += 1,
+                Status::Skip => s.skip += 1,
+                Status::Fixed => s.fixed += 1,
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,103 @@
+//! `config.claude_json`: the agent's `.claude.json` is there, parses, and has the shape
+//! Claude Code writes.
+
+use super::markers_present;
+use crate::claude_config::{self, JsonFile};
+use crate::facts::Facts;
+use crate::fixes::{Action, FixPlan};
+use crate::model::Finding;
+use crate::project::Agent;
+
+pub fn probe(f: &Facts, agent: &Agent) -> Finding {
+    let path = agent.config_dir.join(".claude.json");
+    let shown = f.project.show(&path);
+    let restore = || {
+        let backup = claude_config::newest_parsable_backup(&agent.config_dir);
+        let hint = match &backup {
+            Some(b) => format!("restore the newest backup that parses: cp {} {shown}", f.project.show(b)),
+            None => format!("no backup parses; move it aside and let Claude Code start afresh: mv {shown} {shown}.corrupt"),
+        };
+        (
+            FixPlan::one(Action::RestoreClaudeJson {
+                path: path.clone(),
+                backup,
+            }),
+            hint,
+        )
+    };
+    match f.claude_json(agent) {
+        JsonFile::Missing => {
+            let claimed = markers_present(f, agent);
+            if claimed.is_empty() {
+                Finding::warn("missing", format!("{shown} does not exist yet"))
+                    .hint("Claude Code creates it on the agent's first start; the entrypoint then registers the servers")
+            } else {
+                Finding::fail(
+                    "missing",
+                    format!("{shown} is missing, but markers say the servers were configured"),
+                )
+                .evidence(format!(
+                    "markers present: {}",
+                    claimed
+                        .iter()
+                        .map(|s| s.marker.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .hint(format!(
+                    "remove the markers so the entrypoint configures again: rm {}/.*mcp-configured",
+                    f.project.show(&agent.config_dir)
+                ))
+            }
+        }
+        JsonFile::Unreadable(why) => {
+            Finding::fail("unreadable", format!("{shown} cannot be read: {why}")).hint(format!(
+                "check it: ls -la {}",
+                f.project.show(&agent.config_dir)
+            ))
+        }
+        JsonFile::Empty => {
+            let (plan, hint) = restore();
+            Finding::fail(
+                "empty",
+                format!(
+                    "{shown} is empty: Claude Code will say the configuration file is corrupted"
+                ),
+            )
+            .hint(hint)
+            .fix(plan)
+        }
+        JsonFile::Corrupt(why) => {
+            let (plan, hint) = restore();
+            Finding::fail("corrupt", format!("{shown} does not parse: Claude Code will say the configuration file is corrupted"))
+                .evidence(why.clone())
+                .evidence("usually two containers wrote it at once (see config.isolation)")
+                .hint(hint)
+                .fix(plan)
+        }
+        JsonFile::Parsed(doc) => {
+            match claude_config::shape_problem(doc, &f.project.layout.project_mount) {
+                Some(problem) => Finding::fail(
+                    "wrong-shape",
+                    format!("{shown} parses, but {problem}"),
+                )
+                .hint(
+                    "Claude Code cannot use it; restore a backup from backups/ or fix it by hand",
+                ),
+                None => {
+                    let names: Vec<String> =
+                        claude_config::server_entries(claude_config::user_scope(doc))
+                            .into_iter()
+                            .map(|(n, _)| n)
+                            .collect();
+                    let message = if names.is_empty() {
+                        "parses; no servers in user scope".to_string()
+                    } else {
+                        format!("parses; user scope has {}", names.join(", "))
+                    };
+                    Finding::ok("ok", message)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `server.mcp` and `server.session`: both read the one handshake the facts hold.
+
+use crate::facts::mcp::{self, Handshake};
+use crate::facts::Facts;
+use crate::model::Finding;
+use crate::project::Server;
+
+fn no_target(f: &Facts, server: &Server) -> Finding {
+    Finding::fail(
+        "bad-url",
+        format!("the URL for {} does not parse", server.name),
+    )
+    .evidence(crate::redact::display_url(
+        &server.container_url(&f.project.layout),
+    ))
+    .hint(format!(
+        "fix the url of {} in {}",
+        server.name, f.project.layout.mcp_json
+    ))
+}
+
+pub async fn handshake(f: &Facts, server: &Server) -> Finding {
+    let Some(h) = f.handshake(server).await else {
+        return no_target(f, server);
+    };
+    let finding = match &h.result {
+        Ok(info) => {
+            let missing: Vec<&String> = server
+                .tools
+                .iter()
+                .filter(|t| !info.tools.contains(t))
+                .collect();
+            if !missing.is_empty() {
+                Finding::fail(
+                    "missing-tools",
+                    format!("{} answers, but lacks {}", server.name, join(&missing)),
+                )
+                .evidence(format!("tools: {}", info.tools.join(", ")))
+                .hint("another server, or an older build, is on this port: restart the right one")
+            } else {
+                Finding::ok(
+                    "ok",
+                    format!(
+                        "{} {} speaks MCP {}, {} tools, {} ms",
+                        info.name,
+                        info.version,
+                        info.protocol,
+                        info.tools.len(),
+                        info.elapsed_ms
+                    ),
+                )
+            }
+        }
+        Err(e) => Finding::fail(e.cause, format!("{}: {}", server.name, e.message))
+            .hint(hint(f, server, e.cause, h)),
+    };
+    finding.evidence_all(h.evidence.clone())
+}
+
+fn join(items: &[&String]) -> String {
+    items
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn hint(f: &Facts, server: &Server, cause: &str, h: &Handshake) -> String {
+    let mcp_json = &f.project.layout.mcp_json;
+    match cause {
+        "refused" => format!("start it: {}", server.start),
+        "timeout" => format!(
+            "it accepts connections but never answers (Claude Code waits 30 s, then says 'connection timed out'): restart it: {}",
+            server.start
+        ),
+        "dns" => format!("the host in {mcp_json} does not resolve from here"),
+        "unauthorized" if h.header_names.iter().any(|n| n.eq_ignore_ascii_case("authorization")) => {
+            format!("the server refuses the key: make the headers for {} in {mcp_json} match the server's key", server.name)
+        }
+        "unauthorized" => format!(
+            "send both X-API-Key and Authorization: Bearer ... for {} in {mcp_json}; with a 401 Claude Code falls into OAuth discovery ('Dynamic Client Registration rejected')",
+            server.name
+        ),
+        "host-rejected" => format!(
+            "the server's DNS-rebinding protection refuses Host {}: add it to the server's allowed hosts",
+            f.project.layout.host_name
+        ),
+        "not-found" => format!("check the path of {} in {mcp_json} against the path the server serves", server.name),
+        "not-acceptable" => "the server does not accept a Streamable HTTP POST; is it an SSE-only server?".into(),
+        "server-error" => "the server failed while handling initialize: read its log".into(),
+        "protocol-error" => "the server refused the handshake: read its log; it may need a newer MCP SDK".into(),
+        _ => format!("something that is not an MCP server answers on port {}: find it with `ss -ltnp 'sport = :{}'`", server.port, server.port),
+    }
+}
+
+pub async fn session(f: &Facts, server: &Server) -> Finding {
+    let Some(h) = f.handshake(server).await else {
+        return no_target(f, server);
+    };
+    if !h.stateful {
+        return Finding::ok("ok", "stateless: no Mcp-Session-Id, nothing to go stale");
+    }
+    let protocol = h
+        .result
+        .as_ref()
+        .map(|i| i.protocol.clone())
+        .unwrap_or_else(|_| mcp::PROTOCOL_VERSION.into());
+    let Some(target) = f.mcp_target(server) else {
+        return no_target(f, server);
+    };
+    let (status, line) = mcp::unknown_session_status(&target, &protocol, f.deadline()).await;
+    match status {
+        Ok(404) => Finding::warn("stateful", format!("{} is stateful (it issues Mcp-Session-Id)", server.name))
+            .evidence(line)
+            .evidence("after a server restart Claude Code keeps its old session id; the server's 404 makes it start over, but tools can fail until it does")
+            .hint("run the server stateless (FastMCP: stateless_http=True) so restarts never strand a client"),
+        Ok(s) => Finding::fail(
+            "unrecoverable",
+            format!("{} answers {s} to an unknown session id, not 404: after a restart no client can recover", server.name),
+        )
+        .evidence(line)
+        .hint("run the server stateless, or make it answer 404 to unknown sessions as the MCP spec requires"),
+        Err(e) => Finding::fail(e.cause(), format!("{}: the stale-session request failed: {}", server.name, e.describe())).evidence(line),
+    }
+}

@@ -1,0 +1,83 @@
+//! `config.mcp_json`: `docker/.mcp.json`, the project scope of every container, parses
+//! and names every server at a URL a container can reach.
+
+use super::server_entry::is_local_host;
+use crate::claude_config::{self, JsonFile};
+use crate::facts::Facts;
+use crate::model::Finding;
+
+pub fn probe(f: &Facts) -> Finding {
+    let layout = &f.project.layout;
+    let shown = &layout.mcp_json;
+    let doc = match &f.project.mcp_json {
+        JsonFile::Parsed(doc) => doc,
+        JsonFile::Missing => {
+            return Finding::fail("missing", format!("{shown} does not exist")).hint(format!(
+                "create it: the containers see it as {}/.mcp.json",
+                layout.project_mount
+            ))
+        }
+        JsonFile::Unreadable(why) => {
+            return Finding::fail("unreadable", format!("{shown} cannot be read: {why}"))
+        }
+        JsonFile::Empty => return Finding::fail("empty", format!("{shown} is empty")),
+        JsonFile::Corrupt(why) => {
+            return Finding::fail("corrupt", format!("{shown} does not parse"))
+                .evidence(why.clone())
+        }
+    };
+    if !doc.get("mcpServers").is_some_and(|s| s.is_object()) {
+        return Finding::fail("wrong-shape", format!("{shown} has no mcpServers object"));
+    }
+    let entries = claude_config::server_entries(doc.get("mcpServers"));
+    let mut problems = Vec::new();
+    for server in &f.project.servers {
+        let Some((_, entry)) = entries.iter().find(|(n, _)| *n == server.name) else {
+            problems.push((
+                "missing-server",
+                format!("it does not name server {}", server.name),
+            ));
+            continue;
+        };
+        if entry.command {
+            problems.push((
+                "wrong-transport",
+                format!(
+                    "{} is a stdio entry; containers need type http",
+                    server.name
+                ),
+            ));
+        }
+        match entry.parsed_url() {
+            None => problems.push(("bad-url", format!("{} has no usable url", server.name))),
+            Some(url) if is_local_host(url.host_str().unwrap_or("")) => problems.push((
+                "localhost-url",
+                format!(
+                    "{} points at {}, which inside a container is the container itself",
+                    server.name,
+                    url.host_str().unwrap_or("")
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    match problems.first() {
+        None => Finding::ok(
+            "ok",
+            format!(
+                "names {}",
+                entries
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Some((cause, first)) => Finding::fail(cause, format!("{shown}: {first}"))
+            .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
+            .hint(format!(
+                "use http://{}:PORT/mcp for every server",
+                layout.host_name
+            )),
+    }
+}

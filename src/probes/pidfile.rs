@@ -1,0 +1,130 @@
+//! `server.pidfile`: the PID file, if any, names the live server that owns the port.
+
+use std::time::{Duration, SystemTime};
+
+use super::describe_command;
+use crate::facts::Facts;
+use crate::fixes::{Action, FixPlan};
+use crate::model::Finding;
+use crate::project::Server;
+
+/// Start times have one-second resolution; a process may start a moment before it writes.
+const CLOCK_SLACK: Duration = Duration::from_secs(2);
+
+pub fn probe(f: &Facts, server: &Server) -> Finding {
+    let path = &server.pid_file;
+    let shown = f.project.show(path);
+    let remove = |why: &str| {
+        FixPlan::one(Action::RemoveFile {
+            path: path.clone(),
+            why: why.to_string(),
+        })
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Finding::ok(
+                "absent",
+                format!("no PID file; {}", port_story(f, server.port)),
+            );
+        }
+        Err(e) => return Finding::fail("unreadable", format!("{shown} cannot be read: {e}")),
+    };
+    if !meta.is_file() {
+        return Finding::fail("unreadable", format!("{shown} is not a regular file"))
+            .hint(format!("look at it: ls -la {shown}"));
+    }
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Finding::fail("unreadable", format!("{shown} cannot be read: {e}")),
+    };
+    let text = String::from_utf8_lossy(&text[..text.len().min(64)]).to_string();
+    let Some(pid) = text.trim().parse::<u32>().ok().filter(|p| *p > 0) else {
+        return Finding::fail("garbage", format!("{shown} does not hold a PID"))
+            .evidence(format!(
+                "content: {:?}",
+                text.chars().take(32).collect::<String>()
+            ))
+            .hint(format!(
+                "remove it and start the server again: rm {shown} && {}",
+                server.start
+            ))
+            .fix(remove("it holds no PID"));
+    };
+    let Some(process) = f.processes().get(pid) else {
+        return Finding::fail(
+            "dead",
+            format!("{shown} names pid {pid}, which is not running"),
+        )
+        .evidence(port_story(f, server.port))
+        .hint(format!(
+            "the server died; remove the file and start it: rm {shown} && {}",
+            server.start
+        ))
+        .fix(remove("its process is gone"));
+    };
+    let written = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if process.started > written + CLOCK_SLACK {
+        return Finding::fail(
+            "reused",
+            format!("{shown} names pid {pid}, but that pid now belongs to another process"),
+        )
+        .evidence(format!(
+            "pid {pid} ({}) started {}, the file was written {}",
+            describe_command(&process.command),
+            humantime::format_rfc3339_seconds(process.started),
+            humantime::format_rfc3339_seconds(written)
+        ))
+        .hint(format!("do not kill {pid}; remove the file: rm {shown}"))
+        .fix(remove("its pid was reused by another process"));
+    }
+    if f.listeners().is_none() {
+        return Finding::ok(
+            "ok",
+            format!(
+                "pid {pid} is alive ({})",
+                describe_command(&process.command)
+            ),
+        )
+        .evidence("this system's socket table cannot be read: port ownership not checked");
+    }
+    let owners = f.port_owners(server.port);
+    if owners.iter().any(|o| f.processes().descends_from(*o, pid)) {
+        return Finding::ok(
+            "ok",
+            format!("pid {pid} is alive and owns port {}", server.port),
+        )
+        .evidence(format!("pid {pid}: {}", describe_command(&process.command)));
+    }
+    Finding::warn(
+        "port-owner-mismatch",
+        format!("pid {pid} is alive but does not own port {}", server.port),
+    )
+    .evidence(format!("pid {pid}: {}", describe_command(&process.command)))
+    .evidence(port_story(f, server.port))
+    .hint(format!("a different process serves the port, or the server is still starting; check: ps -p {pid} -o pid,args"))
+}
+
+/// "port 8000 is served by pid 42 (python -m qms_mcp)" or "nothing listens on port 8000".
+fn port_story(f: &Facts, port: u16) -> String {
+    if f.listeners().is_none() {
+        return format!("who owns port {port} cannot be read here");
+    }
+    let owners = f.port_owners(port);
+    if owners.is_empty() {
+        return match f.listeners_on(port) {
+            Some(l) if !l.is_empty() => {
+                format!("port {port} is in use by a process pd-doctor cannot see")
+            }
+            _ => format!("nothing listens on port {port}"),
+        };
+    }
+    let who: Vec<String> = owners
+        .iter()
+        .map(|pid| match f.processes().get(*pid) {
+            Some(p) => format!("pid {pid} ({})", describe_command(&p.command)),
+            None => format!("pid {pid}"),
+        })
+        .collect();
+    format!("port {port} is served by {}", who.join(", "))
+}

@@ -1,0 +1,193 @@
+//! `config.server_entry`: the agent's user-scope entry for a server is what
+//! `docker/.mcp.json` says it should be: type, host, port, path and every header.
+
+use crate::claude_config::{self, ServerEntry};
+use crate::facts::Facts;
+use crate::fixes::{Action, FixPlan};
+use crate::model::Finding;
+use crate::project::{Agent, Server};
+
+const LOCAL_HOSTS: [&str; 5] = ["localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0"];
+
+pub fn is_local_host(host: &str) -> bool {
+    LOCAL_HOSTS.contains(&host) || host.starts_with("127.")
+}
+
+/// What the entry should be: `docker/.mcp.json`'s, else the layout's URL with no headers.
+pub fn expected(f: &Facts, server: &Server) -> ServerEntry {
+    server.expected.clone().unwrap_or_else(|| ServerEntry {
+        kind: Some("http".into()),
+        url: Some(server.container_url(&f.project.layout)),
+        ..Default::default()
+    })
+}
+
+/// Every way `entry` differs from `want`, as (cause, description), most telling first.
+pub fn differences(entry: &ServerEntry, want: &ServerEntry) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if entry.command {
+        out.push((
+            "wrong-transport",
+            "it is a stdio entry (command), which cannot run in the container".to_string(),
+        ));
+    } else if entry.kind.as_deref() != Some("http") {
+        let kind = entry
+            .kind
+            .as_deref()
+            .map_or("no type".to_string(), |k| format!("type {k}"));
+        out.push((
+            "wrong-transport",
+            format!("it has {kind}; the servers speak Streamable HTTP (type http)"),
+        ));
+    }
+    let (Some(url), Some(want_url)) = (entry.parsed_url(), want.parsed_url()) else {
+        if entry.parsed_url().is_none() {
+            out.push((
+                "bad-url",
+                format!(
+                    "its url {:?} does not parse",
+                    entry
+                        .url
+                        .as_deref()
+                        .map(crate::redact::display_url)
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        return out;
+    };
+    let host = url.host_str().unwrap_or("");
+    if is_local_host(host) {
+        out.push((
+            "localhost-url",
+            format!("it points at {host}, which inside a container is the container itself"),
+        ));
+    } else if Some(host) != want_url.host_str() {
+        out.push((
+            "bad-url",
+            format!(
+                "it points at host {host}, not {}",
+                want_url.host_str().unwrap_or("?")
+            ),
+        ));
+    }
+    if url.port_or_known_default() != want_url.port_or_known_default() {
+        out.push((
+            "wrong-port",
+            format!(
+                "port {} instead of {}",
+                show_port(&url),
+                show_port(&want_url)
+            ),
+        ));
+    }
+    if url.path() != want_url.path() {
+        out.push((
+            "wrong-path",
+            format!("path {} instead of {}", url.path(), want_url.path()),
+        ));
+    }
+    for (name, value) in &want.headers {
+        match entry.header(name) {
+            None => out.push(("missing-auth-header", format!("header {name} is missing"))),
+            Some(v) if v != value => out.push((
+                "missing-auth-header",
+                format!("header {name} differs from {}", "docker/.mcp.json"),
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+fn show_port(url: &reqwest::Url) -> String {
+    url.port_or_known_default()
+        .map_or("?".into(), |p| p.to_string())
+}
+
+pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
+    let path = agent.config_dir.join(".claude.json");
+    let shown = f.project.show(&path);
+    let entry = f
+        .claude_json(agent)
+        .parsed()
+        .and_then(claude_config::user_scope)
+        .and_then(|s| s.get(&server.name))
+        .map(ServerEntry::from_value);
+    let Some(entry) = entry else {
+        let marker = agent.config_dir.join(&server.marker);
+        return if std::fs::symlink_metadata(&marker).is_ok() {
+            Finding::fail(
+                "missing",
+                format!(
+                    "{} is not registered in {shown}, though its marker exists",
+                    server.name
+                ),
+            )
+            .hint("the marker stops the entrypoint from registering it: see config.marker")
+        } else {
+            Finding::warn(
+                "missing",
+                format!("{} is not registered in {shown} yet", server.name),
+            )
+            .hint("the entrypoint registers it on the next start")
+        };
+    };
+    let want = expected(f, server);
+    let problems = differences(&entry, &want);
+    let Some((cause, first)) = problems.first().cloned() else {
+        let names = entry.header_names();
+        let headers = if names.is_empty() {
+            "no headers".into()
+        } else {
+            format!("headers {}", names.join(", "))
+        };
+        return Finding::ok(
+            "ok",
+            format!(
+                "http {} with {headers}",
+                crate::redact::display_url(entry.url.as_deref().unwrap_or(""))
+            ),
+        );
+    };
+    let mut finding = Finding::fail(
+        cause,
+        format!("{}'s entry for {}: {first}", agent.name, server.name),
+    )
+    .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
+    .evidence(format!(
+        "configured: {}",
+        crate::redact::display_url(entry.url.as_deref().unwrap_or("(none)"))
+    ))
+    .evidence(format!(
+        "expected:   {}",
+        crate::redact::display_url(want.url.as_deref().unwrap_or("(none)"))
+    ));
+    if want.header("X-API-Key").is_some()
+        && entry.header("Authorization").is_none()
+        && want.header("Authorization").is_some()
+    {
+        finding = finding.evidence("X-API-Key without Authorization makes Claude Code try OAuth discovery: 'Dynamic Client Registration rejected (HTTP 401)'");
+    }
+    let fixable = server.expected.is_some()
+        && problems
+            .iter()
+            .all(|(c, _)| matches!(*c, "localhost-url" | "missing-auth-header"));
+    if fixable {
+        finding = finding
+            .hint(format!(
+                "pd-doctor --fix rewrites it from {}",
+                f.project.layout.mcp_json
+            ))
+            .fix(FixPlan::one(Action::RewriteServerEntry {
+                path,
+                server: server.name.clone(),
+            }));
+    } else {
+        finding = finding.hint(format!(
+            "inside the container: claude mcp remove {} -s user, then add it as {} has it",
+            server.name, f.project.layout.mcp_json
+        ));
+    }
+    finding
+}

@@ -1,0 +1,340 @@
+//! Where the Pipe Dream tree is and what it holds: servers, agents and the layout
+//! conventions, from the defaults of the layout document, `pd-doctor.toml`, and
+//! `docker/.mcp.json`. Reading a broken `.mcp.json` is not an error here: the
+//! `config.mcp_json` check reports it, and the defaults stand in.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::claude_config::{self, JsonFile, ServerEntry};
+use crate::redact::SecretSet;
+
+pub const CONFIG_FILE: &str = "pd-doctor.toml";
+
+/// Conventions of the tree and its containers; every one overridable in `[layout]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Layout {
+    /// Host side, relative to the root.
+    pub users_dir: String,
+    pub agents_dir: String,
+    pub mcp_json: String,
+    pub dockerfile: String,
+    pub entrypoint: String,
+    /// Container side.
+    pub config_mount: String,
+    pub project_mount: String,
+    pub host_name: String,
+    /// Docker naming.
+    pub image: String,
+    pub container_prefix: String,
+    pub compose_project: String,
+    pub compose_service: String,
+    pub compose_agent: String,
+    /// The agent that needs no identity file.
+    pub default_agent: String,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            users_dir: ".claude/users".into(),
+            agents_dir: ".claude/agents".into(),
+            mcp_json: "docker/.mcp.json".into(),
+            dockerfile: "docker/Dockerfile".into(),
+            entrypoint: "docker/entrypoint.sh".into(),
+            config_mount: "/claude-config".into(),
+            project_mount: "/pipe-dream".into(),
+            host_name: "host.docker.internal".into(),
+            image: "docker-claude-agent".into(),
+            container_prefix: "agent-".into(),
+            compose_project: "docker".into(),
+            compose_service: "claude-agent".into(),
+            compose_agent: "claude".into(),
+            default_agent: "claude".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerConfig {
+    name: String,
+    port: Option<u16>,
+    path: Option<String>,
+    pid_file: Option<String>,
+    marker: Option<String>,
+    start: Option<String>,
+    #[serde(default)]
+    tools: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentConfig {
+    name: String,
+    config_dir: Option<String>,
+    workspace: Option<String>,
+    identity: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    layout: Layout,
+    #[serde(default)]
+    server: Vec<ServerConfig>,
+    #[serde(default)]
+    agent: Vec<AgentConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    pub port: u16,
+    pub path: String,
+    pub pid_file: PathBuf,
+    pub marker: String,
+    pub start: String,
+    pub tools: Vec<String>,
+    /// What `docker/.mcp.json` says the agents should use for this server, when it names it.
+    pub expected: Option<ServerEntry>,
+}
+
+impl Server {
+    /// The URL agents use inside containers: `http://host.docker.internal:8000/mcp`.
+    pub fn container_url(&self, layout: &Layout) -> String {
+        match self.expected.as_ref().and_then(|e| e.url.clone()) {
+            Some(url) => url,
+            None => format!("http://{}:{}{}", layout.host_name, self.port, self.path),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub name: String,
+    pub config_dir: PathBuf,
+    pub workspace: PathBuf,
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub layout: Layout,
+    pub servers: Vec<Server>,
+    pub agents: Vec<Agent>,
+    /// `docker/.mcp.json` as read once for the whole run.
+    pub mcp_json: JsonFile,
+    pub secrets: SecretSet,
+}
+
+/// Walks up from `start` to the first folder with both `docker/` and `.claude/`.
+pub fn discover_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("docker").is_dir() && dir.join(".claude").is_dir())
+        .map(Path::to_path_buf)
+}
+
+struct Defaults {
+    name: &'static str,
+    port: u16,
+    marker: &'static str,
+    start: &'static str,
+}
+
+const DEFAULT_SERVERS: &[Defaults] = &[
+    Defaults {
+        name: "qms",
+        port: 8000,
+        marker: ".mcp-configured",
+        start: "docker/scripts/start-mcp-server.sh --background",
+    },
+    Defaults {
+        name: "git",
+        port: 8001,
+        marker: ".git-mcp-configured",
+        start: "docker/scripts/start-git-mcp.sh --background",
+    },
+];
+
+impl Project {
+    /// Loads the project at `root`; `only_agents` narrows the agents (`--agent`).
+    pub fn load(root: &Path, only_agents: &[String]) -> Result<Project, String> {
+        let root = std::fs::canonicalize(root)
+            .map_err(|e| format!("project root {}: {e}", root.display()))?;
+        let config = read_config(&root)?;
+        let layout = config.layout.clone();
+        let secrets = SecretSet::default();
+        let mcp_json = claude_config::read_json(&root.join(&layout.mcp_json));
+        if let JsonFile::Parsed(value) = &mcp_json {
+            claude_config::collect_secrets(value, &secrets);
+        }
+        let servers = servers(&config, &mcp_json, &root);
+        let mut agents = agents(&config, &root, &layout);
+        if !only_agents.is_empty() {
+            agents.retain(|a| only_agents.contains(&a.name));
+            for name in only_agents {
+                if !agents.iter().any(|a| &a.name == name) {
+                    agents.push(agent_at(&root, &layout, name, &AgentConfig::default()));
+                }
+            }
+        }
+        Ok(Project {
+            root,
+            layout,
+            servers,
+            agents,
+            mcp_json,
+            secrets,
+        })
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// Shows a path relative to the root when it is inside it.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+fn read_config(root: &Path) -> Result<ConfigFile, String> {
+    let path = root.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// `pd-doctor.toml` servers if it names any, else qms and git; then every server that
+/// `docker/.mcp.json` names. The port and path come from the toml, else from the URL in
+/// `.mcp.json`, else from the defaults.
+fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Vec<Server> {
+    let mut wanted: Vec<ServerConfig> = if config.server.is_empty() {
+        DEFAULT_SERVERS
+            .iter()
+            .map(|d| ServerConfig {
+                name: d.name.into(),
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        config.server.clone()
+    };
+    let entries = match mcp_json {
+        JsonFile::Parsed(v) => claude_config::server_entries(v.get("mcpServers")),
+        _ => Vec::new(),
+    };
+    for (name, _) in &entries {
+        if !wanted.iter().any(|s| &s.name == name) {
+            wanted.push(ServerConfig {
+                name: name.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|cfg| {
+            let defaults = DEFAULT_SERVERS.iter().find(|d| d.name == cfg.name);
+            let expected = entries
+                .iter()
+                .find(|(n, _)| *n == cfg.name)
+                .map(|(_, e)| e.clone());
+            let parsed = expected.as_ref().and_then(|e| e.parsed_url());
+            let port = cfg
+                .port
+                .or_else(|| parsed.as_ref().and_then(|u| u.port_or_known_default()))
+                .or(defaults.map(|d| d.port))
+                .unwrap_or(8000);
+            let path = cfg
+                .path
+                .or_else(|| parsed.as_ref().map(|u| u.path().to_string()))
+                .unwrap_or_else(|| "/mcp".into());
+            let name = cfg.name;
+            Server {
+                pid_file: root.join(
+                    cfg.pid_file
+                        .unwrap_or_else(|| format!(".{name}-mcp-server.pid")),
+                ),
+                marker: cfg
+                    .marker
+                    .or(defaults.map(|d| d.marker.to_string()))
+                    .unwrap_or_else(|| format!(".{name}-mcp-configured")),
+                start: cfg
+                    .start
+                    .or(defaults.map(|d| d.start.to_string()))
+                    .unwrap_or_else(|| format!("start the {name} MCP server")),
+                tools: cfg.tools,
+                port,
+                path,
+                expected,
+                name,
+            }
+        })
+        .collect()
+}
+
+/// Agents named in `pd-doctor.toml`, then every `<users_dir>/<agent>/container/` folder.
+fn agents(config: &ConfigFile, root: &Path, layout: &Layout) -> Vec<Agent> {
+    let mut agents: Vec<Agent> = config
+        .agent
+        .iter()
+        .map(|a| agent_at(root, layout, &a.name, a))
+        .collect();
+    let mut found: Vec<String> = std::fs::read_dir(root.join(&layout.users_dir))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("container").is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    for name in found {
+        if !agents.iter().any(|a| a.name == name) {
+            agents.push(agent_at(root, layout, &name, &AgentConfig::default()));
+        }
+    }
+    agents
+}
+
+fn agent_at(root: &Path, layout: &Layout, name: &str, cfg: &AgentConfig) -> Agent {
+    let user = root.join(&layout.users_dir).join(name);
+    let identity = match &cfg.identity {
+        Some(p) => Some(root.join(p)),
+        None if name == layout.default_agent => None,
+        None => Some(root.join(&layout.agents_dir).join(format!("{name}.md"))),
+    };
+    Agent {
+        name: name.to_string(),
+        config_dir: cfg
+            .config_dir
+            .as_ref()
+            .map_or_else(|| user.join("container"), |p| root.join(p)),
+        workspace: cfg
+            .workspace
+            .as_ref()
+            .map_or_else(|| user.join("workspace"), |p| root.join(p)),
+        identity,
+    }
+}

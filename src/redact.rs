@@ -1,0 +1,157 @@
+//! Secrets never leave pd-doctor. Values that may be secret are held as [`Secret`], which
+//! has no way to print itself; and every report is scrubbed of every secret value the run
+//! has seen, so a message that quotes a file by mistake still prints `[redacted]`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+/// A header value, token or key: comparable, never printable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// For the one place that must send it: an HTTP header to the server it belongs to.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `qms-…(12 chars)`: enough to tell two keys apart by eye, not enough to use one.
+    pub fn masked(&self) -> String {
+        let n = self.0.chars().count();
+        if n >= 12 {
+            let head: String = self.0.chars().take(4).collect();
+            format!("{head}…({n} chars)")
+        } else {
+            "[redacted]".to_string()
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Header names whose values are secret whatever they look like.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "KEY",
+        "SECRET",
+        "PASSWORD",
+        "AUTHORIZATION",
+        "COOKIE",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// Every secret value seen during a run; shared by all the probes that read configs.
+#[derive(Clone, Default)]
+pub struct SecretSet(Arc<Mutex<BTreeSet<String>>>);
+
+impl std::fmt::Debug for SecretSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretSet([redacted])")
+    }
+}
+
+impl SecretSet {
+    pub fn add(&self, value: &str) {
+        let value = value.trim();
+        // Very short values ("1", "on") would shred ordinary text and protect nothing.
+        if value.chars().count() >= 4 {
+            if let Ok(mut set) = self.0.lock() {
+                set.insert(value.to_string());
+                // "Bearer abc": the token alone must go too.
+                if let Some((_, token)) = value.split_once(' ') {
+                    if token.chars().count() >= 4 {
+                        set.insert(token.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let Ok(set) = self.0.lock() else {
+            return text.to_string();
+        };
+        // Longest first, so a secret that contains another is replaced whole.
+        let mut values: Vec<&String> = set.iter().collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = text.to_string();
+        for v in values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+}
+
+/// A URL fit for printing: userinfo replaced.
+pub fn display_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_never_shows_the_value() {
+        let s = Secret::new("qms-internal-key");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(s.masked(), "qms-…(16 chars)");
+        assert_eq!(Secret::new("short").masked(), "[redacted]");
+    }
+
+    #[test]
+    fn scrub_replaces_bearer_tokens_and_whole_values() {
+        let set = SecretSet::default();
+        set.add("Bearer internal-trusted");
+        set.add("ab");
+        let out = set.scrub("sent Bearer internal-trusted; token internal-trusted; ab");
+        assert_eq!(out, "sent [redacted]; token [redacted]; ab");
+    }
+
+    #[test]
+    fn urls_lose_their_userinfo() {
+        assert_eq!(
+            display_url("http://u:p@h:1/mcp"),
+            "http://[redacted]@h:1/mcp"
+        );
+        assert_eq!(display_url("http://h:1/a@b"), "http://h:1/a@b");
+    }
+
+    #[test]
+    fn secret_names() {
+        for n in [
+            "X-API-Key",
+            "Authorization",
+            "GH_TOKEN",
+            "DB_PASSWORD",
+            "client_secret",
+        ] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        assert!(!is_secret_name("HOME"));
+    }
+}

@@ -1,0 +1,35 @@
+//! `--json`: schema `pd-doctor/1`, alone on stdout (see schema/pd-doctor-1.schema.json).
+
+use serde::Serialize;
+
+use super::Report;
+use crate::model::{CheckResult, Summary};
+
+pub const SCHEMA: &str = "pd-doctor/1";
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    version: &'static str,
+    root: &'a str,
+    started_at: &'a str,
+    duration_ms: u64,
+    summary: Summary,
+    checks: &'a [CheckResult],
+}
+
+pub fn render(report: &Report) -> String {
+    let doc = Document {
+        schema: SCHEMA,
+        version: env!("CARGO_PKG_VERSION"),
+        root: &report.root,
+        started_at: &report.started_at,
+        duration_ms: report.duration_ms,
+        summary: report.summary(),
+        checks: &report.results,
+    };
+    let mut out =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    out.push('\n');
+    out
+}
