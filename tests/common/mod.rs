@@ -1,0 +1,199 @@
+//! Shared test harness: a Pipe Dream tree in a temp dir, real MCP servers (rmcp), fault
+//! servers for what real servers do not do on purpose, and a runner for the real binary.
+#![allow(dead_code)]
+
+pub mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude-config");
+
+/// `docker/.mcp.json` as the project has it: qms with both headers, git with none.
+pub const MCP_JSON: &str = r#"{
+  "mcpServers": {
+    "qms": {
+      "type": "http",
+      "url": "http://host.docker.internal:8000/mcp",
+      "headers": {
+        "X-API-Key": "qms-internal",
+        "Authorization": "Bearer internal-trusted"
+      }
+    },
+    "git": {
+      "type": "http",
+      "url": "http://host.docker.internal:8001/mcp"
+    }
+  }
+}
+"#;
+
+/// A Pipe Dream tree: `docker/.mcp.json` naming qms and git on the given ports, and the
+/// agents the test adds.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+    pub qms: u16,
+    pub git: u16,
+}
+
+impl Tree {
+    pub fn new(qms: u16, git: u16) -> Tree {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tree = Tree { dir, qms, git };
+        std::fs::create_dir_all(tree.root().join(".claude/users")).unwrap();
+        std::fs::create_dir_all(tree.root().join(".claude/agents")).unwrap();
+        tree.write("docker/.mcp.json", &tree.ported(MCP_JSON));
+        tree
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// Rewrites the fixtures' ports 8000/8001 to this tree's.
+    pub fn ported(&self, text: &str) -> String {
+        text.replace(":8000/", &format!(":{}/", self.qms)).replace(":8001/", &format!(":{}/", self.git))
+    }
+
+    pub fn config_dir(&self, agent: &str) -> String {
+        format!(".claude/users/{agent}/container")
+    }
+
+    /// An agent whose config dir is a copy of one fixture (ports rewritten), with its
+    /// workspace and identity file.
+    pub fn agent(&self, agent: &str, fixture: &str) -> &Tree {
+        let dest = self.path(&self.config_dir(agent));
+        copy_dir(&Path::new(FIXTURES).join(fixture), &dest);
+        let cj = dest.join(".claude.json");
+        if let Ok(text) = std::fs::read_to_string(&cj) {
+            std::fs::write(&cj, self.ported(&text)).unwrap();
+        }
+        std::fs::create_dir_all(self.path(&format!(".claude/users/{agent}/workspace"))).unwrap();
+        if agent != "claude" {
+            self.write(&format!(".claude/agents/{agent}.md"), &format!("# {agent}\n"));
+        }
+        self
+    }
+
+    /// `pd-doctor.toml` with the two servers on this tree's ports plus `extra` lines.
+    pub fn config(&self, extra: &str) {
+        self.write(
+            "pd-doctor.toml",
+            &format!(
+                "[[server]]\nname = \"qms\"\nport = {}\n\n[[server]]\nname = \"git\"\nport = {}\n{extra}\n",
+                self.qms, self.git
+            ),
+        );
+    }
+}
+
+pub fn fixture_text(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(FIXTURES).join(rel)).expect("fixture")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let mut perms = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    /// The result of one check instance.
+    pub fn check(&self, id: &str) -> Value {
+        let doc = self.json();
+        doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {id} in:\n{}", self.stdout))
+    }
+
+    /// Asserts one instance's status and cause, showing the whole result when they differ.
+    pub fn expect(&self, id: &str, status: &str, cause: &str) -> Value {
+        let c = self.check(id);
+        assert_eq!(
+            (c["status"].as_str().unwrap(), c["cause"].as_str().unwrap()),
+            (status, cause),
+            "{id}: {}",
+            serde_json::to_string_pretty(&c).unwrap()
+        );
+        c
+    }
+}
+
+fn finish(out: Output, elapsed: Duration) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed,
+    }
+}
+
+pub fn command(root: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pd-doctor"));
+    cmd.arg("--root").arg(root).args(args).env_remove("NO_COLOR").kill_on_drop(true);
+    cmd
+}
+
+/// Runs the real binary (async, so in-process servers keep serving meanwhile).
+pub async fn run(root: &Path, args: &[&str]) -> Run {
+    let started = std::time::Instant::now();
+    let out = command(root, args).output().await.expect("run pd-doctor");
+    finish(out, started.elapsed())
+}
+
+/// `pd-doctor --json` plus `args`.
+pub async fn run_json(root: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    run(root, &all).await
+}

@@ -1,0 +1,232 @@
+//! Servers for tests. Healthy paths use the official Rust MCP SDK (rmcp) for real;
+//! hand-written servers exist only for faults a real server does not commit on purpose.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{tool, tool_handler, tool_router, ServerHandler};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct QmsTools {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl QmsTools {
+    fn new() -> Self {
+        QmsTools { tool_router: Self::tool_router() }
+    }
+
+    #[tool(description = "List the QMS inbox")]
+    fn qms_inbox(&self) -> String {
+        "inbox: empty".into()
+    }
+
+    #[tool(description = "Run a git command")]
+    fn git_exec(&self) -> String {
+        "ok".into()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for QmsTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct McpOptions {
+    pub stateful: bool,
+    /// Required X-API-Key value; requests without it get 401 from an auth layer.
+    pub key: Option<String>,
+    /// Accept `Host: host.docker.internal` (rmcp's default refuses it).
+    pub allow_docker_host: bool,
+    pub bind: Bind,
+}
+
+impl Default for McpOptions {
+    fn default() -> Self {
+        McpOptions { stateful: false, key: None, allow_docker_host: true, bind: Bind::Loopback }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    /// 127.0.0.1 only: the host sees it, containers do not.
+    Loopback,
+    /// 127.0.0.1 and the Docker bridge's address: what `--host 0.0.0.0` gives containers,
+    /// without listening on every interface of the test machine.
+    Reachable,
+}
+
+async fn require_key(State(key): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let sent = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+    if sent == Some(key.as_str()) {
+        next.run(req).await
+    } else {
+        (StatusCode::UNAUTHORIZED, "missing or wrong X-API-Key").into_response()
+    }
+}
+
+/// The Docker bridge's address on this host (docker0), if there is one.
+pub fn bridge_ip() -> Option<IpAddr> {
+    let out = std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "dev", "docker0"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cidr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    cidr.split('/').next()?.parse().ok()
+}
+
+/// Listeners for one port on each address `bind` asks for.
+pub async fn listeners(bind: Bind) -> Vec<TcpListener> {
+    for _ in 0..20 {
+        let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        if bind == Bind::Loopback {
+            return vec![first];
+        }
+        let port = first.local_addr().unwrap().port();
+        let bridge = bridge_ip().expect("a Docker bridge (docker0) to bind a reachable test server to");
+        if let Ok(second) = TcpListener::bind(SocketAddr::new(bridge, port)).await {
+            return vec![first, second];
+        }
+    }
+    panic!("no port free on both loopback and the Docker bridge");
+}
+
+pub struct Served {
+    pub port: u16,
+}
+
+/// A real MCP server (rmcp Streamable HTTP) at `/mcp`.
+pub async fn mcp_server(opts: McpOptions) -> Served {
+    let mut config = StreamableHttpServerConfig::default().with_legacy_session_mode(opts.stateful);
+    if opts.allow_docker_host {
+        config = config.with_allowed_hosts(["localhost", "127.0.0.1", "host.docker.internal"]);
+    }
+    let service: StreamableHttpService<QmsTools, LocalSessionManager> =
+        StreamableHttpService::new(|| Ok(QmsTools::new()), Default::default(), config);
+    let mut router = axum::Router::new().nest_service("/mcp", service);
+    if let Some(key) = opts.key {
+        router = router.layer(axum::middleware::from_fn_with_state(Arc::new(key), require_key));
+    }
+    let ls = listeners(opts.bind).await;
+    let port = ls[0].local_addr().unwrap().port();
+    for l in ls {
+        let router = router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, router).await;
+        });
+    }
+    Served { port }
+}
+
+/// What a fault server does with each connection.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Accepts, reads, never answers.
+    Hang,
+    /// Answers this status with this body and content type.
+    Status(u16, &'static str, String),
+    /// 200, then one byte of an event stream every 100 ms, forever.
+    Drip,
+    /// 200 with a body of this many bytes.
+    Huge(usize),
+}
+
+pub fn ok_json(body: &str) -> Fault {
+    Fault::Status(200, "application/json", body.to_string())
+}
+
+/// A hand-written HTTP server on loopback that commits one fault.
+pub async fn fault_server(fault: Fault) -> Served {
+    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let fault = fault.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
+                match fault {
+                    Fault::Hang => tokio::time::sleep(Duration::from_secs(120)).await,
+                    Fault::Status(code, ctype, body) => {
+                        let head = format!(
+                            "HTTP/1.1 {code} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = sock.write_all(head.as_bytes()).await;
+                        let _ = sock.write_all(body.as_bytes()).await;
+                    }
+                    Fault::Drip => {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                            .await;
+                        for _ in 0..1200 {
+                            if sock.write_all(b"1\r\n:\r\n").await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    Fault::Huge(n) => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n");
+                        let _ = sock.write_all(head.as_bytes()).await;
+                        let chunk = vec![b' '; 64 * 1024];
+                        let mut left = n;
+                        while left > 0 {
+                            let k = left.min(chunk.len());
+                            if sock.write_all(&chunk[..k]).await.is_err() {
+                                return;
+                            }
+                            left -= k;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Served { port }
+}
+
+/// A server that answers every POST with `body` and a fresh `Mcp-Session-Id`, whatever
+/// session the request carries: stateful, yet never says 404 to an unknown session.
+pub async fn session_echo_server(body: &'static str) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
+                let text = String::from_utf8_lossy(&buf);
+                let (status, answer) = if text.contains("\"method\":\"tools/list\"") {
+                    (200, r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}"#.to_string())
+                } else if text.contains("notifications/initialized") {
+                    (202, String::new())
+                } else {
+                    (200, body.to_string())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nMcp-Session-Id: s-1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    answer.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    Served { port }
+}
