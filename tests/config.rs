@@ -1,0 +1,249 @@
+//! Primer 8.3 on real files: the agent config dirs the real Claude Code CLI wrote
+//! (tests/fixtures/claude-config), and hostile ones built here.
+
+mod common;
+
+use common::{free_port, run_json, Run, Tree};
+
+/// One agent `qa` from `fixture`, no servers running; only the config checks run.
+async fn diagnose(fixture: &str) -> Run {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", fixture);
+    t.config("");
+    run_json(t.root(), &["--only", "config.*"]).await
+}
+
+async fn diagnose_tree(t: &Tree) -> Run {
+    run_json(t.root(), &["--only", "config.*"]).await
+}
+
+#[tokio::test]
+async fn healthy_config_passes_every_config_check() {
+    let r = diagnose("healthy").await;
+    for id in ["config.isolation", "config.claude_json[qa]", "config.mcp_json"] {
+        r.expect(id, "ok", "ok");
+    }
+    for server in ["qms", "git"] {
+        r.expect(&format!("config.marker[qa,{server}]"), "ok", "ok");
+        r.expect(&format!("config.server_entry[qa,{server}]"), "ok", "ok");
+        r.expect(&format!("config.scope_conflict[qa,{server}]"), "ok", "ok");
+    }
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[tokio::test]
+async fn stale_marker_after_failed_mcp_add() {
+    let r = diagnose("marker-without-config").await;
+    let c = r.expect("config.marker[qa,qms]", "fail", "stale-marker");
+    assert_eq!(c["fix"]["available"], true);
+    r.expect("config.marker[qa,git]", "fail", "stale-marker");
+    r.expect("config.server_entry[qa,qms]", "fail", "missing");
+    assert_eq!(r.code, 1);
+}
+
+#[tokio::test]
+async fn git_marker_without_git_registration() {
+    let r = diagnose("git-marker-only").await;
+    r.expect("config.marker[qa,qms]", "ok", "ok");
+    r.expect("config.marker[qa,git]", "fail", "stale-marker");
+}
+
+#[tokio::test]
+async fn registration_without_marker_is_harmless() {
+    let r = diagnose("config-without-marker").await;
+    r.expect("config.marker[qa,qms]", "warn", "missing-marker");
+    r.expect("config.server_entry[qa,qms]", "ok", "ok");
+}
+
+#[tokio::test]
+async fn neither_marker_nor_registration_waits_for_the_entrypoint() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write(".claude/users/qa/container/.claude.json", "{}");
+    for m in [".mcp-configured", ".git-mcp-configured"] {
+        std::fs::remove_file(t.path(&format!(".claude/users/qa/container/{m}"))).unwrap();
+    }
+    let r = diagnose_tree(&t).await;
+    r.expect("config.marker[qa,qms]", "ok", "none");
+    r.expect("config.server_entry[qa,qms]", "warn", "missing");
+}
+
+#[tokio::test]
+async fn localhost_url_in_a_container_config() {
+    let r = diagnose("localhost-urls").await;
+    let c = r.expect("config.server_entry[qa,qms]", "fail", "localhost-url");
+    assert_eq!(c["fix"]["available"], true);
+    r.expect("config.server_entry[qa,git]", "fail", "localhost-url");
+}
+
+#[tokio::test]
+async fn x_api_key_without_authorization() {
+    let r = diagnose("missing-auth-header").await;
+    let c = r.expect("config.server_entry[qa,qms]", "fail", "missing-auth-header");
+    assert!(c["message"].as_str().unwrap().contains("Authorization"), "{c}");
+    assert!(c["evidence"].to_string().contains("OAuth"), "{c}");
+    r.expect("config.server_entry[qa,git]", "ok", "ok");
+}
+
+#[tokio::test]
+async fn ports_swapped_between_servers() {
+    let r = diagnose("wrong-port").await;
+    r.expect("config.server_entry[qa,qms]", "fail", "wrong-port");
+    r.expect("config.server_entry[qa,git]", "fail", "wrong-port");
+}
+
+#[tokio::test]
+async fn sse_transport_for_a_streamable_http_server() {
+    let r = diagnose("sse-transport").await;
+    r.expect("config.server_entry[qa,qms]", "fail", "wrong-transport");
+}
+
+#[tokio::test]
+async fn wrong_path_and_bad_url() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    let cj = std::fs::read_to_string(t.path(".claude/users/qa/container/.claude.json")).unwrap();
+    let cj = cj.replacen("/mcp\"", "/sse\"", 1).replacen(&format!("http://host.docker.internal:{}/mcp", t.git), "not a url", 1);
+    t.write(".claude/users/qa/container/.claude.json", &cj);
+    let r = diagnose_tree(&t).await;
+    r.expect("config.server_entry[qa,qms]", "fail", "wrong-path");
+    r.expect("config.server_entry[qa,git]", "fail", "bad-url");
+}
+
+#[tokio::test]
+async fn local_scope_shadows_user_scope_with_localhost() {
+    let r = diagnose("local-scope-shadow").await;
+    let c = r.expect("config.scope_conflict[qa,qms]", "fail", "conflict");
+    assert!(c["message"].as_str().unwrap().contains("local scope"), "{c}");
+    r.expect("config.scope_conflict[qa,git]", "ok", "ok");
+}
+
+#[tokio::test]
+async fn project_scope_key_differs_from_user_scope() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write("docker/.mcp.json", &t.ported(&common::fixture_text("project-scope/.mcp.json")));
+    let r = diagnose_tree(&t).await;
+    // Project scope wins over user scope and is what docker/.mcp.json says: a warning.
+    r.expect("config.scope_conflict[qa,qms]", "warn", "conflict");
+}
+
+#[tokio::test]
+async fn truncated_claude_json_is_corrupt_and_restorable() {
+    let r = diagnose("corrupted-with-backup").await;
+    let c = r.expect("config.claude_json[qa]", "fail", "corrupt");
+    assert!(c["fix"]["plan"][0].as_str().unwrap().contains("backups/.claude.json.backup."), "{c}");
+    r.expect("config.marker[qa,qms]", "skip", "precondition");
+    r.expect("config.server_entry[qa,qms]", "skip", "precondition");
+}
+
+#[tokio::test]
+async fn empty_claude_json_is_empty() {
+    let r = diagnose("empty-file").await;
+    r.expect("config.claude_json[qa]", "fail", "empty");
+}
+
+async fn with_claude_json(bytes: &[u8]) -> Run {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write_bytes(".claude/users/qa/container/.claude.json", bytes);
+    diagnose_tree(&t).await
+}
+
+#[tokio::test]
+async fn wrong_types_are_wrong_shape() {
+    for doc in [&br#"{"mcpServers": []}"#[..], br#"[1, 2]"#, br#"{"mcpServers": {"qms": "http://x"}}"#, br#"{"projects": 3}"#, b"null"] {
+        let r = with_claude_json(doc).await;
+        r.expect("config.claude_json[qa]", "fail", "wrong-shape");
+    }
+}
+
+#[tokio::test]
+async fn bom_and_crlf_still_parse() {
+    let healthy = common::fixture_text("healthy/.claude.json");
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(healthy.as_bytes());
+    with_claude_json(&bom).await.expect("config.claude_json[qa]", "ok", "ok");
+    with_claude_json(healthy.replace('\n', "\r\n").as_bytes()).await.expect("config.claude_json[qa]", "ok", "ok");
+}
+
+#[tokio::test]
+async fn fifty_megabytes_of_json_is_read_and_of_garbage_is_corrupt() {
+    let pad = "x".repeat(50 * 1024 * 1024);
+    let big = format!("{{\"pad\": \"{pad}\", \"mcpServers\": {{}}}}");
+    with_claude_json(big.as_bytes()).await.expect("config.claude_json[qa]", "ok", "ok");
+    with_claude_json(pad.as_bytes()).await.expect("config.claude_json[qa]", "fail", "corrupt");
+}
+
+#[tokio::test]
+async fn claude_json_that_is_a_directory_fifo_or_dangling_link_is_unreadable() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.agent("tu_ui", "healthy");
+    t.agent("bu", "healthy");
+    t.config("");
+    let cj = |a: &str| t.path(&format!(".claude/users/{a}/container/.claude.json"));
+    std::fs::remove_file(cj("qa")).unwrap();
+    std::fs::create_dir(cj("qa")).unwrap();
+    std::fs::remove_file(cj("tu_ui")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(cj("tu_ui")).status().unwrap().success());
+    std::fs::remove_file(cj("bu")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/.claude.json", cj("bu")).unwrap();
+    let r = diagnose_tree(&t).await;
+    for agent in ["qa", "tu_ui", "bu"] {
+        r.expect(&format!("config.claude_json[{agent}]"), "fail", "unreadable");
+    }
+}
+
+#[tokio::test]
+async fn config_dir_that_is_a_file_is_unreadable_not_a_panic() {
+    let t = Tree::new(free_port(), free_port());
+    t.config("[[agent]]\nname = \"qa\"\nconfig_dir = \"not-a-dir\"\n");
+    t.write("not-a-dir", "plain file");
+    let r = diagnose_tree(&t).await;
+    r.expect("config.claude_json[qa]", "fail", "unreadable");
+}
+
+#[tokio::test]
+async fn missing_claude_json_is_a_warning_until_markers_claim_otherwise() {
+    let t = Tree::new(free_port(), free_port());
+    std::fs::create_dir_all(t.path(".claude/users/fresh/container")).unwrap();
+    t.agent("qa", "healthy");
+    t.config("");
+    std::fs::remove_file(t.path(".claude/users/qa/container/.claude.json")).unwrap();
+    let r = diagnose_tree(&t).await;
+    r.expect("config.claude_json[fresh]", "warn", "missing");
+    r.expect("config.claude_json[qa]", "fail", "missing");
+    r.expect("config.marker[qa,qms]", "fail", "stale-marker");
+}
+
+#[tokio::test]
+async fn one_config_dir_shared_through_a_symlink() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("claude", "healthy");
+    t.config("");
+    std::fs::create_dir_all(t.path(".claude/users/qa")).unwrap();
+    std::os::unix::fs::symlink(t.path(".claude/users/claude/container"), t.path(".claude/users/qa/container")).unwrap();
+    let r = diagnose_tree(&t).await;
+    let c = r.expect("config.isolation", "fail", "shared");
+    assert!(c["message"].as_str().unwrap().contains("claude and qa"), "{c}");
+}
+
+#[tokio::test]
+async fn mcp_json_problems() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write("docker/.mcp.json", &t.ported(common::MCP_JSON).replace("host.docker.internal", "localhost"));
+    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "localhost-url");
+    t.write("docker/.mcp.json", "{\"mcpServers\": {");
+    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "corrupt");
+    t.write("docker/.mcp.json", "{\"mcpServers\": {}}");
+    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "missing-server");
+    std::fs::remove_file(t.path("docker/.mcp.json")).unwrap();
+    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "missing");
+}
