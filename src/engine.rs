@@ -210,22 +210,33 @@ impl Engine {
 /// One probe, isolated: its panic is caught and its overrun cut off.
 async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
     let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe);
-    let probe = tokio::spawn(crate::probes::run(
-        inst.def.clone(),
-        inst.subject.clone(),
-        facts,
-    ));
-    match tokio::time::timeout(limit, probe).await {
+    isolate(
+        crate::probes::run(inst.def.clone(), inst.subject.clone(), facts),
+        limit,
+    )
+    .await
+}
+
+async fn isolate(
+    probe: impl std::future::Future<Output = Finding> + Send + 'static,
+    limit: Duration,
+) -> Finding {
+    let task = tokio::spawn(probe);
+    let abort = task.abort_handle();
+    match tokio::time::timeout(limit, task).await {
         Ok(Ok(finding)) => finding,
         Ok(Err(e)) if e.is_panic() => Finding::internal(panic_text(e.into_panic())),
         Ok(Err(e)) => Finding::internal(e.to_string()),
-        Err(_) => Finding::fail(
-            "timeout",
-            format!(
-                "the probe did not finish within {}",
-                crate::facts::http::short(limit)
-            ),
-        ),
+        Err(_) => {
+            abort.abort();
+            Finding::fail(
+                "timeout",
+                format!(
+                    "the probe did not finish within {}",
+                    crate::facts::http::short(limit)
+                ),
+            )
+        }
     }
 }
 
@@ -283,6 +294,26 @@ mod tests {
         assert!(glob_match("server.mcp[q?s]", "server.mcp[qms]"));
         assert!(!glob_match("server.*", "config.isolation"));
         assert!(glob_match("*", ""));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_is_an_internal_failure() {
+        let f = isolate(async { panic!("boom") }, Duration::from_secs(1)).await;
+        assert_eq!((f.status, f.cause.as_str()), (Status::Fail, "internal"));
+        assert!(f.evidence[0].contains("boom"));
+    }
+
+    #[tokio::test]
+    async fn an_overrunning_probe_is_cut_off() {
+        let f = isolate(
+            async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Finding::ok("ok", "late")
+            },
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!((f.status, f.cause.as_str()), (Status::Fail, "timeout"));
     }
 
     #[test]

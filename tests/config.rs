@@ -20,7 +20,11 @@ async fn diagnose_tree(t: &Tree) -> Run {
 #[tokio::test]
 async fn healthy_config_passes_every_config_check() {
     let r = diagnose("healthy").await;
-    for id in ["config.isolation", "config.claude_json[qa]", "config.mcp_json"] {
+    for id in [
+        "config.isolation",
+        "config.claude_json[qa]",
+        "config.mcp_json",
+    ] {
         r.expect(id, "ok", "ok");
     }
     for server in ["qms", "git"] {
@@ -81,7 +85,10 @@ async fn localhost_url_in_a_container_config() {
 async fn x_api_key_without_authorization() {
     let r = diagnose("missing-auth-header").await;
     let c = r.expect("config.server_entry[qa,qms]", "fail", "missing-auth-header");
-    assert!(c["message"].as_str().unwrap().contains("Authorization"), "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("Authorization"),
+        "{c}"
+    );
     assert!(c["evidence"].to_string().contains("OAuth"), "{c}");
     r.expect("config.server_entry[qa,git]", "ok", "ok");
 }
@@ -105,7 +112,11 @@ async fn wrong_path_and_bad_url() {
     t.agent("qa", "healthy");
     t.config("");
     let cj = std::fs::read_to_string(t.path(".claude/users/qa/container/.claude.json")).unwrap();
-    let cj = cj.replacen("/mcp\"", "/sse\"", 1).replacen(&format!("http://host.docker.internal:{}/mcp", t.git), "not a url", 1);
+    let cj = cj.replacen("/mcp\"", "/sse\"", 1).replacen(
+        &format!("http://host.docker.internal:{}/mcp", t.git),
+        "not a url",
+        1,
+    );
     t.write(".claude/users/qa/container/.claude.json", &cj);
     let r = diagnose_tree(&t).await;
     r.expect("config.server_entry[qa,qms]", "fail", "wrong-path");
@@ -116,7 +127,10 @@ async fn wrong_path_and_bad_url() {
 async fn local_scope_shadows_user_scope_with_localhost() {
     let r = diagnose("local-scope-shadow").await;
     let c = r.expect("config.scope_conflict[qa,qms]", "fail", "conflict");
-    assert!(c["message"].as_str().unwrap().contains("local scope"), "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("local scope"),
+        "{c}"
+    );
     r.expect("config.scope_conflict[qa,git]", "ok", "ok");
 }
 
@@ -125,7 +139,10 @@ async fn project_scope_key_differs_from_user_scope() {
     let t = Tree::new(free_port(), free_port());
     t.agent("qa", "healthy");
     t.config("");
-    t.write("docker/.mcp.json", &t.ported(&common::fixture_text("project-scope/.mcp.json")));
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(&common::fixture_text("project-scope/.mcp.json")),
+    );
     let r = diagnose_tree(&t).await;
     // Project scope wins over user scope and is what docker/.mcp.json says: a warning.
     r.expect("config.scope_conflict[qa,qms]", "warn", "conflict");
@@ -135,7 +152,13 @@ async fn project_scope_key_differs_from_user_scope() {
 async fn truncated_claude_json_is_corrupt_and_restorable() {
     let r = diagnose("corrupted-with-backup").await;
     let c = r.expect("config.claude_json[qa]", "fail", "corrupt");
-    assert!(c["fix"]["plan"][0].as_str().unwrap().contains("backups/.claude.json.backup."), "{c}");
+    assert!(
+        c["fix"]["plan"][0]
+            .as_str()
+            .unwrap()
+            .contains("backups/.claude.json.backup."),
+        "{c}"
+    );
     r.expect("config.marker[qa,qms]", "skip", "precondition");
     r.expect("config.server_entry[qa,qms]", "skip", "precondition");
 }
@@ -156,7 +179,13 @@ async fn with_claude_json(bytes: &[u8]) -> Run {
 
 #[tokio::test]
 async fn wrong_types_are_wrong_shape() {
-    for doc in [&br#"{"mcpServers": []}"#[..], br#"[1, 2]"#, br#"{"mcpServers": {"qms": "http://x"}}"#, br#"{"projects": 3}"#, b"null"] {
+    for doc in [
+        &br#"{"mcpServers": []}"#[..],
+        br#"[1, 2]"#,
+        br#"{"mcpServers": {"qms": "http://x"}}"#,
+        br#"{"projects": 3}"#,
+        b"null",
+    ] {
         let r = with_claude_json(doc).await;
         r.expect("config.claude_json[qa]", "fail", "wrong-shape");
     }
@@ -167,16 +196,24 @@ async fn bom_and_crlf_still_parse() {
     let healthy = common::fixture_text("healthy/.claude.json");
     let mut bom = b"\xEF\xBB\xBF".to_vec();
     bom.extend_from_slice(healthy.as_bytes());
-    with_claude_json(&bom).await.expect("config.claude_json[qa]", "ok", "ok");
-    with_claude_json(healthy.replace('\n', "\r\n").as_bytes()).await.expect("config.claude_json[qa]", "ok", "ok");
+    with_claude_json(&bom)
+        .await
+        .expect("config.claude_json[qa]", "ok", "ok");
+    with_claude_json(healthy.replace('\n', "\r\n").as_bytes())
+        .await
+        .expect("config.claude_json[qa]", "ok", "ok");
 }
 
 #[tokio::test]
 async fn fifty_megabytes_of_json_is_read_and_of_garbage_is_corrupt() {
     let pad = "x".repeat(50 * 1024 * 1024);
     let big = format!("{{\"pad\": \"{pad}\", \"mcpServers\": {{}}}}");
-    with_claude_json(big.as_bytes()).await.expect("config.claude_json[qa]", "ok", "ok");
-    with_claude_json(pad.as_bytes()).await.expect("config.claude_json[qa]", "fail", "corrupt");
+    with_claude_json(big.as_bytes())
+        .await
+        .expect("config.claude_json[qa]", "ok", "ok");
+    with_claude_json(pad.as_bytes())
+        .await
+        .expect("config.claude_json[qa]", "fail", "corrupt");
 }
 
 #[tokio::test]
@@ -190,12 +227,20 @@ async fn claude_json_that_is_a_directory_fifo_or_dangling_link_is_unreadable() {
     std::fs::remove_file(cj("qa")).unwrap();
     std::fs::create_dir(cj("qa")).unwrap();
     std::fs::remove_file(cj("tu_ui")).unwrap();
-    assert!(std::process::Command::new("mkfifo").arg(cj("tu_ui")).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(cj("tu_ui"))
+        .status()
+        .unwrap()
+        .success());
     std::fs::remove_file(cj("bu")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/.claude.json", cj("bu")).unwrap();
     let r = diagnose_tree(&t).await;
     for agent in ["qa", "tu_ui", "bu"] {
-        r.expect(&format!("config.claude_json[{agent}]"), "fail", "unreadable");
+        r.expect(
+            &format!("config.claude_json[{agent}]"),
+            "fail",
+            "unreadable",
+        );
     }
 }
 
@@ -227,10 +272,17 @@ async fn one_config_dir_shared_through_a_symlink() {
     t.agent("claude", "healthy");
     t.config("");
     std::fs::create_dir_all(t.path(".claude/users/qa")).unwrap();
-    std::os::unix::fs::symlink(t.path(".claude/users/claude/container"), t.path(".claude/users/qa/container")).unwrap();
+    std::os::unix::fs::symlink(
+        t.path(".claude/users/claude/container"),
+        t.path(".claude/users/qa/container"),
+    )
+    .unwrap();
     let r = diagnose_tree(&t).await;
     let c = r.expect("config.isolation", "fail", "shared");
-    assert!(c["message"].as_str().unwrap().contains("claude and qa"), "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("claude and qa"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
@@ -238,12 +290,24 @@ async fn mcp_json_problems() {
     let t = Tree::new(free_port(), free_port());
     t.agent("qa", "healthy");
     t.config("");
-    t.write("docker/.mcp.json", &t.ported(common::MCP_JSON).replace("host.docker.internal", "localhost"));
-    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "localhost-url");
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON)
+            .replace("host.docker.internal", "localhost"),
+    );
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "localhost-url");
     t.write("docker/.mcp.json", "{\"mcpServers\": {");
-    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "corrupt");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "corrupt");
     t.write("docker/.mcp.json", "{\"mcpServers\": {}}");
-    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "missing-server");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "missing-server");
     std::fs::remove_file(t.path("docker/.mcp.json")).unwrap();
-    diagnose_tree(&t).await.expect("config.mcp_json", "fail", "missing");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "missing");
 }

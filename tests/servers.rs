@@ -11,7 +11,10 @@ use common::{free_port, run_json, Tree};
 const KEY: &str = "qms-internal";
 
 fn keyed() -> McpOptions {
-    McpOptions { key: Some(KEY.into()), ..Default::default() }
+    McpOptions {
+        key: Some(KEY.into()),
+        ..Default::default()
+    }
 }
 
 /// A tree whose qms is `qms` and whose git nobody serves.
@@ -24,12 +27,19 @@ fn tree_for(qms: u16) -> Tree {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthy_stateless_server_with_key_passes_every_server_check() {
-    let s = servers::mcp_server(McpOptions { bind: Bind::Reachable, ..keyed() }).await;
+    let s = servers::mcp_server(McpOptions {
+        bind: Bind::Reachable,
+        ..keyed()
+    })
+    .await;
     let t = tree_for(s.port);
     let r = run_json(t.root(), &["--only", "server.*[qms]"]).await;
     r.expect("server.listen[qms]", "ok", "ok");
     let mcp = r.expect("server.mcp[qms]", "ok", "ok");
-    assert!(mcp["message"].as_str().unwrap().contains("2 tools"), "{mcp}");
+    assert!(
+        mcp["message"].as_str().unwrap().contains("2 tools"),
+        "{mcp}"
+    );
     r.expect("server.session[qms]", "ok", "ok");
     r.expect("server.oauth[qms]", "ok", "ok");
     r.expect("server.pidfile[qms]", "ok", "absent");
@@ -58,25 +68,46 @@ async fn nothing_listening_fails_listen_and_skips_the_handshake() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_key_is_unauthorized_and_names_headers_not_values() {
-    let s = servers::mcp_server(McpOptions { key: Some("the-servers-own-key".into()), ..Default::default() }).await;
+    let s = servers::mcp_server(McpOptions {
+        key: Some("the-servers-own-key".into()),
+        ..Default::default()
+    })
+    .await;
     let r = run_json(tree_for(s.port).root(), &["--only", "server.mcp[qms]"]).await;
     let c = r.expect("server.mcp[qms]", "fail", "unauthorized");
     let msg = c["message"].as_str().unwrap();
-    assert!(msg.contains("401") && msg.contains("X-API-Key, Authorization"), "{msg}");
+    assert!(
+        msg.contains("401") && msg.contains("X-API-Key, Authorization"),
+        "{msg}"
+    );
     assert!(!r.stdout.contains(KEY) && !r.stdout.contains("internal-trusted"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rmcp_default_allowed_hosts_refuse_host_docker_internal() {
-    let s = servers::mcp_server(McpOptions { allow_docker_host: false, ..keyed() }).await;
+    let s = servers::mcp_server(McpOptions {
+        allow_docker_host: false,
+        ..keyed()
+    })
+    .await;
     let r = run_json(tree_for(s.port).root(), &["--only", "server.mcp[qms]"]).await;
     let c = r.expect("server.mcp[qms]", "fail", "host-rejected");
-    assert!(c["message"].as_str().unwrap().contains("host.docker.internal"), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("host.docker.internal"),
+        "{c}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stateful_server_is_a_warning_with_the_stale_session_story() {
-    let s = servers::mcp_server(McpOptions { stateful: true, ..keyed() }).await;
+    let s = servers::mcp_server(McpOptions {
+        stateful: true,
+        ..keyed()
+    })
+    .await;
     let r = run_json(tree_for(s.port).root(), &["--only", "server.*[qms]"]).await;
     r.expect("server.mcp[qms]", "ok", "ok");
     let c = r.expect("server.session[qms]", "warn", "stateful");
@@ -88,7 +119,11 @@ async fn stateful_server_that_accepts_unknown_sessions_is_unrecoverable() {
     // Answers every POST alike, issuing a session id: a 200 to an unknown session too.
     let init = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"sticky","version":"1"}}}"#;
     let s = servers::session_echo_server(init).await;
-    let r = run_json(tree_for(s.port).root(), &["--only", "server.session[qms]", "--only", "server.mcp[qms]"]).await;
+    let r = run_json(
+        tree_for(s.port).root(),
+        &["--only", "server.session[qms]", "--only", "server.mcp[qms]"],
+    )
+    .await;
     r.expect("server.session[qms]", "fail", "unrecoverable");
 }
 
@@ -98,7 +133,10 @@ async fn expected_tools_missing_is_missing_tools() {
     let t = Tree::new(s.port, free_port());
     t.write(
         "pd-doctor.toml",
-        &format!("[[server]]\nname = \"qms\"\nport = {}\ntools = [\"qms_inbox\", \"qms_route\"]\n", s.port),
+        &format!(
+            "[[server]]\nname = \"qms\"\nport = {}\ntools = [\"qms_inbox\", \"qms_route\"]\n",
+            s.port
+        ),
     );
     let r = run_json(t.root(), &["--only", "server.mcp[qms]"]).await;
     let c = r.expect("server.mcp[qms]", "fail", "missing-tools");
@@ -107,12 +145,20 @@ async fn expected_tools_missing_is_missing_tools() {
 
 async fn fault_cause(fault: Fault) -> serde_json::Value {
     let s = servers::fault_server(fault).await;
-    let r = run_json(tree_for(s.port).root(), &["--only", "server.mcp[qms]", "--timeout", "1s"]).await;
+    let r = run_json(
+        tree_for(s.port).root(),
+        &["--only", "server.mcp[qms]", "--timeout", "1s"],
+    )
+    .await;
     r.check("server.mcp[qms]")
 }
 
 fn assert_cause(c: &serde_json::Value, status: &str, cause: &str) {
-    assert_eq!((c["status"].as_str().unwrap(), c["cause"].as_str().unwrap()), (status, cause), "{c}");
+    assert_eq!(
+        (c["status"].as_str().unwrap(), c["cause"].as_str().unwrap()),
+        (status, cause),
+        "{c}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,7 +176,13 @@ async fn garbage_answer_is_not_mcp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_statuses_have_their_causes() {
-    for (code, cause) in [(401, "unauthorized"), (404, "not-found"), (406, "not-acceptable"), (500, "server-error"), (421, "host-rejected")] {
+    for (code, cause) in [
+        (401, "unauthorized"),
+        (404, "not-found"),
+        (406, "not-acceptable"),
+        (500, "server-error"),
+        (421, "host-rejected"),
+    ] {
         let c = fault_cause(Fault::Status(code, "text/plain", "no".into())).await;
         assert_cause(&c, "fail", cause);
     }
@@ -138,7 +190,10 @@ async fn http_statuses_have_their_causes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jsonrpc_error_to_initialize_is_protocol_error() {
-    let c = fault_cause(servers::ok_json(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad version"}}"#)).await;
+    let c = fault_cause(servers::ok_json(
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad version"}}"#,
+    ))
+    .await;
     assert_cause(&c, "fail", "protocol-error");
 }
 
@@ -146,7 +201,10 @@ async fn jsonrpc_error_to_initialize_is_protocol_error() {
 async fn huge_body_is_capped_not_read() {
     let c = fault_cause(Fault::Huge(50 * 1024 * 1024)).await;
     assert_cause(&c, "fail", "not-mcp");
-    assert!(c["message"].as_str().unwrap().contains("larger than"), "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("larger than"),
+        "{c}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,13 +234,17 @@ async fn five_hung_servers_cost_one_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oauth_paths_answering_html_or_redirects_warn() {
-    let s = servers::fault_server(Fault::Status(200, "text/html", "<html>login</html>".into())).await;
+    let s =
+        servers::fault_server(Fault::Status(200, "text/html", "<html>login</html>".into())).await;
     let r = run_json(tree_for(s.port).root(), &["--only", "server.oauth[qms]"]).await;
     r.expect("server.oauth[qms]", "warn", "junk-metadata");
     let s = servers::fault_server(Fault::Status(302, "text/plain", String::new())).await;
     let r = run_json(tree_for(s.port).root(), &["--only", "server.oauth[qms]"]).await;
     r.expect("server.oauth[qms]", "warn", "redirect");
-    let s = servers::fault_server(servers::ok_json(r#"{"resource":"http://x/mcp","issuer":"http://x","authorization_servers":[]}"#)).await;
+    let s = servers::fault_server(servers::ok_json(
+        r#"{"resource":"http://x/mcp","issuer":"http://x","authorization_servers":[]}"#,
+    ))
+    .await;
     let r = run_json(tree_for(s.port).root(), &["--only", "server.oauth[qms]"]).await;
     r.expect("server.oauth[qms]", "ok", "advertised");
 }
@@ -190,7 +252,12 @@ async fn oauth_paths_answering_html_or_redirects_warn() {
 // --- PID files -------------------------------------------------------------------------
 
 fn set_mtime(path: &std::path::Path, when: SystemTime) {
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,10 +274,16 @@ async fn pid_file_of_a_dead_server_is_dead() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pid_reused_by_a_younger_process_is_reused() {
-    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let t = tree_for(free_port());
     t.write(".qms-mcp-server.pid", &child.id().to_string());
-    set_mtime(&t.path(".qms-mcp-server.pid"), SystemTime::now() - Duration::from_secs(3600));
+    set_mtime(
+        &t.path(".qms-mcp-server.pid"),
+        SystemTime::now() - Duration::from_secs(3600),
+    );
     let r = run_json(t.root(), &["--only", "server.pidfile*"]).await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -249,7 +322,10 @@ async fn pid_file_naming_the_server_itself_is_ok() {
 #[tokio::test(flavor = "multi_thread")]
 async fn live_process_that_does_not_own_the_port_is_a_mismatch() {
     let s = servers::mcp_server(keyed()).await;
-    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t = tree_for(s.port);
     t.write(".qms-mcp-server.pid", &child.id().to_string());

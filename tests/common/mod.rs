@@ -71,7 +71,8 @@ impl Tree {
 
     /// Rewrites the fixtures' ports 8000/8001 to this tree's.
     pub fn ported(&self, text: &str) -> String {
-        text.replace(":8000/", &format!(":{}/", self.qms)).replace(":8001/", &format!(":{}/", self.git))
+        text.replace(":8000/", &format!(":{}/", self.qms))
+            .replace(":8001/", &format!(":{}/", self.git))
     }
 
     pub fn config_dir(&self, agent: &str) -> String {
@@ -89,7 +90,10 @@ impl Tree {
         }
         std::fs::create_dir_all(self.path(&format!(".claude/users/{agent}/workspace"))).unwrap();
         if agent != "claude" {
-            self.write(&format!(".claude/agents/{agent}.md"), &format!("# {agent}\n"));
+            self.write(
+                &format!(".claude/agents/{agent}.md"),
+                &format!("# {agent}\n"),
+            );
         }
         self
     }
@@ -129,7 +133,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// A port nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Run {
@@ -141,7 +149,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 
     /// The result of one check instance.
@@ -180,7 +189,11 @@ fn finish(out: Output, elapsed: Duration) -> Run {
 
 pub fn command(root: &Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pd-doctor"));
-    cmd.arg("--root").arg(root).args(args).env_remove("NO_COLOR").kill_on_drop(true);
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("NO_COLOR")
+        .kill_on_drop(true);
     cmd
 }
 

@@ -25,7 +25,9 @@ pub struct QmsTools {
 #[tool_router]
 impl QmsTools {
     fn new() -> Self {
-        QmsTools { tool_router: Self::tool_router() }
+        QmsTools {
+            tool_router: Self::tool_router(),
+        }
     }
 
     #[tool(description = "List the QMS inbox")]
@@ -58,7 +60,12 @@ pub struct McpOptions {
 
 impl Default for McpOptions {
     fn default() -> Self {
-        McpOptions { stateful: false, key: None, allow_docker_host: true, bind: Bind::Loopback }
+        McpOptions {
+            stateful: false,
+            key: None,
+            allow_docker_host: true,
+            bind: Bind::Loopback,
+        }
     }
 }
 
@@ -82,9 +89,15 @@ async fn require_key(State(key): State<Arc<String>>, req: Request, next: Next) -
 
 /// The Docker bridge's address on this host (docker0), if there is one.
 pub fn bridge_ip() -> Option<IpAddr> {
-    let out = std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "dev", "docker0"]).output().ok()?;
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", "docker0"])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let cidr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
     cidr.split('/').next()?.parse().ok()
 }
 
@@ -96,7 +109,8 @@ pub async fn listeners(bind: Bind) -> Vec<TcpListener> {
             return vec![first];
         }
         let port = first.local_addr().unwrap().port();
-        let bridge = bridge_ip().expect("a Docker bridge (docker0) to bind a reachable test server to");
+        let bridge =
+            bridge_ip().expect("a Docker bridge (docker0) to bind a reachable test server to");
         if let Ok(second) = TcpListener::bind(SocketAddr::new(bridge, port)).await {
             return vec![first, second];
         }
@@ -118,7 +132,10 @@ pub async fn mcp_server(opts: McpOptions) -> Served {
         StreamableHttpService::new(|| Ok(QmsTools::new()), Default::default(), config);
     let mut router = axum::Router::new().nest_service("/mcp", service);
     if let Some(key) = opts.key {
-        router = router.layer(axum::middleware::from_fn_with_state(Arc::new(key), require_key));
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(key),
+            require_key,
+        ));
     }
     let ls = listeners(opts.bind).await;
     let port = ls[0].local_addr().unwrap().port();
@@ -150,11 +167,15 @@ pub fn ok_json(body: &str) -> Fault {
 
 /// A hand-written HTTP server on loopback that commits one fault.
 pub async fn fault_server(fault: Fault) -> Served {
-    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await.unwrap();
+    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+        .await
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let fault = fault.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
@@ -207,13 +228,18 @@ pub async fn session_echo_server(body: &'static str) -> Served {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
                 let text = String::from_utf8_lossy(&buf);
                 let (status, answer) = if text.contains("\"method\":\"tools/list\"") {
-                    (200, r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}"#.to_string())
+                    (
+                        200,
+                        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}"#.to_string(),
+                    )
                 } else if text.contains("notifications/initialized") {
                     (202, String::new())
                 } else {

@@ -1,0 +1,323 @@
+//! What users and CI read: the healthy host side end to end, every output format, the
+//! JSON schema, the exit codes, project checks, and secrets that never leak.
+
+mod common;
+
+use common::servers::{self, Bind, Fault, McpOptions};
+use common::{free_port, run, run_json, Tree};
+
+const SCHEMA: &str = include_str!("../schema/pd-doctor-1.schema.json");
+
+fn validate(doc: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+}
+
+/// Both servers up as the primer runs them (reachable, stateless, qms keyed) and two agents
+/// configured as the entrypoint leaves them.
+async fn healthy_host() -> Tree {
+    let qms = servers::mcp_server(McpOptions {
+        key: Some("qms-internal".into()),
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    let git = servers::mcp_server(McpOptions {
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    let t = Tree::new(qms.port, git.port);
+    t.agent("claude", "healthy").agent("qa", "healthy");
+    t.config("");
+    t
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthy_host_side_reports_every_host_check_ok_and_exits_0() {
+    let t = healthy_host().await;
+    let r = run_json(t.root(), &[]).await;
+    let doc = r.json();
+    validate(&doc);
+    for c in doc["checks"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        if id.starts_with("server.") || id.starts_with("config.") {
+            assert_eq!(
+                c["status"],
+                "ok",
+                "{}",
+                serde_json::to_string_pretty(c).unwrap()
+            );
+        }
+    }
+    assert_eq!(doc["summary"]["fail"], 0);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_is_alone_on_stdout_in_checklist_order_and_valid() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let r = run_json(t.root(), &[]).await;
+    let doc = r.json();
+    validate(&doc);
+    assert_eq!(doc["schema"], "pd-doctor/1");
+    let sections: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["section"].as_str().unwrap())
+        .collect();
+    let mut sorted = sections.clone();
+    sorted.sort();
+    assert_eq!(sections, sorted, "checks leave checklist order");
+    let ids: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let pos = |id: &str| ids.iter().position(|i| *i == id).unwrap();
+    assert!(pos("server.pidfile[qms]") < pos("server.listen[qms]"));
+    assert!(pos("container.reach[qa,qms]") < pos("container.reach[qa,git]"));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn human_output_has_sections_marks_hints_and_a_summary() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let r = run(t.root(), &[]).await;
+    for needle in [
+        "8.1 Are the MCP servers running?",
+        "8.3 Is MCP configured?",
+        "✗ config.marker[qa,qms]",
+        "(stale-marker)",
+        "→ rm .claude/users/qa/container/.mcp-configured",
+        "fix: remove .claude/users/qa/container/.mcp-configured",
+        "- server.mcp[qms]",
+        "total",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "missing {needle:?} in:\n{}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains('\x1b'), "colour on a pipe");
+    let coloured = run(t.root(), &["--color", "always"]).await;
+    assert!(coloured.stdout.contains('\x1b'));
+    // Evidence of passing checks only with -v.
+    assert!(!r.stdout.contains("│ POST"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn junit_has_one_suite_per_section_and_failures_with_causes() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let r = run(t.root(), &["--format", "junit"]).await;
+    assert!(r.stdout.starts_with("<?xml"));
+    assert_eq!(r.stdout.matches("<testsuite ").count(), 4, "{}", r.stdout);
+    assert!(r
+        .stdout
+        .contains(r#"<testcase classname="config.marker" name="config.marker[qa,qms]""#));
+    assert!(r.stdout.contains(r#"<failure type="stale-marker""#));
+    assert!(r.stdout.contains("<skipped message="));
+    assert_eq!(
+        r.stdout.matches("<testcase").count(),
+        r.stdout.matches("</testcase>").count() + r.stdout.matches("\"/>\n").count()
+            - r.stdout.matches("<skipped").count()
+    );
+    assert_eq!(r.code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_planted_everywhere_never_show() {
+    let secrets = [
+        "sk-planted-docker-key-1",
+        "sk-planted-user-key-2",
+        "tok-planted-local-3",
+        "sk-planted-bearer-4",
+    ];
+    // A server that echoes the key it was sent in a Host-rejection body.
+    let echo = servers::fault_server(Fault::Status(
+        403,
+        "text/plain",
+        format!("Host not allowed (key {})", secrets[0]),
+    ))
+    .await;
+    let t = Tree::new(echo.port, free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON)
+            .replace("qms-internal", secrets[0])
+            .replace("internal-trusted", secrets[3]),
+    );
+    let cj = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cj).unwrap()).unwrap();
+    doc["mcpServers"]["qms"]["headers"]["X-API-Key"] = secrets[1].into();
+    doc["mcpServers"]["qms"]["url"] =
+        format!("http://user:{}@localhost:{}/mcp", secrets[2], t.qms).into();
+    doc["projects"] = serde_json::json!({"/pipe-dream": {"mcpServers": {"qms": {"type": "http", "url": "http://localhost:1/mcp", "headers": {"Authorization": format!("Bearer {}", secrets[2])}}}}});
+    std::fs::write(&cj, serde_json::to_string(&doc).unwrap()).unwrap();
+    for args in [
+        vec!["-v"],
+        vec!["--json", "-v"],
+        vec!["--format", "junit", "-v"],
+    ] {
+        let r = run(t.root(), &args).await;
+        assert!(r.stdout.contains("server.mcp[qms]"), "{}", r.stdout);
+        for s in secrets {
+            assert!(
+                !r.stdout.contains(s) && !r.stderr.contains(s),
+                "{s} leaked with {args:?}:\n{}",
+                r.stdout
+            );
+        }
+    }
+    // The echoed key reached a message, and was scrubbed there.
+    let r = run_json(t.root(), &["--only", "server.mcp[qms]"]).await;
+    let c = r.expect("server.mcp[qms]", "fail", "host-rejected");
+    assert!(c["message"].as_str().unwrap().contains("[redacted]"), "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_code_2_for_usage_and_unreadable_config() {
+    let t = Tree::new(free_port(), free_port());
+    t.write("pd-doctor.toml", "[[server]\nname=");
+    let r = run(t.root(), &[]).await;
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("pd-doctor.toml"), "{}", r.stderr);
+    let r = run(t.root(), &["--no-such-flag"]).await;
+    assert_eq!(r.code, 2);
+    let r = run(t.root(), &["--timeout", "soon"]).await;
+    assert_eq!(r.code, 2);
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pd-doctor"))
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Pipe Dream project"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn root_is_found_by_walking_up() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    let deep = t.path(".claude/users/qa/workspace");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pd-doctor"))
+        .args(["--json", "--only", "config.isolation"])
+        .current_dir(&deep)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["root"],
+        std::fs::canonicalize(t.root())
+            .unwrap()
+            .display()
+            .to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_explain_and_completions() {
+    let t = Tree::new(free_port(), free_port());
+    let r = run(t.root(), &["list"]).await;
+    for id in [
+        "server.pidfile",
+        "container.reach",
+        "config.scope_conflict",
+        "containers.duplicate",
+    ] {
+        assert!(r.stdout.contains(id), "{id} not listed");
+    }
+    let r = run(t.root(), &["explain", "container.reach[qa,git]"]).await;
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("docker exec") || r.stdout.contains("inside the agent's container"),
+        "{}",
+        r.stdout
+    );
+    assert!(run(t.root(), &["explain", "nope.nothing"]).await.code == 2);
+    let r = run(t.root(), &["completions", "bash"]).await;
+    assert!(r.stdout.contains("pd-doctor") && r.code == 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn project_checks_run_without_recompiling() {
+    let s = servers::fault_server(Fault::Status(204, "text/plain", String::new())).await;
+    let t = Tree::new(s.port, free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write(
+        ".pd-doctor/checks/site.toml",
+        r#"
+[[check]]
+id = "site.settings"
+title = "Container settings enable the servers"
+section = "8.3"
+per = "agent"
+explain = "Our settings file must exist."
+[check.probe]
+kind = "file"
+path = "{config_dir}/.claude.json"
+pointer = "/mcpServers/qms/type"
+equals = "http"
+
+[[check]]
+id = "site.health"
+title = "The qms health endpoint answers"
+section = "8.1"
+per = "server"
+[check.probe]
+kind = "http"
+url = "http://127.0.0.1:{port}/health"
+status = [204]
+
+[[check]]
+id = "site.no_lockfile"
+title = "No stale lock"
+section = "8.4"
+per = "none"
+severity = "warn"
+[check.probe]
+kind = "file"
+path = "docker/.lock"
+state = "absent"
+"#,
+    );
+    t.write("docker/.lock", "");
+    let r = run_json(t.root(), &["--only", "site.*"]).await;
+    r.expect("site.settings[qa]", "ok", "ok");
+    r.expect("site.health[qms]", "ok", "ok");
+    r.expect("site.health[git]", "fail", "refused");
+    r.expect("site.no_lockfile", "warn", "present");
+    let ids: Vec<String> = r.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids[0], "site.health[qms]",
+        "project checks sit in their section: {ids:?}"
+    );
+    let listed = run(t.root(), &["list"]).await;
+    assert!(listed.stdout.contains("site.settings"));
+    t.write(".pd-doctor/checks/broken.toml", "[[check]]\nid = 3\n");
+    assert_eq!(run(t.root(), &[]).await.code, 2);
+}
