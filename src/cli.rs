@@ -10,7 +10,7 @@ use comfy_table::{presets, Table};
 
 use crate::catalogue::Catalogue;
 use crate::engine::Engine;
-use crate::facts::Facts;
+use crate::facts::{docker, Facts};
 use crate::project::{self, Project};
 use crate::report::{self, Report};
 
@@ -219,7 +219,7 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
 
 fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     let root = find_root(cli)?;
-    let project = Arc::new(Project::load(&root, &cli.agents)?);
+    let mut project = Project::load(&root, &cli.agents)?;
     let catalogue = Catalogue::load(&project.root)?;
     let format = if cli.json { Format::Json } else { cli.format };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -229,7 +229,23 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
         eprint!("pd-doctor: checking…");
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
-    let facts = Arc::new(Facts::new(project.clone(), cli.timeout));
+    // The engine is asked first: agents seen only in containers join the checklist.
+    let docker = runtime.block_on(docker::gather(
+        &project,
+        tokio::time::Instant::now() + cli.timeout,
+    ));
+    if let Ok(d) = &docker {
+        for c in &d.containers {
+            if cli.agents.is_empty() || cli.agents.contains(&c.agent) {
+                let source = c
+                    .mount_at(&project.layout.config_mount)
+                    .map(|m| PathBuf::from(&m.source));
+                project.add_agent(&c.agent, source.filter(|p| p.is_dir()));
+            }
+        }
+    }
+    let project = Arc::new(project);
+    let facts = Arc::new(Facts::new(project.clone(), cli.timeout, docker));
     let results = runtime.block_on(Engine::new(&catalogue, facts).run(&cli.only, &cli.skip));
     // Probes that hang past their deadline are abandoned, not awaited.
     runtime.shutdown_background();

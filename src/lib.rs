@@ -9,6 +9,7 @@ pub mod engine;
 pub mod facts;
 pub mod fixes;
 pub mod model;
+pub mod paths;
 pub mod probes;
 pub mod project;
 pub mod redact;

@@ -194,6 +194,18 @@ impl Project {
         })
     }
 
+    /// An agent seen only in a container; its config dir is the one mounted, if known.
+    pub fn add_agent(&mut self, name: &str, config_dir: Option<PathBuf>) {
+        if self.agent(name).is_some() {
+            return;
+        }
+        let mut agent = agent_at(&self.root, &self.layout, name, &AgentConfig::default());
+        if let Some(dir) = config_dir {
+            agent.config_dir = dir;
+        }
+        self.agents.push(agent);
+    }
+
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }

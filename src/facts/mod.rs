@@ -2,6 +2,7 @@
 //! on first use and memoised, so ten probes that need the socket table read it once, and
 //! `server.mcp` and `server.session` share one handshake.
 
+pub mod docker;
 pub mod http;
 pub mod mcp;
 pub mod processes;
@@ -28,11 +29,29 @@ pub struct Facts {
     processes: OnceLock<ProcessTable>,
     claude_json: HashMap<String, OnceLock<JsonFile>>,
     handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
+    /// The engine and the agent containers, gathered before the probes start.
+    pub docker: Result<docker::DockerFacts, String>,
+    /// Which exec client each container has, found out once per container.
+    exec_clients: HashMap<String, OnceCell<Option<&'static str>>>,
 }
 
 impl Facts {
-    pub fn new(project: Arc<Project>, timeout: Duration) -> Facts {
+    pub fn new(
+        project: Arc<Project>,
+        timeout: Duration,
+        docker: Result<docker::DockerFacts, String>,
+    ) -> Facts {
+        let exec_clients = match &docker {
+            Ok(d) => d
+                .containers
+                .iter()
+                .map(|c| (c.id.clone(), OnceCell::new()))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
         Facts {
+            docker,
+            exec_clients,
             claude_json: project
                 .agents
                 .iter()
@@ -140,6 +159,16 @@ impl Facts {
             cell.get_or_init(|| async { mcp::handshake(&target, self.deadline()).await })
                 .await,
         )
+    }
+
+    /// The HTTP client an image has (curl, wget, python3, node, bash), probed once.
+    pub async fn exec_client(&self, container: &docker::Container) -> Option<&'static str> {
+        let (Ok(d), Some(cell)) = (&self.docker, self.exec_clients.get(&container.id)) else {
+            return None;
+        };
+        *cell
+            .get_or_init(|| docker::detect_client(&d.client, &container.id, self.deadline()))
+            .await
     }
 
     /// The deadline for network work started now: a little inside the engine's own, so

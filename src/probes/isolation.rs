@@ -14,11 +14,12 @@ pub fn probe(f: &Facts) -> Finding {
             by_dir.entry(real).or_default().push(&agent.name);
         }
     }
-    let shared: Vec<String> = by_dir
+    let mut shared: Vec<String> = by_dir
         .iter()
         .filter(|(_, agents)| agents.len() > 1)
         .map(|(dir, agents)| format!("{} share {}", agents.join(" and "), dir.display()))
         .collect();
+    shared.extend(super::docker::shared_mounts(f));
     if shared.is_empty() {
         return Finding::ok(
             "ok",

@@ -1,0 +1,500 @@
+//! The container checks (primer 8.2 to 8.4), read from the engine facts gathered once
+//! per run; only `container.reach` and `container.host_gateway` exec into a container.
+
+use std::time::SystemTime;
+
+use crate::claude_config::{self, ServerEntry};
+use crate::facts::docker::{self, Container, DockerFacts};
+use crate::facts::Facts;
+use crate::fixes::{Action, FixPlan};
+use crate::model::{Finding, Subject};
+use crate::paths;
+use crate::project::{Agent, Server};
+
+mod reach;
+
+pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
+    let d = match &f.docker {
+        Ok(d) => d,
+        Err(e) if name == "docker-engine" => {
+            return Finding::fail("unreachable", format!("the Docker engine does not answer: {e}"))
+                .hint("start Docker (Docker Desktop, or: sudo systemctl start docker), then check `docker version` and DOCKER_HOST")
+        }
+        Err(_) => return Finding::skip("needs the Docker engine checks"),
+    };
+    let agent = subject.agent.as_deref().and_then(|n| f.project.agent(n));
+    let server = subject.server.as_deref().and_then(|n| f.project.server(n));
+    match (name, agent, server) {
+        ("docker-engine", _, _) => Finding::ok(
+            "ok",
+            format!(
+                "Docker {} (API {}) at {}",
+                d.engine.version, d.engine.api, d.engine.endpoint
+            ),
+        ),
+        ("containers-stale", _, _) => stale(d),
+        ("container-reach", Some(a), Some(s)) => match main_container(d, a) {
+            Some(c) => reach::probe(f, d, c, a, s).await,
+            None => Finding::skip(format!("agent {} has no container", a.name)),
+        },
+        (_, Some(a), _) if name == "containers-duplicate" => duplicate(d, a),
+        (_, Some(a), _) => {
+            let Some(c) = main_container(d, a) else {
+                return if name == "container-state" {
+                    Finding::warn("missing", format!("no container serves agent {}", a.name)).hint(
+                        format!(
+                            "start it with the project's script; pd-doctor looks for {}{}",
+                            f.project.layout.container_prefix, a.name
+                        ),
+                    )
+                } else {
+                    Finding::skip(format!("agent {} has no container", a.name))
+                };
+            };
+            match name {
+                "container-state" => state(d, c).await,
+                "container-entrypoint" => entrypoint(c),
+                "container-host-gateway" => host_gateway(f, d, c).await,
+                "container-image" => image(f, d, c).await,
+                "container-mounts" => mounts(f, c, a),
+                _ => Finding::internal(format!("unknown container probe {name}")),
+            }
+        }
+        _ => Finding::internal(format!(
+            "probe {name} got a subject it cannot handle: {subject:?}"
+        )),
+    }
+}
+
+/// The container the agent works in: a running one first, then the most recently started.
+pub fn main_container<'a>(d: &'a DockerFacts, agent: &Agent) -> Option<&'a Container> {
+    let mut mine: Vec<&Container> = d
+        .containers
+        .iter()
+        .filter(|c| c.agent == agent.name)
+        .collect();
+    mine.sort_by(|a, b| (b.running, &b.started_at).cmp(&(a.running, &a.started_at)));
+    mine.first().copied()
+}
+
+async fn state(d: &DockerFacts, c: &Container) -> Finding {
+    if c.restarting {
+        return Finding::fail(
+            "restarting",
+            format!("{} keeps restarting (exit code {})", c.name, c.exit_code),
+        )
+        .evidence_all(docker::last_log_lines(&d.client, &c.id, 5).await)
+        .hint(format!("read why: docker logs {}", c.name));
+    }
+    if !c.running {
+        let oom = if c.oom_killed {
+            ", killed for lack of memory"
+        } else {
+            ""
+        };
+        return Finding::fail("stopped", format!("{} is {} (exit code {}{oom})", c.name, c.status, c.exit_code))
+            .evidence_all(docker::last_log_lines(&d.client, &c.id, 5).await.into_iter().map(|l| format!("log: {l}")))
+            .hint(format!("the entrypoint probably died before configuring MCP: docker logs {}; then start it again", c.name));
+    }
+    // PID 1 still the entrypoint script: it has not exec'd the program yet.
+    let script = c.entrypoint.first().filter(|e| e.ends_with(".sh"));
+    if let Some(script) = script {
+        if let Ok(top) = d
+            .client
+            .top_processes(&c.id, None::<bollard::query_parameters::TopOptions>)
+            .await
+        {
+            let titles = top.titles.unwrap_or_default();
+            let cmd_col = titles.iter().position(|t| t == "CMD" || t == "COMMAND");
+            let first = top.processes.unwrap_or_default().into_iter().next();
+            if let (Some(col), Some(row)) = (cmd_col, first) {
+                if row
+                    .get(col)
+                    .is_some_and(|cmd| cmd.contains(script.as_str()))
+                {
+                    return Finding::warn("configuring", format!("{} is running, but PID 1 is still {script}", c.name))
+                        .evidence("the entrypoint has not exec'd Claude Code yet: it is still waiting for servers or configuring")
+                        .hint("wait for it; a `docker exec ... claude` now races the entrypoint (primer 7.3)");
+                }
+            }
+        }
+    }
+    Finding::ok(
+        "ok",
+        format!("{} is running (found by {})", c.name, c.found_by),
+    )
+}
+
+fn is_shell(program: &str) -> bool {
+    matches!(
+        program.rsplit('/').next(),
+        Some("bash" | "sh" | "dash" | "zsh" | "ash")
+    )
+}
+
+fn entrypoint(c: &Container) -> Finding {
+    let shown = |v: &[String]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join(" ")
+        }
+    };
+    let overridden = !c.image_entrypoint.is_empty() && c.entrypoint != c.image_entrypoint;
+    let shell_sleep = c.entrypoint.first().is_some_and(|e| is_shell(e))
+        && c.cmd.iter().any(|a| a.contains("sleep"));
+    if overridden || shell_sleep {
+        return Finding::fail("bypassed", format!("{} was started with --entrypoint {}: the entrypoint never ran, so MCP was never configured", c.name, shown(&c.entrypoint)))
+            .evidence(format!("container: {} {}", shown(&c.entrypoint), c.cmd.join(" ")))
+            .evidence(format!("image's entrypoint: {}", shown(&c.image_entrypoint)))
+            .hint(format!("docker rm -f {} and start it without --entrypoint (primer 7.3)", c.name));
+    }
+    Finding::ok(
+        "ok",
+        format!("runs the image's entrypoint {}", shown(&c.entrypoint)),
+    )
+}
+
+async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
+    let name = &f.project.layout.host_name;
+    let mapped = c
+        .extra_hosts
+        .iter()
+        .find_map(|h| h.strip_prefix(&format!("{name}:")));
+    if let Some(target) = mapped {
+        if target.contains(':') {
+            return Finding::warn("ipv6-first", format!("{name} maps to the IPv6 address {target}"))
+                .hint("the servers listen on IPv4; Node resolves IPv6 first: map host-gateway or pass --dns-result-order=ipv4first");
+        }
+        return Finding::ok("ok", format!("{name} → {target} (ExtraHosts)"));
+    }
+    if c.running {
+        let argv = vec!["getent".to_string(), "ahosts".into(), name.clone()];
+        if let Ok(out) = docker::exec(&d.client, &c.id, argv, f.deadline()).await {
+            if out.exit_code == Some(0) {
+                let first = out
+                    .stdout
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                if first.contains(':') {
+                    return Finding::warn(
+                        "ipv6-first",
+                        format!("{name} resolves to IPv6 {first} first inside {}", c.name),
+                    )
+                    .hint("the servers listen on IPv4: Node needs --dns-result-order=ipv4first");
+                }
+                return Finding::ok(
+                    "ok",
+                    format!("{name} resolves to {first} inside {}", c.name),
+                );
+            }
+        }
+    }
+    Finding::fail(
+        "missing",
+        format!(
+            "{} has no {name}: on Linux it exists only with --add-host",
+            c.name
+        ),
+    )
+    .evidence("not in the container's ExtraHosts, and it does not resolve inside")
+    .hint(format!(
+        "recreate the container with --add-host={name}:host-gateway (compose: extra_hosts)"
+    ))
+}
+
+fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.get(..19)?).ok()
+}
+
+async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
+    if let Some(tag) = &c.tag_image_id {
+        if *tag != c.image_id {
+            return Finding::fail(
+                "outdated",
+                format!("{} runs an older build of {}", c.name, c.image_name),
+            )
+            .evidence(format!(
+                "container's image {}, the tag now {}",
+                short_id(&c.image_id),
+                short_id(tag)
+            ))
+            .hint(format!(
+                "recreate it: docker rm -f {} and start it again",
+                c.name
+            ));
+        }
+    }
+    let host_entrypoint = f.project.path(&f.project.layout.entrypoint);
+    let script = c
+        .image_entrypoint
+        .first()
+        .filter(|p| p.starts_with('/') && !is_shell(p));
+    if let (Some(script), Ok(on_host)) = (script, std::fs::read(&host_entrypoint)) {
+        if let Some(inside) = docker::read_file(&d.client, &c.id, script).await {
+            if inside != on_host {
+                return Finding::fail("entrypoint-differs", format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
+                    .evidence("the entrypoint was edited on the host but the image was not rebuilt")
+                    .hint("rebuild the image (docker compose -f docker/docker-compose.yml build), then recreate the container");
+            }
+        }
+    }
+    let built = c.image_created.as_deref().and_then(parse_time);
+    for rel in [&f.project.layout.dockerfile, &f.project.layout.entrypoint] {
+        let changed = std::fs::metadata(f.project.path(rel))
+            .and_then(|m| m.modified())
+            .ok();
+        if let (Some(built), Some(changed)) = (built, changed) {
+            if changed > built {
+                return Finding::warn(
+                    "stale-image",
+                    format!("{rel} changed after the image was built"),
+                )
+                .hint("rebuild the image, then recreate the container");
+            }
+        }
+    }
+    Finding::ok(
+        "ok",
+        format!(
+            "{} runs the current {} ({})",
+            c.name,
+            c.image_name,
+            short_id(&c.image_id)
+        ),
+    )
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
+    let layout = &f.project.layout;
+    let mut problems: Vec<(&str, String)> = Vec::new();
+    match c.mount_at(&layout.config_mount) {
+        None => problems.push((
+            "missing-config-mount",
+            format!("nothing is mounted at {}", layout.config_mount),
+        )),
+        Some(m) if !paths::same_folder(&m.source, &agent.config_dir) => problems.push((
+            "wrong-config-dir",
+            format!(
+                "{} comes from {}, not {}",
+                layout.config_mount,
+                m.source,
+                f.project.show(&agent.config_dir)
+            ),
+        )),
+        Some(m) if !m.rw => problems.push((
+            "config-read-only",
+            format!(
+                "{} is read-only; Claude Code must write it",
+                layout.config_mount
+            ),
+        )),
+        Some(_) => {}
+    }
+    if c.env("CLAUDE_CONFIG_DIR") != Some(layout.config_mount.as_str()) {
+        problems.push((
+            "config-dir-env",
+            format!("CLAUDE_CONFIG_DIR is not {}", layout.config_mount),
+        ));
+    }
+    match c.mount_at(&layout.project_mount) {
+        None => problems.push((
+            "missing-project",
+            format!("the project is not mounted at {}", layout.project_mount),
+        )),
+        Some(m) if m.rw => problems.push((
+            "code-writable",
+            format!(
+                "{} is mounted read-write; the code must be read-only",
+                layout.project_mount
+            ),
+        )),
+        Some(_) => {}
+    }
+    let workspace = format!(
+        "{}/{}/{}/workspace",
+        layout.project_mount, layout.users_dir, agent.name
+    );
+    match c.mount_at(&workspace) {
+        Some(m) if m.rw && paths::same_folder(&m.source, &agent.workspace) => {}
+        Some(m) if !m.rw => {
+            problems.push(("workspace-read-only", format!("{workspace} is read-only")))
+        }
+        _ => problems.push((
+            "missing-workspace",
+            format!("the agent's own workspace is not mounted rw at {workspace}"),
+        )),
+    }
+    let overlay = format!("{}/.mcp.json", layout.project_mount);
+    match c.mount_at(&overlay) {
+        Some(m) if paths::same_folder(&m.source, &f.project.path(&layout.mcp_json)) => {}
+        _ => problems.push((
+            "missing-mcp-overlay",
+            format!(
+                "{} is not mounted over {overlay}: the container sees the host's stdio .mcp.json",
+                layout.mcp_json
+            ),
+        )),
+    }
+    if let Some(identity) = &agent.identity {
+        let target = format!("{}/CLAUDE.md", layout.project_mount);
+        match c.mount_at(&target) {
+            Some(m) if paths::same_folder(&m.source, identity) => {}
+            _ => problems.push((
+                "missing-identity",
+                format!(
+                    "{} is not mounted at {target}: {} will think it is {}",
+                    f.project.show(identity),
+                    agent.name,
+                    layout.default_agent
+                ),
+            )),
+        }
+    }
+    match problems.first() {
+        None => Finding::ok(
+            "ok",
+            format!("{} follows the Chapter 2.4 mount strategy", c.name),
+        ),
+        Some((cause, first)) => Finding::fail(cause, format!("{}: {first}", c.name))
+            .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
+            .hint("recreate the container with the project's script (primer 2.4 lists the mounts)"),
+    }
+}
+
+fn stopped(c: &Container) -> bool {
+    !c.running && matches!(c.status.as_str(), "exited" | "created" | "dead")
+}
+
+fn stale(d: &DockerFacts) -> Finding {
+    let stale: Vec<&Container> = d.containers.iter().filter(|c| stopped(c)).collect();
+    if stale.is_empty() {
+        return Finding::ok(
+            "ok",
+            format!("{} agent containers, none stopped", d.containers.len()),
+        );
+    }
+    let names: Vec<&str> = stale.iter().map(|c| c.name.as_str()).collect();
+    Finding::warn(
+        "stale",
+        format!("stopped agent containers left behind: {}", names.join(", ")),
+    )
+    .evidence_all(
+        stale
+            .iter()
+            .map(|c| format!("{} ({}, exit code {})", c.name, c.status, c.exit_code)),
+    )
+    .hint(format!("docker rm {}", names.join(" ")))
+    .fix(FixPlan {
+        actions: stale
+            .iter()
+            .map(|c| Action::RemoveContainer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+            })
+            .collect(),
+    })
+}
+
+fn duplicate(d: &DockerFacts, agent: &Agent) -> Finding {
+    let mine: Vec<&Container> = d
+        .containers
+        .iter()
+        .filter(|c| c.agent == agent.name)
+        .collect();
+    if mine.len() <= 1 {
+        return Finding::ok("ok", format!("{} container for {}", mine.len(), agent.name));
+    }
+    let names: Vec<String> = mine
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.status))
+        .collect();
+    let running = mine.iter().filter(|c| c.running).count();
+    let keep = main_container(d, agent)
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
+    let extras: Vec<&&Container> = mine.iter().filter(|c| c.id != keep && stopped(c)).collect();
+    let finding = if running > 1 {
+        Finding::fail(
+            "duplicate",
+            format!(
+                "{running} running containers serve {}: {}",
+                agent.name,
+                names.join(", ")
+            ),
+        )
+        .evidence("two writers of one config dir: markers and .claude.json race")
+        .hint("docker rm -f the one you do not use")
+    } else {
+        Finding::warn(
+            "duplicate",
+            format!(
+                "{} containers serve {}: {}",
+                mine.len(),
+                agent.name,
+                names.join(", ")
+            ),
+        )
+        .hint("docker rm the stopped extras")
+    };
+    if extras.is_empty() {
+        finding
+    } else {
+        finding.fix(FixPlan {
+            actions: extras
+                .iter()
+                .map(|c| Action::RemoveContainer {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// `config.isolation` across containers: one host config dir mounted at the config mount
+/// point of containers serving different agents.
+pub fn shared_mounts(f: &Facts) -> Vec<String> {
+    let Ok(d) = &f.docker else {
+        return Vec::new();
+    };
+    let mounts: Vec<(&Container, &str)> = d
+        .containers
+        .iter()
+        .filter_map(|c| {
+            c.mount_at(&f.project.layout.config_mount)
+                .map(|m| (c, m.source.as_str()))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, (a, src_a)) in mounts.iter().enumerate() {
+        for (b, src_b) in &mounts[i + 1..] {
+            if a.agent != b.agent && paths::same_folder(src_a, std::path::Path::new(src_b)) {
+                out.push(format!(
+                    "{} ({}) and {} ({}) both mount {src_a}",
+                    a.name, a.agent, b.name, b.agent
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The URL an agent is configured with for a server: its user-scope entry, else the
+/// project's. Untrusted input: it only ever travels as one argv element.
+pub fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
+    f.claude_json(agent)
+        .parsed()
+        .and_then(claude_config::user_scope)
+        .and_then(|s| s.get(&server.name))
+        .map(ServerEntry::from_value)
+        .and_then(|e| e.url)
+        .unwrap_or_else(|| server.container_url(&f.project.layout))
+}

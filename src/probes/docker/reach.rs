@@ -1,0 +1,243 @@
+//! `container.reach`: from inside the agent's container, the URL the agent is configured
+//! with answers. Uses whatever client the image has; every value travels as one argv
+//! element of a fixed program (never a shell line built from config); no auth headers.
+
+use std::time::Duration;
+
+use super::configured_url;
+use crate::facts::docker::{self, Container, DockerFacts};
+use crate::facts::Facts;
+use crate::model::Finding;
+use crate::project::{Agent, Server};
+
+const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
+try:
+    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
+except urllib.error.HTTPError as e:
+    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
+except urllib.error.URLError as e:
+    r=e.reason
+    print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
+except (socket.timeout,TimeoutError):
+    print("ERR timeout")
+"#;
+
+const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
+const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
+q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
+q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
+"#;
+
+const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
+printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
+n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
+
+enum Answer {
+    Status(u16, String),
+    Failed(&'static str, String),
+}
+
+fn argv(client: &str, url: &reqwest::Url, secs: u64) -> Vec<String> {
+    let u = url.to_string();
+    let t = secs.to_string();
+    let v: Vec<&str> = match client {
+        "curl" => vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            &t,
+            "-o",
+            "-",
+            "-w",
+            "\n__pd_status__%{http_code}",
+            "--",
+            &u,
+        ],
+        "wget" => vec!["wget", "-q", "-S", "-O", "-", "-T", &t, "-t", "1", &u],
+        "python3" => vec!["python3", "-c", PYTHON, &u, &t],
+        "node" => vec!["node", "-e", NODE, &u, &t],
+        _ => {
+            let host = url.host_str().unwrap_or("");
+            let port = url.port_or_known_default().unwrap_or(80).to_string();
+            return ["bash", "-c", BASH, "pd-doctor", host, &port, url.path(), &t]
+                .map(String::from)
+                .to_vec();
+        }
+    };
+    v.into_iter().map(String::from).collect()
+}
+
+fn error_kind(text: &str) -> Option<&'static str> {
+    let t = text.to_lowercase();
+    if t.contains("resolve")
+        || t.contains("name or service not known")
+        || t.contains("name resolution")
+        || t.contains("no address associated")
+        || t.contains("bad address")
+    {
+        Some("dns")
+    } else if t.contains("refused") {
+        Some("refused")
+    } else if t.contains("timed out") || t.contains("timeout") {
+        Some("timeout")
+    } else {
+        None
+    }
+}
+
+fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
+    let code = out.exit_code.unwrap_or(-1);
+    match client {
+        "curl" => {
+            if let Some((body, status)) = out.stdout.rsplit_once("__pd_status__") {
+                if let Ok(s) = status.trim().parse::<u16>() {
+                    if s > 0 {
+                        return Answer::Status(s, body.chars().take(300).collect());
+                    }
+                }
+            }
+            match code {
+                6 => Answer::Failed("dns", "curl: could not resolve host".into()),
+                7 => Answer::Failed("refused", "curl: connection refused".into()),
+                28 => Answer::Failed("timeout", "curl: no answer in time".into()),
+                _ => Answer::Failed(
+                    error_kind(&out.stderr).unwrap_or("refused"),
+                    format!("curl exit {code}: {}", out.stderr.trim()),
+                ),
+            }
+        }
+        "wget" => {
+            let status = out
+                .stderr
+                .lines()
+                .rev()
+                .filter_map(|l| l.trim().strip_prefix("HTTP/"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .next();
+            match status {
+                Some(s) => Answer::Status(s, out.stdout.chars().take(300).collect()),
+                None => Answer::Failed(
+                    error_kind(&out.stderr).unwrap_or("refused"),
+                    format!("wget exit {code}: {}", out.stderr.trim()),
+                ),
+            }
+        }
+        "bash" => {
+            let first = out.stdout.lines().next().unwrap_or("");
+            match first
+                .strip_prefix("HTTP/")
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|s| s.parse().ok())
+            {
+                Some(s) => Answer::Status(s, out.stdout.chars().take(600).collect()),
+                None if !out.stderr.trim().is_empty() => Answer::Failed(
+                    error_kind(&out.stderr).unwrap_or("refused"),
+                    format!("bash /dev/tcp: {}", out.stderr.trim()),
+                ),
+                None => Answer::Failed(
+                    "timeout",
+                    "bash /dev/tcp: connected, no answer in time".into(),
+                ),
+            }
+        }
+        _ => {
+            let mut lines = out.stdout.lines();
+            let first = lines.next().unwrap_or("");
+            if let Some(s) = first
+                .strip_prefix("STATUS ")
+                .and_then(|s| s.trim().parse().ok())
+            {
+                Answer::Status(s, lines.collect::<Vec<_>>().join("\n"))
+            } else {
+                let kind = match first.strip_prefix("ERR ").unwrap_or("") {
+                    "dns" => "dns",
+                    "timeout" => "timeout",
+                    _ => "refused",
+                };
+                Answer::Failed(kind, format!("{client}: {}", first.trim()))
+            }
+        }
+    }
+}
+
+pub async fn probe(
+    f: &Facts,
+    d: &DockerFacts,
+    c: &Container,
+    agent: &Agent,
+    server: &Server,
+) -> Finding {
+    if !c.running {
+        return Finding::fail("not-running", format!("{} is not running", c.name));
+    }
+    let raw = configured_url(f, agent, server);
+    let shown = crate::redact::display_url(&raw);
+    let Some(url) = reqwest::Url::parse(&raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+    else {
+        return Finding::fail(
+            "dns",
+            format!(
+                "{}'s URL for {} is not an http URL: {shown}",
+                agent.name, server.name
+            ),
+        )
+        .hint("see config.server_entry");
+    };
+    let Some(client) = f.exec_client(c).await else {
+        return Finding::warn(
+            "no-client",
+            format!(
+                "{} has no curl, wget, python3, node or bash to test with",
+                c.name
+            ),
+        )
+        .hint(format!(
+            "test by hand from a container on the same network: curl {shown}"
+        ));
+    };
+    let secs = f.timeout.as_secs().max(1);
+    let deadline = tokio::time::Instant::now() + f.timeout + Duration::from_secs(2);
+    let started = tokio::time::Instant::now();
+    let out = match docker::exec(&d.client, &c.id, argv(client, &url, secs), deadline).await {
+        Ok(out) => out,
+        Err(e) if e == "timeout" => {
+            return Finding::fail(
+                "timeout",
+                format!("{} → {shown}: no answer in time", c.name),
+            )
+        }
+        Err(e) => return Finding::internal(format!("docker exec in {}: {e}", c.name)),
+    };
+    let took = started.elapsed().as_millis();
+    let evidence = format!("docker exec {} {client} {shown} ({took} ms)", c.name);
+    match interpret(client, &out) {
+        Answer::Status(421, _) => Finding::fail("host-rejected", format!("{shown} answers 421 to Host {}", url.host_str().unwrap_or("")))
+            .evidence(evidence)
+            .hint("the server's DNS-rebinding protection refuses host.docker.internal: add it to its allowed hosts"),
+        Answer::Status(403, body) if body.to_lowercase().contains("host") => {
+            Finding::fail("host-rejected", format!("{shown} answers 403: the server refuses Host {}", url.host_str().unwrap_or("")))
+                .evidence(evidence)
+                .hint("the server's DNS-rebinding protection refuses host.docker.internal: add it to its allowed hosts")
+        }
+        Answer::Status(s, _) if s >= 500 => Finding::fail("server-error", format!("{shown} answers {s} from inside {}", c.name)).evidence(evidence),
+        Answer::Status(s, _) => Finding::ok("ok", format!("{} reaches {shown}: HTTP {s}", c.name)).evidence(evidence),
+        Answer::Failed(cause, detail) => {
+            let hint = match cause {
+                "dns" => format!("{} does not resolve inside {}: add --add-host=host.docker.internal:host-gateway", url.host_str().unwrap_or(""), c.name),
+                "refused" => format!("nothing answers {shown} from the container: is the server bound to 0.0.0.0, and is the port right? ({})", server.start),
+                _ => "the server accepts the connection but does not answer, or a firewall drops it".into(),
+            };
+            Finding::fail(cause, format!("{} cannot reach {shown}: {}", c.name, cause_text(cause))).evidence(evidence).evidence(detail).hint(hint)
+        }
+    }
+}
+
+fn cause_text(cause: &str) -> &'static str {
+    match cause {
+        "dns" => "the host name does not resolve",
+        "refused" => "connection refused",
+        _ => "no answer in time",
+    }
+}
