@@ -1,7 +1,7 @@
 //! Servers for tests. Healthy paths use the official Rust MCP SDK (rmcp) for real;
 //! hand-written servers exist only for faults a real server does not commit on purpose.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,10 +167,20 @@ pub fn ok_json(body: &str) -> Fault {
 
 /// A hand-written HTTP server on loopback that commits one fault.
 pub async fn fault_server(fault: Fault) -> Served {
-    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
+    fault_server_on(fault, Bind::Loopback).await
+}
+
+/// The same, on the addresses `bind` asks for.
+pub async fn fault_server_on(fault: Fault, bind: Bind) -> Served {
+    let ls = listeners(bind).await;
+    let port = ls[0].local_addr().unwrap().port();
+    for listener in ls {
+        serve_fault(listener, fault.clone());
+    }
+    Served { port }
+}
+
+fn serve_fault(listener: TcpListener, fault: Fault) {
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
@@ -218,7 +228,6 @@ pub async fn fault_server(fault: Fault) -> Served {
             });
         }
     });
-    Served { port }
 }
 
 /// A server that answers every POST with `body` and a fresh `Mcp-Session-Id`, whatever

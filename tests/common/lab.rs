@@ -1,0 +1,264 @@
+//! The Docker lab for tests: agent images built FROM scratch out of this host's own
+//! programs (docker/lab/build-rootfs.sh), containers created per test with a unique name
+//! prefix and label, and removed when the test ends, passed or failed.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::Tree;
+
+pub const LABEL: &str = "pd-doctor-test";
+
+/// Docker is there, or the test skips with a reason (fails under PD_REQUIRE_DOCKER=1).
+pub fn docker_or_skip(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("PD_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("{test}: PD_REQUIRE_DOCKER=1 but no Docker engine answers");
+        }
+        eprintln!(
+            "skipped {test}: no Docker engine (set PD_REQUIRE_DOCKER=1 to make this a failure)"
+        );
+    }
+    ok
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub const ENTRYPOINT: &str = include_str!("../../docker/entrypoint.sh");
+
+/// Builds a lab image tagged `tag` with `entrypoint` as /entrypoint.sh.
+pub fn build_image(tag: &str, curl: bool, entrypoint: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::copy(
+        Path::new(root).join("docker/Dockerfile"),
+        ctx.path().join("Dockerfile"),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("entrypoint.sh"), entrypoint).unwrap();
+    std::fs::set_permissions(
+        ctx.path().join("entrypoint.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut build = Command::new("bash");
+    build
+        .arg(Path::new(root).join("docker/lab/build-rootfs.sh"))
+        .arg(ctx.path().join("rootfs"));
+    if !curl {
+        build.arg("--no-curl");
+    }
+    assert!(build.status().unwrap().success(), "build-rootfs.sh failed");
+    let label = format!("{LABEL}={}", std::process::id());
+    docker(&[
+        "build",
+        "-q",
+        "--label",
+        &label,
+        "-t",
+        tag,
+        &ctx.path().display().to_string(),
+    ]);
+}
+
+/// The two lab images of this test process (with curl, without), built once.
+pub fn images() -> &'static (String, String) {
+    static IMAGES: OnceLock<(String, String)> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        remove_images_of_finished_runs();
+        let pid = std::process::id();
+        let with = format!("pd-doctor-lab:{pid}-curl");
+        let without = format!("pd-doctor-lab:{pid}-bash");
+        build_image(&with, true, ENTRYPOINT);
+        build_image(&without, false, ENTRYPOINT);
+        (with, without)
+    })
+}
+
+/// Images are shared by a test process's tests, so no single test can remove them; the
+/// next run removes those whose process has ended.
+fn remove_images_of_finished_runs() {
+    let listing = docker(&[
+        "images",
+        "--filter",
+        &format!("label={LABEL}"),
+        "--format",
+        "{{.ID}} {{.Repository}}:{{.Tag}}",
+    ]);
+    for line in listing.lines() {
+        let Some((id, tag)) = line.split_once(' ') else {
+            continue;
+        };
+        let owner = docker(&[
+            "image",
+            "inspect",
+            id,
+            "--format",
+            &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
+        ]);
+        let alive = owner
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
+        }
+    }
+}
+
+/// One test's containers: named `<prefix><agent>`, labelled, removed on drop.
+pub struct Lab {
+    pub id: String,
+    pub prefix: String,
+}
+
+impl Lab {
+    pub fn new(test: &str) -> Lab {
+        let id = format!(
+            "{}-{}-{}",
+            test.chars().take(20).collect::<String>().replace('_', "-"),
+            std::process::id(),
+            rand_suffix()
+        );
+        Lab {
+            prefix: format!("pdt-{id}-agent-"),
+            id,
+        }
+    }
+
+    /// pd-doctor.toml for `tree` pointing at this lab's names.
+    pub fn configure(&self, tree: &Tree, extra: &str) {
+        tree.config(&format!(
+            "[layout]\ncontainer_prefix = \"{}\"\ncompose_project = \"pdt-{}\"\n{extra}",
+            self.prefix, self.id
+        ));
+        tree.write("docker/entrypoint.sh", ENTRYPOINT);
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(tree.path("docker/entrypoint.sh"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        tree.write(
+            ".mcp.json",
+            "{\"mcpServers\": {\"qms\": {\"command\": \"C:/python.exe\"}}}",
+        );
+        tree.write("CLAUDE.md", "# claude\n");
+    }
+
+    pub fn name(&self, agent: &str) -> String {
+        format!("{}{agent}", self.prefix)
+    }
+
+    /// The Chapter 2.4 mounts and environment of `agent` in `tree`.
+    pub fn standard_args(tree: &Tree, agent: &str) -> Vec<String> {
+        let root = tree.root().display().to_string();
+        let mut args = vec![
+            "-v".to_string(),
+            format!("{root}:/pipe-dream:ro"),
+            "-v".into(),
+            format!("{root}/.claude/users/{agent}/workspace:/pipe-dream/.claude/users/{agent}/workspace:rw"),
+            "-v".into(),
+            format!("{root}/.claude/users/{agent}/container:/claude-config:rw"),
+            "-v".into(),
+            format!("{root}/docker/.mcp.json:/pipe-dream/.mcp.json:ro"),
+            "-e".into(),
+            "CLAUDE_CONFIG_DIR=/claude-config".into(),
+        ];
+        if agent != "claude" {
+            args.extend([
+                "-v".into(),
+                format!("{root}/.claude/agents/{agent}.md:/pipe-dream/CLAUDE.md:ro"),
+            ]);
+        }
+        args
+    }
+
+    /// `docker run -d` (or `create` with `run = false`) of a labelled container.
+    pub fn start(&self, name: &str, run: bool, args: &[String], image_and_cmd: &[&str]) -> String {
+        let label = format!("{LABEL}={}", self.id);
+        let mut all: Vec<&str> = vec![if run { "run" } else { "create" }];
+        if run {
+            all.push("-d");
+        }
+        all.extend(["--name", name, "--label", &label]);
+        all.extend(args.iter().map(String::as_str));
+        all.extend(image_and_cmd);
+        let id = docker(&all);
+        if run {
+            wait_for_exec(name);
+        }
+        id
+    }
+}
+
+/// Waits until the entrypoint has exec'd its command (PID 1 is no longer the script).
+fn wait_for_exec(name: &str) {
+    for _ in 0..50 {
+        let top = Command::new("docker")
+            .args(["top", name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let first = top.lines().nth(1).unwrap_or("");
+        if !first.is_empty() && !first.contains("entrypoint.sh") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn rand_suffix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{:x}", n % 0xffffff)
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let ids = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label={LABEL}={}", self.id),
+            ])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &format!("pdt-{}-img", self.id)])
+            .output();
+    }
+}

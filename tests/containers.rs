@@ -1,0 +1,354 @@
+//! Primer 8.2 to 8.4 against a real Docker engine: lab images built FROM scratch from this
+//! host's programs, one real container per broken pattern, and real MCP servers on the
+//! Docker bridge. Every container is unique to its test and removed afterwards.
+
+mod common;
+
+use common::lab::{self, docker, docker_or_skip, Lab};
+use common::servers::{self, Bind, Fault, McpOptions};
+use common::{free_port, run_json, Run, Tree};
+
+const GATEWAY: &str = "--add-host=host.docker.internal:host-gateway";
+
+/// Both servers reachable from containers (qms keyed, git open).
+async fn reachable_servers() -> (u16, u16) {
+    let qms = servers::mcp_server(McpOptions {
+        key: Some("qms-internal".into()),
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    let git = servers::mcp_server(McpOptions {
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    (qms.port, git.port)
+}
+
+fn tree(lab: &Lab, qms: u16, git: u16, agents: &[&str]) -> Tree {
+    let t = Tree::new(qms, git);
+    for a in agents {
+        t.agent(a, "healthy");
+    }
+    lab.configure(&t, "");
+    t
+}
+
+/// Starts `agent`'s container the way the project's script should: Chapter 2.4 mounts,
+/// host gateway, the image's own entrypoint.
+fn start_agent(lab: &Lab, t: &Tree, agent: &str, image: &str, extra: &[&str]) -> String {
+    let mut args = Lab::standard_args(t, agent);
+    args.push(GATEWAY.into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    lab.start(&lab.name(agent), true, &args, &[image])
+}
+
+async fn diagnose(t: &Tree) -> Run {
+    run_json(t.root(), &["--timeout", "3s"]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_and_healthy_lab_passes_every_check() {
+    if !docker_or_skip("running_and_healthy_lab_passes_every_check") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("healthy");
+    let (qms, git) = reachable_servers().await;
+    let t = tree(&lab, qms, git, &["claude", "qa"]);
+    start_agent(&lab, &t, "claude", curl, &[]);
+    start_agent(&lab, &t, "qa", curl, &[]);
+    let r = diagnose(&t).await;
+    for c in r.json()["checks"].as_array().unwrap() {
+        assert_eq!(
+            c["status"],
+            "ok",
+            "{}",
+            serde_json::to_string_pretty(c).unwrap()
+        );
+    }
+    assert_eq!(r.code, 0);
+    r.expect("container.reach[qa,qms]", "ok", "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_container_is_stale() {
+    if !docker_or_skip("stopped_container_is_stale") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("stale");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.push(GATEWAY.into());
+    lab.start(&lab.name("qa"), false, &args, &[curl]);
+    let r = diagnose(&t).await;
+    r.expect("container.state[qa]", "fail", "stopped");
+    let c = r.expect("containers.stale", "warn", "stale");
+    assert_eq!(c["fix"]["available"], true);
+    r.expect("container.reach[qa,qms]", "skip", "precondition");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entrypoint_bypassed_with_sleep_infinity() {
+    if !docker_or_skip("entrypoint_bypassed_with_sleep_infinity") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("bypass");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.extend([
+        GATEWAY.to_string(),
+        "--entrypoint".into(),
+        "/bin/bash".into(),
+    ]);
+    lab.start(
+        &lab.name("qa"),
+        true,
+        &args,
+        &[curl, "-c", "sleep infinity"],
+    );
+    let r = diagnose(&t).await;
+    r.expect("container.entrypoint[qa]", "fail", "bypassed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_host_gateway_means_no_host_docker_internal() {
+    if !docker_or_skip("no_host_gateway_means_no_host_docker_internal") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("nogateway");
+    let (qms, git) = reachable_servers().await;
+    let t = tree(&lab, qms, git, &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.extend(["--dns".to_string(), "127.0.0.1".into()]);
+    lab.start(&lab.name("qa"), true, &args, &[curl]);
+    let r = diagnose(&t).await;
+    r.expect("container.host_gateway[qa]", "fail", "missing");
+    r.expect("container.reach[qa,qms]", "fail", "dns");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_config_dir_mounted_into_two_agent_containers() {
+    if !docker_or_skip("one_config_dir_mounted_into_two_agent_containers") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("shared");
+    let t = tree(&lab, free_port(), free_port(), &["claude", "qa"]);
+    start_agent(&lab, &t, "qa", curl, &[]);
+    // claude's container, started with qa's config dir: the copy-paste of primer 6.3.
+    let mut args: Vec<String> = Lab::standard_args(&t, "claude")
+        .into_iter()
+        .map(|a| a.replace("users/claude/container", "users/qa/container"))
+        .collect();
+    args.push(GATEWAY.into());
+    lab.start(&lab.name("claude"), true, &args, &[curl]);
+    let r = diagnose(&t).await;
+    let c = r.expect("config.isolation", "fail", "shared");
+    assert!(
+        c["message"].as_str().unwrap().contains(&lab.name("claude")),
+        "{c}"
+    );
+    r.expect("container.mounts[claude]", "fail", "wrong-config-dir");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_json_overlay_missing_and_identity_missing() {
+    if !docker_or_skip("mcp_json_overlay_missing_and_identity_missing") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("mounts");
+    let t = tree(&lab, free_port(), free_port(), &["qa", "tu_ui"]);
+    let drop_mount = |agent: &str, needle: &str| {
+        let mut args = Lab::standard_args(&t, agent);
+        let at = args.iter().position(|a| a.contains(needle)).unwrap();
+        args.drain(at - 1..=at);
+        args.push(GATEWAY.into());
+        args
+    };
+    lab.start(
+        &lab.name("qa"),
+        true,
+        &drop_mount("qa", ":/pipe-dream/.mcp.json"),
+        &[curl],
+    );
+    lab.start(
+        &lab.name("tu_ui"),
+        true,
+        &drop_mount("tu_ui", ":/pipe-dream/CLAUDE.md"),
+        &[curl],
+    );
+    let r = diagnose(&t).await;
+    r.expect("container.mounts[qa]", "fail", "missing-mcp-overlay");
+    r.expect("container.mounts[tu_ui]", "fail", "missing-identity");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_on_loopback_only_is_refused_from_the_container() {
+    if !docker_or_skip("server_on_loopback_only_is_refused_from_the_container") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("loopback");
+    let qms = servers::mcp_server(McpOptions {
+        key: Some("qms-internal".into()),
+        ..Default::default()
+    })
+    .await;
+    let (_, git) = reachable_servers().await;
+    let t = tree(&lab, qms.port, git, &["qa"]);
+    start_agent(&lab, &t, "qa", curl, &[]);
+    let r = diagnose(&t).await;
+    r.expect("server.listen[qms]", "fail", "loopback-only");
+    r.expect("server.mcp[qms]", "ok", "ok");
+    r.expect("container.reach[qa,qms]", "fail", "refused");
+    r.expect("container.reach[qa,git]", "ok", "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hung_server_times_out_from_the_container_too() {
+    if !docker_or_skip("hung_server_times_out_from_the_container_too") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("hung");
+    let hung = servers::fault_server_on(Fault::Hang, Bind::Reachable).await;
+    let t = tree(&lab, hung.port, free_port(), &["qa"]);
+    start_agent(&lab, &t, "qa", curl, &[]);
+    let r = run_json(t.root(), &["--timeout", "1s"]).await;
+    r.expect("server.mcp[qms]", "fail", "timeout");
+    r.expect("container.reach[qa,qms]", "fail", "timeout");
+    r.expect("container.reach[qa,git]", "skip", "precondition");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_rebuilt_after_the_container_started() {
+    if !docker_or_skip("image_rebuilt_after_the_container_started") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("rebuilt");
+    let tag = format!("pdt-{}-img", lab.id);
+    docker(&["tag", curl, &tag]);
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    start_agent(&lab, &t, "qa", &tag, &[]);
+    let edited = format!(
+        "{}\n# edited on the host after the build\n",
+        lab::ENTRYPOINT
+    );
+    assert_ne!(edited, lab::ENTRYPOINT);
+    t.write("docker/entrypoint.sh", &edited);
+    let before = diagnose(&t).await;
+    before.expect("container.image[qa]", "fail", "entrypoint-differs");
+    lab::build_image(&tag, true, &edited);
+    let after = diagnose(&t).await;
+    after.expect("container.image[qa]", "fail", "outdated");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_containers_for_one_agent() {
+    if !docker_or_skip("two_containers_for_one_agent") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("duplicate");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    start_agent(&lab, &t, "qa", curl, &[]);
+    // A compose-style second container for qa, found by its config mount.
+    let mut args = Lab::standard_args(&t, "qa");
+    args.push(GATEWAY.into());
+    lab.start(&format!("pdt-{}-other-qa", lab.id), false, &args, &[curl]);
+    let r = diagnose(&t).await;
+    let c = r.expect("containers.duplicate[qa]", "warn", "duplicate");
+    assert_eq!(c["fix"]["available"], true);
+    lab.start(&format!("pdt-{}-third-qa", lab.id), true, &args, &[curl]);
+    let r = diagnose(&t).await;
+    r.expect("containers.duplicate[qa]", "fail", "duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compose_container_serves_claude_by_its_labels() {
+    if !docker_or_skip("compose_container_serves_claude_by_its_labels") {
+        return;
+    }
+    let (curl, _) = lab::images();
+    let lab = Lab::new("compose");
+    let (qms, git) = reachable_servers().await;
+    let t = tree(&lab, qms, git, &["claude"]);
+    let mut args = Lab::standard_args(&t, "claude");
+    args.extend([
+        GATEWAY.to_string(),
+        "--label".into(),
+        format!("com.docker.compose.project=pdt-{}", lab.id),
+        "--label".into(),
+        "com.docker.compose.service=claude-agent".into(),
+    ]);
+    lab.start(&format!("pdt-{}-compose-1", lab.id), true, &args, &[curl]);
+    let r = diagnose(&t).await;
+    let c = r.expect("container.state[claude]", "ok", "ok");
+    assert!(
+        c["message"].as_str().unwrap().contains("compose labels"),
+        "{c}"
+    );
+    r.expect("container.reach[claude,qms]", "ok", "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_less_image_reaches_with_bash() {
+    if !docker_or_skip("curl_less_image_reaches_with_bash") {
+        return;
+    }
+    let (_, bash_only) = lab::images();
+    let lab = Lab::new("nocurl");
+    let (qms, git) = reachable_servers().await;
+    let t = tree(&lab, qms, git, &["qa"]);
+    start_agent(&lab, &t, "qa", bash_only, &[]);
+    let r = diagnose(&t).await;
+    let c = r.expect("container.reach[qa,qms]", "ok", "ok");
+    assert!(c["evidence"].to_string().contains(" bash "), "{c}");
+    let loopback_only = servers::mcp_server(McpOptions::default()).await;
+    let t2 = tree(&lab, loopback_only.port, git, &["tu_ui"]);
+    start_agent(&lab, &t2, "tu_ui", bash_only, &[]);
+    run_json(t2.root(), &["--agent", "tu_ui"]).await.expect(
+        "container.reach[tu_ui,qms]",
+        "fail",
+        "refused",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_or_hung_engine_fails_once_and_skips_the_rest() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    let hung = servers::fault_server(Fault::Hang).await;
+    for host in [
+        "unix:///nonexistent/docker.sock".to_string(),
+        format!("tcp://127.0.0.1:{}", hung.port),
+    ] {
+        let mut cmd = common::command(t.root(), &["--json", "--timeout", "1s"]);
+        cmd.env("DOCKER_HOST", &host);
+        let started = std::time::Instant::now();
+        let out = cmd.output().await.unwrap();
+        let r = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::new(),
+            elapsed: started.elapsed(),
+        };
+        r.expect("docker.engine", "fail", "unreachable");
+        let c = r.expect("container.reach[qa,qms]", "skip", "precondition");
+        assert_eq!(c["message"], "needs the Docker engine checks");
+        r.expect("containers.stale", "skip", "precondition");
+        assert!(
+            r.elapsed < std::time::Duration::from_secs(5),
+            "{host}: {:?}",
+            r.elapsed
+        );
+    }
+}
