@@ -10,22 +10,6 @@ use common::{free_port, run_json, Run, Tree};
 
 const GATEWAY: &str = "--add-host=host.docker.internal:host-gateway";
 
-/// Both servers reachable from containers (qms keyed, git open).
-async fn reachable_servers() -> (u16, u16) {
-    let qms = servers::mcp_server(McpOptions {
-        key: Some("qms-internal".into()),
-        bind: Bind::Reachable,
-        ..Default::default()
-    })
-    .await;
-    let git = servers::mcp_server(McpOptions {
-        bind: Bind::Reachable,
-        ..Default::default()
-    })
-    .await;
-    (qms.port, git.port)
-}
-
 fn tree(lab: &Lab, qms: u16, git: u16, agents: &[&str]) -> Tree {
     let t = Tree::new(qms, git);
     for a in agents {
@@ -55,7 +39,7 @@ async fn running_and_healthy_lab_passes_every_check() {
     }
     let (curl, _) = lab::images();
     let lab = Lab::new("healthy");
-    let (qms, git) = reachable_servers().await;
+    let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude", "qa"]);
     start_agent(&lab, &t, "claude", curl, &[]);
     start_agent(&lab, &t, "qa", curl, &[]);
@@ -121,7 +105,7 @@ async fn no_host_gateway_means_no_host_docker_internal() {
     }
     let (curl, _) = lab::images();
     let lab = Lab::new("nogateway");
-    let (qms, git) = reachable_servers().await;
+    let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.extend(["--dns".to_string(), "127.0.0.1".into()]);
@@ -200,7 +184,7 @@ async fn server_on_loopback_only_is_refused_from_the_container() {
         ..Default::default()
     })
     .await;
-    let (_, git) = reachable_servers().await;
+    let (_, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms.port, git, &["qa"]);
     start_agent(&lab, &t, "qa", curl, &[]);
     let r = diagnose(&t).await;
@@ -278,7 +262,7 @@ async fn compose_container_serves_claude_by_its_labels() {
     }
     let (curl, _) = lab::images();
     let lab = Lab::new("compose");
-    let (qms, git) = reachable_servers().await;
+    let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude"]);
     let mut args = Lab::standard_args(&t, "claude");
     args.extend([
@@ -305,7 +289,7 @@ async fn curl_less_image_reaches_with_bash() {
     }
     let (_, bash_only) = lab::images();
     let lab = Lab::new("nocurl");
-    let (qms, git) = reachable_servers().await;
+    let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
     start_agent(&lab, &t, "qa", bash_only, &[]);
     let r = diagnose(&t).await;

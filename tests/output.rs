@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::servers::{self, Bind, Fault, McpOptions};
+use common::servers::{self, Fault};
 use common::{free_port, run, run_json, Tree};
 
 const SCHEMA: &str = include_str!("../schema/pd-doctor-1.schema.json");
@@ -21,18 +21,8 @@ fn validate(doc: &serde_json::Value) {
 /// Both servers up as the primer runs them (reachable, stateless, qms keyed) and two agents
 /// configured as the entrypoint leaves them.
 async fn healthy_host() -> Tree {
-    let qms = servers::mcp_server(McpOptions {
-        key: Some("qms-internal".into()),
-        bind: Bind::Reachable,
-        ..Default::default()
-    })
-    .await;
-    let git = servers::mcp_server(McpOptions {
-        bind: Bind::Reachable,
-        ..Default::default()
-    })
-    .await;
-    let t = Tree::new(qms.port, git.port);
+    let (qms, git) = servers::reachable_pair().await;
+    let t = Tree::new(qms, git);
     t.agent("claude", "healthy").agent("qa", "healthy");
     t.config("");
     t

@@ -265,3 +265,19 @@ pub async fn session_echo_server(body: &'static str) -> Served {
     });
     Served { port }
 }
+
+/// qms and git as the primer runs them: reachable from containers, qms keyed, git open.
+pub async fn reachable_pair() -> (u16, u16) {
+    let qms = mcp_server(McpOptions {
+        key: Some("qms-internal".into()),
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    let git = mcp_server(McpOptions {
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    (qms.port, git.port)
+}
