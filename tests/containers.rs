@@ -37,7 +37,7 @@ async fn running_and_healthy_lab_passes_every_check() {
     if !docker_or_skip("running_and_healthy_lab_passes_every_check") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("healthy");
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude", "qa"]);
@@ -61,7 +61,7 @@ async fn stopped_container_is_stale() {
     if !docker_or_skip("stopped_container_is_stale") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("stale");
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
@@ -79,7 +79,7 @@ async fn entrypoint_bypassed_with_sleep_infinity() {
     if !docker_or_skip("entrypoint_bypassed_with_sleep_infinity") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("bypass");
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
@@ -103,7 +103,7 @@ async fn no_host_gateway_means_no_host_docker_internal() {
     if !docker_or_skip("no_host_gateway_means_no_host_docker_internal") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("nogateway");
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
@@ -120,7 +120,7 @@ async fn one_config_dir_mounted_into_two_agent_containers() {
     if !docker_or_skip("one_config_dir_mounted_into_two_agent_containers") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("shared");
     let t = tree(&lab, free_port(), free_port(), &["claude", "qa"]);
     start_agent(&lab, &t, "qa", curl, &[]);
@@ -145,7 +145,7 @@ async fn mcp_json_overlay_missing_and_identity_missing() {
     if !docker_or_skip("mcp_json_overlay_missing_and_identity_missing") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("mounts");
     let t = tree(&lab, free_port(), free_port(), &["qa", "tu_ui"]);
     let drop_mount = |agent: &str, needle: &str| {
@@ -177,7 +177,7 @@ async fn server_on_loopback_only_is_refused_from_the_container() {
     if !docker_or_skip("server_on_loopback_only_is_refused_from_the_container") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("loopback");
     let qms = servers::mcp_server(McpOptions {
         key: Some("qms-internal".into()),
@@ -199,7 +199,7 @@ async fn hung_server_times_out_from_the_container_too() {
     if !docker_or_skip("hung_server_times_out_from_the_container_too") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("hung");
     let hung = servers::fault_server_on(Fault::Hang, Bind::Reachable).await;
     let t = tree(&lab, hung.port, free_port(), &["qa"]);
@@ -215,10 +215,10 @@ async fn image_rebuilt_after_the_container_started() {
     if !docker_or_skip("image_rebuilt_after_the_container_started") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("rebuilt");
     let tag = format!("pdt-{}-img", lab.id);
-    docker(&["tag", curl, &tag]);
+    docker(&["tag", curl.as_str(), &tag]);
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     start_agent(&lab, &t, "qa", &tag, &[]);
     let edited = format!(
@@ -229,7 +229,7 @@ async fn image_rebuilt_after_the_container_started() {
     t.write("docker/entrypoint.sh", &edited);
     let before = diagnose(&t).await;
     before.expect("container.image[qa]", "fail", "entrypoint-differs");
-    lab::build_image(&tag, true, &edited);
+    lab::build_image(&tag, "curl", &edited);
     let after = diagnose(&t).await;
     after.expect("container.image[qa]", "fail", "outdated");
 }
@@ -239,7 +239,7 @@ async fn two_containers_for_one_agent() {
     if !docker_or_skip("two_containers_for_one_agent") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("duplicate");
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     start_agent(&lab, &t, "qa", curl, &[]);
@@ -260,7 +260,7 @@ async fn compose_container_serves_claude_by_its_labels() {
     if !docker_or_skip("compose_container_serves_claude_by_its_labels") {
         return;
     }
-    let (curl, _) = lab::images();
+    let curl = &lab::image("curl");
     let lab = Lab::new("compose");
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude"]);
@@ -287,7 +287,7 @@ async fn curl_less_image_reaches_with_bash() {
     if !docker_or_skip("curl_less_image_reaches_with_bash") {
         return;
     }
-    let (_, bash_only) = lab::images();
+    let bash_only = &lab::image("bash-only");
     let lab = Lab::new("nocurl");
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
@@ -335,4 +335,143 @@ async fn unreachable_or_hung_engine_fails_once_and_skips_the_rest() {
             r.elapsed
         );
     }
+}
+
+/// Reach through each client an image may carry, against a reachable and a loopback-only
+/// server: the answer and the refusal both come through the client's own words.
+async fn reach_with(variant: &str) {
+    if !docker_or_skip(variant) {
+        return;
+    }
+    let image = lab::image(variant);
+    let lab = Lab::new(&format!("client-{variant}"));
+    let (qms, _) = servers::reachable_pair().await;
+    let loopback_only = servers::mcp_server(McpOptions::default()).await;
+    let t = tree(&lab, qms, loopback_only.port, &["qa"]);
+    start_agent(&lab, &t, "qa", &image, &[]);
+    let r = diagnose(&t).await;
+    let c = r.expect("container.reach[qa,qms]", "ok", "ok");
+    assert!(
+        c["evidence"].to_string().contains(&format!(" {variant} ")),
+        "{c}"
+    );
+    r.expect("container.reach[qa,git]", "fail", "refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wget_image_reaches_with_wget() {
+    reach_with("wget").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_image_reaches_with_node() {
+    reach_with("node").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_without_any_client_is_no_client() {
+    if !docker_or_skip("image_without_any_client_is_no_client") {
+        return;
+    }
+    let bare = lab::image("bare");
+    let lab = Lab::new("noclient");
+    let (qms, git) = servers::reachable_pair().await;
+    let t = tree(&lab, qms, git, &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.extend([
+        GATEWAY.to_string(),
+        "--entrypoint".into(),
+        "/bin/sleep".into(),
+    ]);
+    lab.start(&lab.name("qa"), true, &args, &[&bare, "infinity"]);
+    let r = diagnose(&t).await;
+    r.expect("container.reach[qa,qms]", "warn", "no-client");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_gateway_mapped_to_ipv6_warns() {
+    if !docker_or_skip("host_gateway_mapped_to_ipv6_warns") {
+        return;
+    }
+    let curl = lab::image("curl");
+    let lab = Lab::new("ipv6");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.push("--add-host=host.docker.internal:::1".into());
+    lab.start(&lab.name("qa"), true, &args, &[&curl]);
+    diagnose(&t)
+        .await
+        .expect("container.host_gateway[qa]", "warn", "ipv6-first");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entrypoint_still_waiting_for_servers_is_configuring() {
+    if !docker_or_skip("entrypoint_still_waiting_for_servers_is_configuring") {
+        return;
+    }
+    let curl = lab::image("curl");
+    let lab = Lab::new("configuring");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.extend([
+        GATEWAY.to_string(),
+        "-e".into(),
+        format!("PD_WAIT_FOR=host.docker.internal:{}", t.qms),
+        "-e".into(),
+        "PD_WAIT_SECONDS=120".into(),
+    ]);
+    lab.launch(&lab.name("qa"), true, &args, &[&curl]);
+    let mut r = diagnose(&t).await;
+    for _ in 0..20 {
+        if r.check("container.state[qa]")["cause"] == "configuring" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        r = diagnose(&t).await;
+    }
+    r.expect("container.state[qa]", "warn", "configuring");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashed_entrypoint_shows_exit_code_and_last_log_lines() {
+    if !docker_or_skip("crashed_entrypoint_shows_exit_code_and_last_log_lines") {
+        return;
+    }
+    let curl = lab::image("curl");
+    let lab = Lab::new("crashed");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let mut args = Lab::standard_args(&t, "qa");
+    args.push(GATEWAY.into());
+    lab.launch(
+        &lab.name("qa"),
+        true,
+        &args,
+        &[
+            &curl,
+            "bash",
+            "-c",
+            "echo claude: configuration file is corrupted >&2; exit 3",
+        ],
+    );
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = docker(&["inspect", "-f", "{{.State.Status}}", &lab.name("qa")]);
+        if status == "exited" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, "exited");
+    let r = diagnose(&t).await;
+    let c = r.expect("container.state[qa]", "fail", "stopped");
+    assert!(
+        c["message"].as_str().unwrap().contains("exit code 3"),
+        "{c}"
+    );
+    assert!(
+        c["evidence"]
+            .to_string()
+            .contains("configuration file is corrupted"),
+        "{c}"
+    );
 }

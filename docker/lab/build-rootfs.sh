@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds the lab image's root file system from this host's own programs:
-#   build-rootfs.sh DEST [--no-curl]
-# Copies bash, coreutils, getent and (by default) curl with every library `ldd` names,
-# plus libnss_files/libnss_dns and an nsswitch.conf so names resolve. No download.
+#   build-rootfs.sh DEST [curl|wget|node|bash-only|bare]     (default: curl)
+# Copies bash, coreutils and getent, plus the named HTTP client, with every library
+# `ldd` names, the NSS modules and an nsswitch.conf so names resolve. `bare` has nothing
+# but sleep: no shell and no client at all. Nothing is downloaded.
 set -euo pipefail
-dest=$1; shift
-with_curl=1
-[ "${1:-}" = "--no-curl" ] && with_curl=0
-programs=(bash sleep cat ls touch cp mkdir rm env getent)
-[ "$with_curl" = 1 ] && programs+=(curl)
+dest=$1
+variant=${2:-curl}
+case "$variant" in
+  bare) programs=(sleep) ;;
+  bash-only) programs=(bash sleep cat ls touch cp mkdir rm env getent) ;;
+  curl|wget|node) programs=(bash sleep cat ls touch cp mkdir rm env getent "$variant") ;;
+  *) echo "unknown variant $variant" >&2; exit 2 ;;
+esac
 mkdir -p "$dest/bin" "$dest/etc" "$dest/tmp"
 copy_with_libs() {
   local file=$1
@@ -21,7 +25,7 @@ copy_with_libs() {
   done
 }
 for p in "${programs[@]}"; do
-  path=$(command -v "$p")
+  path=$(command -v "$p") || { echo "build-rootfs.sh: $p is not installed on this host" >&2; exit 1; }
   copy_with_libs "$path"
   [ -e "$dest/bin/$p" ] || cp -L "$path" "$dest/bin/$p"
 done

@@ -2,9 +2,10 @@
 //! programs (docker/lab/build-rootfs.sh), containers created per test with a unique name
 //! prefix and label, and removed when the test ends, passed or failed.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use super::Tree;
@@ -43,8 +44,9 @@ pub fn docker(args: &[&str]) -> String {
 
 pub const ENTRYPOINT: &str = include_str!("../../docker/entrypoint.sh");
 
-/// Builds a lab image tagged `tag` with `entrypoint` as /entrypoint.sh.
-pub fn build_image(tag: &str, curl: bool, entrypoint: &str) {
+/// Builds a lab image tagged `tag` with `entrypoint` as /entrypoint.sh; `variant` is the
+/// HTTP client it carries (see docker/lab/build-rootfs.sh).
+pub fn build_image(tag: &str, variant: &str, entrypoint: &str) {
     let ctx = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     std::fs::copy(
@@ -61,10 +63,8 @@ pub fn build_image(tag: &str, curl: bool, entrypoint: &str) {
     let mut build = Command::new("bash");
     build
         .arg(Path::new(root).join("docker/lab/build-rootfs.sh"))
-        .arg(ctx.path().join("rootfs"));
-    if !curl {
-        build.arg("--no-curl");
-    }
+        .arg(ctx.path().join("rootfs"))
+        .arg(variant);
     assert!(build.status().unwrap().success(), "build-rootfs.sh failed");
     let label = format!("{LABEL}={}", std::process::id());
     docker(&[
@@ -78,18 +78,20 @@ pub fn build_image(tag: &str, curl: bool, entrypoint: &str) {
     ]);
 }
 
-/// The two lab images of this test process (with curl, without), built once.
-pub fn images() -> &'static (String, String) {
-    static IMAGES: OnceLock<(String, String)> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        remove_images_of_finished_runs();
-        let pid = std::process::id();
-        let with = format!("pd-doctor-lab:{pid}-curl");
-        let without = format!("pd-doctor-lab:{pid}-bash");
-        build_image(&with, true, ENTRYPOINT);
-        build_image(&without, false, ENTRYPOINT);
-        (with, without)
-    })
+/// The lab image of this test process with `variant`'s client, built on first use.
+pub fn image(variant: &str) -> String {
+    static IMAGES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(remove_images_of_finished_runs);
+    let mut built = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(variant.to_string())
+        .or_insert_with(|| {
+            let tag = format!("pd-doctor-lab:{}-{variant}", std::process::id());
+            build_image(&tag, variant, ENTRYPOINT);
+            tag
+        })
+        .clone()
 }
 
 /// Images are shared by a test process's tests, so no single test can remove them; the
@@ -191,8 +193,18 @@ impl Lab {
         args
     }
 
-    /// `docker run -d` (or `create` with `run = false`) of a labelled container.
+    /// `docker run -d` (or `create` with `run = false`) of a labelled container; a run
+    /// returns once the entrypoint has exec'd its command.
     pub fn start(&self, name: &str, run: bool, args: &[String], image_and_cmd: &[&str]) -> String {
+        let id = self.launch(name, run, args, image_and_cmd);
+        if run {
+            wait_for_exec(name);
+        }
+        id
+    }
+
+    /// The same, without waiting for the entrypoint.
+    pub fn launch(&self, name: &str, run: bool, args: &[String], image_and_cmd: &[&str]) -> String {
         let label = format!("{LABEL}={}", self.id);
         let mut all: Vec<&str> = vec![if run { "run" } else { "create" }];
         if run {
@@ -201,11 +213,7 @@ impl Lab {
         all.extend(["--name", name, "--label", &label]);
         all.extend(args.iter().map(String::as_str));
         all.extend(image_and_cmd);
-        let id = docker(&all);
-        if run {
-            wait_for_exec(name);
-        }
-        id
+        docker(&all)
     }
 }
 

@@ -241,3 +241,116 @@ fn cause_text(cause: &str) -> &'static str {
         _ => "no answer in time",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(code: i64, stdout: &str, stderr: &str) -> docker::ExecOutput {
+        docker::ExecOutput {
+            exit_code: Some(code),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    fn cause(a: Answer) -> String {
+        match a {
+            Answer::Status(s, _) => format!("status {s}"),
+            Answer::Failed(c, _) => c.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_clients_words_become_the_same_causes() {
+        assert_eq!(
+            cause(interpret(
+                "curl",
+                &out(0, "Not Acceptable\n__pd_status__406", "")
+            )),
+            "status 406"
+        );
+        assert_eq!(
+            cause(interpret(
+                "curl",
+                &out(6, "\n__pd_status__000", "curl: (6) Could not resolve host")
+            )),
+            "dns"
+        );
+        assert_eq!(
+            cause(interpret("curl", &out(7, "\n__pd_status__000", ""))),
+            "refused"
+        );
+        assert_eq!(
+            cause(interpret("curl", &out(28, "\n__pd_status__000", ""))),
+            "timeout"
+        );
+        assert_eq!(
+            cause(interpret(
+                "wget",
+                &out(8, "", "  HTTP/1.1 406 Not Acceptable\n")
+            )),
+            "status 406"
+        );
+        assert_eq!(
+            cause(interpret(
+                "wget",
+                &out(4, "", "wget: unable to resolve host address 'x'")
+            )),
+            "dns"
+        );
+        assert_eq!(
+            cause(interpret("python3", &out(0, "STATUS 421\nmisdirected", ""))),
+            "status 421"
+        );
+        assert_eq!(cause(interpret("python3", &out(0, "ERR dns", ""))), "dns");
+        assert_eq!(
+            cause(interpret("node", &out(0, "ERR timeout", ""))),
+            "timeout"
+        );
+        assert_eq!(
+            cause(interpret(
+                "bash",
+                &out(
+                    0,
+                    "HTTP/1.0 403 Forbidden\r\n\r\nHost header is not allowed",
+                    ""
+                )
+            )),
+            "status 403"
+        );
+        assert_eq!(
+            cause(interpret(
+                "bash",
+                &out(1, "", "bash: connect: Connection refused")
+            )),
+            "refused"
+        );
+        assert_eq!(
+            cause(interpret(
+                "bash",
+                &out(
+                    1,
+                    "",
+                    "bash: host.docker.internal: Name or service not known"
+                )
+            )),
+            "dns"
+        );
+    }
+
+    #[test]
+    fn urls_travel_as_one_argument_after_the_options() {
+        let url = reqwest::Url::parse("http://host.docker.internal:8000/mcp;rm -rf /").unwrap();
+        let argv = argv("curl", &url, 2);
+        assert_eq!(argv[argv.len() - 2], "--");
+        assert_eq!(argv.last().unwrap(), url.as_str());
+        let bash = argv_of_bash(&url);
+        assert_eq!(&bash[..3], &["bash", "-c", BASH]);
+        assert_eq!(bash[4], "host.docker.internal");
+    }
+
+    fn argv_of_bash(url: &reqwest::Url) -> Vec<String> {
+        argv("bash", url, 2)
+    }
+}
