@@ -9,10 +9,11 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use comfy_table::{presets, Table};
 
 use crate::catalogue::Catalogue;
-use crate::engine::Engine;
 use crate::facts::{docker, Facts};
+use crate::fixes::{self, flow::Narrator};
 use crate::project::{self, Project};
 use crate::report::{self, Report};
+use crate::run::Runner;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
@@ -89,12 +90,18 @@ pub enum Command {
     },
     /// Chapter 8.5 clean slate: remove agent containers, clear markers
     Reset {
+        /// Act without asking
         #[arg(long)]
         yes: bool,
+        /// Print what would be done, change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Also stop the MCP servers named by PID files, once verified to be them
         #[arg(long)]
         stop_servers: bool,
+        /// Also remove running agent containers
+        #[arg(long)]
+        force: bool,
     },
     /// Shell completions
     Completions {
@@ -152,11 +159,19 @@ fn run(cli: Cli) -> Result<i32, String> {
             );
             Ok(EXIT_OK)
         }
-        Some(Command::Reset { .. }) => Err("reset is not available in this version yet".into()),
-        None if cli.fix => Err(
-            "--fix is not available in this version yet; the plan is shown under each problem"
-                .into(),
-        ),
+        Some(Command::Reset {
+            yes,
+            dry_run,
+            stop_servers,
+            force,
+        }) => {
+            let opts = fixes::flow::Options {
+                yes: *yes,
+                dry_run: *dry_run,
+                force: *force,
+            };
+            reset(&cli, *stop_servers, opts)
+        }
         None => check(&cli, color),
     }
 }
@@ -217,19 +232,12 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
     Ok(EXIT_OK)
 }
 
-fn check(cli: &Cli, color: bool) -> Result<i32, String> {
+/// Loads the project and the catalogue, asks the engine once (agents seen only in
+/// containers join the run), and returns a runner plus the facts already gathered.
+fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<(Runner, Arc<Facts>), String> {
     let root = find_root(cli)?;
     let mut project = Project::load(&root, &cli.agents)?;
     let catalogue = Catalogue::load(&project.root)?;
-    let format = if cli.json { Format::Json } else { cli.format };
-    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let clock = Instant::now();
-    let progress = format == Format::Human && std::io::stderr().is_terminal();
-    if progress {
-        eprint!("pd-doctor: checking…");
-    }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
-    // The engine is asked first: agents seen only in containers join the checklist.
     let docker = runtime.block_on(docker::gather(
         &project,
         tokio::time::Instant::now() + cli.timeout,
@@ -246,12 +254,64 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     }
     let project = Arc::new(project);
     let facts = Arc::new(Facts::new(project.clone(), cli.timeout, docker));
-    let results = runtime.block_on(Engine::new(&catalogue, facts).run(&cli.only, &cli.skip));
-    // Probes that hang past their deadline are abandoned, not awaited.
-    runtime.shutdown_background();
+    let runner = Runner {
+        project,
+        catalogue,
+        timeout: cli.timeout,
+        only: cli.only.clone(),
+        skip: cli.skip.clone(),
+    };
+    Ok((runner, facts))
+}
+
+fn narrator<'a>(to_stdout: bool, project: &'a Project) -> Narrator<'a> {
+    let out: Box<dyn std::io::Write> = if to_stdout {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::io::stderr())
+    };
+    Narrator {
+        out,
+        scrub: Box::new(move |line| project.secrets.scrub(line)),
+    }
+}
+
+fn new_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))
+}
+
+fn check(cli: &Cli, color: bool) -> Result<i32, String> {
+    let format = if cli.json { Format::Json } else { cli.format };
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let clock = Instant::now();
+    let progress = format == Format::Human && std::io::stderr().is_terminal() && !cli.fix;
+    if progress {
+        eprint!("pd-doctor: checking…");
+    }
+    let runtime = new_runtime()?;
+    let (runner, facts) = prepare(cli, &runtime)?;
+    let project = runner.project.clone();
+    let mut results = runtime.block_on(runner.diagnose_with(facts));
     if progress {
         eprint!("\r\x1b[K");
     }
+    if cli.fix {
+        let opts = fixes::flow::Options {
+            yes: cli.yes,
+            dry_run: cli.dry_run,
+            force: cli.force,
+        };
+        let mut say = narrator(format == Format::Human, &project);
+        match runtime.block_on(fixes::flow::fix(&runner, results, opts, &mut say)) {
+            Ok(fixed) => results = fixed,
+            Err(fixes::flow::Refusal::NoConsent) => {
+                return Err("--fix changes files and containers: without a terminal to ask on, say --yes (or --dry-run to see the plan); nothing was changed".into());
+            }
+        }
+        println!();
+    }
+    // Probes that hang past their deadline are abandoned, not awaited.
+    runtime.shutdown_background();
     let mut report = Report {
         root: project.root.display().to_string(),
         started_at,
@@ -261,12 +321,12 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     report.scrub(&project.secrets);
     let text = match format {
         Format::Json => report::json::render(&report),
-        Format::Junit => report::junit::render(&report, &catalogue),
+        Format::Junit => report::junit::render(&report, &runner.catalogue),
         Format::Human => {
             let header = header(&project);
             report::human::render(
                 &report,
-                &catalogue,
+                &runner.catalogue,
                 &header,
                 &report::human::Options {
                     verbose: cli.verbose,
@@ -281,6 +341,22 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     } else {
         EXIT_OK
     })
+}
+
+fn reset(cli: &Cli, stop_servers: bool, opts: fixes::flow::Options) -> Result<i32, String> {
+    let runtime = new_runtime()?;
+    let (runner, _) = prepare(cli, &runtime)?;
+    let project = runner.project.clone();
+    let mut say = narrator(true, &project);
+    let outcome = runtime.block_on(fixes::flow::reset(&runner, stop_servers, opts, &mut say));
+    runtime.shutdown_background();
+    match outcome {
+        Ok(true) => Ok(EXIT_OK),
+        Ok(false) => Ok(EXIT_FAILED),
+        Err(fixes::flow::Refusal::NoConsent) => {
+            Err("reset removes containers and files: without a terminal to ask on, say --yes (or --dry-run); nothing was changed".into())
+        }
+    }
 }
 
 fn header(project: &Project) -> String {

@@ -278,6 +278,7 @@ fn finish(
             ..Default::default()
         },
         duration_ms: took.as_millis() as u64,
+        plan: finding.fix,
     }
 }
 

@@ -14,3 +14,4 @@ pub mod probes;
 pub mod project;
 pub mod redact;
 pub mod report;
+pub mod run;

@@ -166,6 +166,9 @@ pub struct CheckResult {
     pub hint: Option<String>,
     pub fix: FixReport,
     pub duration_ms: u64,
+    /// The actions behind `fix.plan`, for `--fix`; not part of the report.
+    #[serde(skip)]
+    pub plan: Option<FixPlan>,
 }
 
 /// The `fix` object of the JSON report.

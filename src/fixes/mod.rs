@@ -1,5 +1,11 @@
-//! Repairs as data: a probe that finds something safely fixable attaches a [`FixPlan`];
-//! nothing here runs yet, the plan is what `--fix --dry-run` will print.
+//! Repairs as data: a probe that finds something safely fixable attaches a [`FixPlan`]
+//! of concrete actions; `apply` carries one out after checking the state again, and
+//! `flow` runs the whole `--fix` / `reset` conversation. Only this module changes
+//! anything on disk or in the engine.
+
+pub mod apply;
+pub mod flow;
+pub mod fsops;
 
 use std::path::{Path, PathBuf};
 
@@ -14,11 +20,30 @@ pub enum Action {
     },
     /// Rewrite one server entry of a `.claude.json` from `docker/.mcp.json`.
     RewriteServerEntry { path: PathBuf, server: String },
-    /// Remove one container that is not running.
+    /// Remove one container; a running one only with `--force`.
     RemoveContainer { id: String, name: String },
+    /// SIGTERM a server named by its PID file, once it is verified to be that server.
+    StopServer {
+        server: String,
+        pid: u32,
+        pid_file: PathBuf,
+    },
 }
 
 impl Action {
+    /// Fixes run in this order: containers go first (so nothing rewrites a config dir
+    /// while it is repaired), then `.claude.json` is made readable, then its entries
+    /// rewritten, then stale files removed.
+    pub fn order(&self) -> u8 {
+        match self {
+            Action::StopServer { .. } => 0,
+            Action::RemoveContainer { .. } => 1,
+            Action::RestoreClaudeJson { .. } => 2,
+            Action::RewriteServerEntry { .. } => 3,
+            Action::RemoveFile { .. } => 4,
+        }
+    }
+
     /// One line saying what the action will do, printed before it is done; paths are
     /// shown relative to the project root when they are inside it.
     pub fn describe(&self, root: &Path) -> String {
@@ -36,7 +61,17 @@ impl Action {
                 "rewrite server {server} in {} from docker/.mcp.json (backup first)",
                 show(path)
             ),
-            Action::RemoveContainer { name, .. } => format!("remove stopped container {name}"),
+            Action::RemoveContainer { name, .. } => format!("remove container {name}"),
+            Action::StopServer {
+                server,
+                pid,
+                pid_file,
+            } => {
+                format!(
+                    "stop server {server} (pid {pid} from {}) with SIGTERM",
+                    show(pid_file)
+                )
+            }
         }
     }
 }

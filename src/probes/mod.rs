@@ -99,7 +99,7 @@ fn markers_present<'a>(f: &'a Facts, agent: &Agent) -> Vec<&'a Server> {
 }
 
 /// A command line fit for printing: at most a few arguments, secret-looking ones hidden.
-fn describe_command(command: &str) -> String {
+pub fn describe_command(command: &str) -> String {
     let mut out = Vec::new();
     let mut hide_next = false;
     for arg in command.split_whitespace().take(6) {

@@ -72,7 +72,12 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
 fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, verbose: bool) {
     let message = match r.status {
         Status::Skip => format!("skipped: {}", r.message),
-        Status::Ok | Status::Fixed => r.message.clone(),
+        Status::Ok => r.message.clone(),
+        Status::Fixed => format!(
+            "{} {}",
+            r.message,
+            p.paint("(fixed)", Style::new().green().bold())
+        ),
         _ => format!(
             "{} {}",
             r.message,
@@ -97,6 +102,13 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, verbose: b
             );
         }
     }
+    if let Some(outcome) = &r.fix.outcome {
+        let _ = writeln!(
+            out,
+            "      {} {outcome}",
+            p.paint("fixed:", Style::new().green())
+        );
+    }
     if problem {
         if let Some(h) = &r.hint {
             let _ = writeln!(
@@ -105,12 +117,14 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, verbose: b
                 p.paint("→", Style::new().cyan().bold())
             );
         }
-        for step in &r.fix.plan {
-            let _ = writeln!(
-                out,
-                "      {} {step}",
-                p.paint("fix:", Style::new().green())
-            );
+        if r.fix.outcome.is_none() {
+            for step in &r.fix.plan {
+                let _ = writeln!(
+                    out,
+                    "      {} {step}",
+                    p.paint("fix:", Style::new().green())
+                );
+            }
         }
     }
 }

@@ -1,0 +1,309 @@
+//! The `--fix` and `reset` conversations: show the plan, change nothing on `--dry-run`,
+//! ask once (or act on `--yes`, or refuse without a terminal), verify each action against
+//! the state right before it, act, re-check, and report only what now passes as fixed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::apply::{self, Context, Outcome};
+use super::Action;
+use crate::facts::Facts;
+use crate::model::{CheckResult, Status};
+use crate::run::Runner;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub yes: bool,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// Why nothing was done although something could have been.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No `--yes` and no terminal to ask on.
+    NoConsent,
+}
+
+/// Where the plan and the progress lines go: stdout for people, stderr when stdout
+/// carries JSON or JUnit.
+pub struct Narrator<'a> {
+    pub out: Box<dyn Write + 'a>,
+    pub scrub: Box<dyn Fn(&str) -> String + 'a>,
+}
+
+impl Narrator<'_> {
+    pub fn say(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{}", (self.scrub)(line));
+    }
+}
+
+/// One action and the check instances that asked for it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub action: Action,
+    pub ids: Vec<String>,
+}
+
+/// The actions the results ask for, each once, in fix order; none already tried.
+pub fn plan(results: &[CheckResult], tried: &[Action]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Fail | Status::Warn))
+    {
+        for action in r.plan.iter().flat_map(|p| p.actions.iter()) {
+            if tried.contains(action) {
+                continue;
+            }
+            match steps.iter_mut().find(|s| &s.action == action) {
+                Some(step) => step.ids.push(r.id.clone()),
+                None => steps.push(Step {
+                    action: action.clone(),
+                    ids: vec![r.id.clone()],
+                }),
+            }
+        }
+    }
+    // Stable: within one kind, checklist order.
+    steps.sort_by_key(|s| s.action.order());
+    steps
+}
+
+/// Asks on the terminal; `None` when there is no terminal to ask on.
+pub fn ask(question: &str) -> Option<bool> {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok()?;
+    Some(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+fn describe(steps: &[Step], root: &std::path::Path) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "  {}. {}   [{}]",
+                i + 1,
+                s.action.describe(root),
+                s.ids.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Fixes rounds of problems until nothing fixable is left (at most three rounds: a
+/// restored `.claude.json` can reveal stale markers the corrupt one hid). Returns the
+/// final results, with `fixed` where a repair made a check pass.
+pub async fn fix(
+    runner: &Runner,
+    first: Vec<CheckResult>,
+    opts: Options,
+    say: &mut Narrator<'_>,
+) -> Result<Vec<CheckResult>, Refusal> {
+    let before: HashMap<String, Status> = first.iter().map(|r| (r.id.clone(), r.status)).collect();
+    let root = runner.project.root.clone();
+    let mut results = first;
+    let mut tried: Vec<Action> = Vec::new();
+    let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+    for round in 0..3 {
+        let steps = plan(&results, &tried);
+        if steps.is_empty() {
+            if round == 0 {
+                say.say("Nothing to fix automatically.");
+            }
+            break;
+        }
+        say.say(if round == 0 {
+            "pd-doctor --fix will:"
+        } else {
+            "That revealed more to repair; pd-doctor --fix will now:"
+        });
+        for line in describe(&steps, &root) {
+            say.say(&line);
+        }
+        if opts.dry_run {
+            say.say("--dry-run: nothing was changed.");
+            return Ok(mark(results, &before, &outcomes));
+        }
+        if !opts.yes {
+            match ask(&format!("Apply these {} repairs?", steps.len())) {
+                None => return Err(Refusal::NoConsent),
+                Some(false) => {
+                    say.say("Nothing was changed.");
+                    break;
+                }
+                Some(true) => {}
+            }
+        }
+        for step in steps {
+            let outcome = verified_apply(runner, &step, opts).await;
+            let mark = if outcome.done() { "✓" } else { "✗" };
+            say.say(&format!("  {mark} {}", outcome.text()));
+            for id in &step.ids {
+                outcomes
+                    .entry(id.clone())
+                    .or_default()
+                    .push(outcome.clone());
+            }
+            tried.push(step.action);
+        }
+        results = runner.diagnose().await;
+    }
+    Ok(mark(results, &before, &outcomes))
+}
+
+/// Acts only when a check, run again right now, still asks for this very action.
+async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome {
+    let mut still_wanted = false;
+    for id in &step.ids {
+        if let Some(finding) = runner.recheck(id).await {
+            if finding
+                .fix
+                .as_ref()
+                .is_some_and(|p| p.actions.contains(&step.action))
+            {
+                still_wanted = true;
+                break;
+            }
+        }
+    }
+    if !still_wanted {
+        return Outcome::Refused(format!(
+            "{}: the state changed since the plan was made",
+            step.action.describe(&runner.project.root)
+        ));
+    }
+    let facts: std::sync::Arc<Facts> = runner.facts().await;
+    let docker = facts.docker.as_ref().ok().map(|d| &d.client);
+    let cx = Context::new(&runner.project, docker, opts.force);
+    apply::apply(&step.action, &cx).await
+}
+
+/// Fills each result's `fix` with what was done, and says `fixed` where a repair turned
+/// a failure into no failure (or a warning into ok).
+fn mark(
+    mut results: Vec<CheckResult>,
+    before: &HashMap<String, Status>,
+    outcomes: &HashMap<String, Vec<Outcome>>,
+) -> Vec<CheckResult> {
+    for r in &mut results {
+        let Some(done) = outcomes.get(&r.id) else {
+            if r.fix.available {
+                r.fix.applied = Some(false);
+            }
+            continue;
+        };
+        let applied = done.iter().any(Outcome::done);
+        r.fix.applied = Some(applied);
+        r.fix.outcome = Some(
+            done.iter()
+                .map(Outcome::text)
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        let was = before.get(&r.id).copied();
+        let improved = matches!(
+            (was, r.status),
+            (Some(Status::Fail), Status::Ok | Status::Warn) | (Some(Status::Warn), Status::Ok)
+        );
+        if applied && improved {
+            r.status = Status::Fixed;
+        }
+    }
+    results
+}
+
+/// Chapter 8.5 as one command: remove the agent containers, clear the markers, and with
+/// `stop_servers` stop the servers their PID files name, once each is verified.
+pub async fn reset(
+    runner: &Runner,
+    stop_servers: bool,
+    opts: Options,
+    say: &mut Narrator<'_>,
+) -> Result<bool, Refusal> {
+    let facts = runner.facts().await;
+    let project = &runner.project;
+    let mut actions = Vec::new();
+    if stop_servers {
+        for s in &project.servers {
+            if let Some(pid) = std::fs::read_to_string(&s.pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                actions.push(Action::StopServer {
+                    server: s.name.clone(),
+                    pid,
+                    pid_file: s.pid_file.clone(),
+                });
+            }
+        }
+    }
+    match &facts.docker {
+        Ok(d) => actions.extend(d.containers.iter().map(|c| Action::RemoveContainer {
+            id: c.id.clone(),
+            name: c.name.clone(),
+        })),
+        Err(e) => say.say(&format!(
+            "(the Docker engine does not answer, so no containers are removed: {e})"
+        )),
+    }
+    for agent in &project.agents {
+        for s in &project.servers {
+            let marker = agent.config_dir.join(&s.marker);
+            if std::fs::symlink_metadata(&marker).is_ok() {
+                actions.push(Action::RemoveFile {
+                    path: marker,
+                    why: "reset".into(),
+                });
+            }
+        }
+    }
+    if actions.is_empty() {
+        say.say("Nothing to reset: no agent containers, no markers.");
+        return Ok(true);
+    }
+    let steps: Vec<Step> = actions
+        .into_iter()
+        .map(|a| Step {
+            action: a,
+            ids: vec!["reset".into()],
+        })
+        .collect();
+    say.say("pd-doctor reset will:");
+    for s in &steps {
+        say.say(&format!("  - {}", s.action.describe(&project.root)));
+    }
+    if opts.dry_run {
+        say.say("--dry-run: nothing was changed.");
+        return Ok(true);
+    }
+    if !opts.yes {
+        match ask("Reset?") {
+            None => return Err(Refusal::NoConsent),
+            Some(false) => {
+                say.say("Nothing was changed.");
+                return Ok(true);
+            }
+            Some(true) => {}
+        }
+    }
+    let docker = facts.docker.as_ref().ok().map(|d| &d.client);
+    let cx = Context::new(project, docker, opts.force);
+    let mut all_ok = true;
+    for s in &steps {
+        let outcome = apply::apply(&s.action, &cx).await;
+        all_ok &= !matches!(outcome, Outcome::Failed(_));
+        say.say(&format!(
+            "  {} {}",
+            if outcome.done() { "✓" } else { "✗" },
+            outcome.text()
+        ));
+    }
+    Ok(all_ok)
+}
