@@ -35,6 +35,7 @@ impl Report {
             for p in &mut r.fix.plan {
                 *p = secrets.scrub(p);
             }
+            r.fix.outcome = r.fix.outcome.as_deref().map(|o| secrets.scrub(o));
         }
     }
 }
