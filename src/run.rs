@@ -37,9 +37,8 @@ impl Runner {
         self.diagnose_with(self.facts().await).await
     }
 
-    /// One check instance again, now, with fresh facts.
-    pub async fn recheck(&self, id: &str) -> Option<Finding> {
-        let facts = self.facts().await;
+    /// One check instance again, on `facts` read right before.
+    pub async fn recheck(&self, id: &str, facts: Arc<Facts>) -> Option<Finding> {
         let inst = expand(&self.catalogue, &self.project)
             .into_iter()
             .find(|i| i.id == id)?;

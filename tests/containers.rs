@@ -475,3 +475,49 @@ async fn crashed_entrypoint_shows_exit_code_and_last_log_lines() {
         "{c}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_in_container_env_never_show_even_when_logged() {
+    if !docker_or_skip("tokens_in_container_env_never_show_even_when_logged") {
+        return;
+    }
+    let curl = lab::image("curl");
+    let lab = Lab::new("envtoken");
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let token = "ghp_plantedTokenValue0123456789";
+    let mut args = Lab::standard_args(&t, "qa");
+    args.extend([
+        GATEWAY.to_string(),
+        "-e".into(),
+        format!("GH_TOKEN={token}"),
+    ]);
+    lab.launch(
+        &lab.name("qa"),
+        true,
+        &args,
+        &[
+            &curl,
+            "bash",
+            "-c",
+            "echo using GH_TOKEN=$GH_TOKEN >&2; exit 4",
+        ],
+    );
+    for _ in 0..50 {
+        if docker(&["inspect", "-f", "{{.State.Status}}", &lab.name("qa")]) == "exited" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for args in [vec!["--json", "-v"], vec!["-v"], vec!["--format", "junit"]] {
+        let r = common::run(t.root(), &args).await;
+        assert!(
+            r.stdout.contains("[redacted]"),
+            "the log line was expected in the evidence:\n{}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains(token) && !r.stderr.contains(token),
+            "token leaked with {args:?}"
+        );
+    }
+}

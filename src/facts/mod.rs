@@ -49,6 +49,14 @@ impl Facts {
                 .collect(),
             Err(_) => HashMap::new(),
         };
+        // Tokens in container environments may surface in logs a probe quotes.
+        if let Ok(d) = &docker {
+            for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
+                if crate::redact::is_secret_name(name) {
+                    project.secrets.add(value);
+                }
+            }
+        }
         Facts {
             docker,
             exec_clients,

@@ -7,7 +7,6 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use super::apply::{self, Context, Outcome};
 use super::Action;
-use crate::facts::Facts;
 use crate::model::{CheckResult, Status};
 use crate::run::Runner;
 
@@ -160,9 +159,10 @@ pub async fn fix(
 
 /// Acts only when a check, run again right now, still asks for this very action.
 async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome {
+    let facts = runner.facts().await;
     let mut still_wanted = false;
     for id in &step.ids {
-        if let Some(finding) = runner.recheck(id).await {
+        if let Some(finding) = runner.recheck(id, facts.clone()).await {
             if finding
                 .fix
                 .as_ref()
@@ -179,7 +179,6 @@ async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome 
             step.action.describe(&runner.project.root)
         ));
     }
-    let facts: std::sync::Arc<Facts> = runner.facts().await;
     let docker = facts.docker.as_ref().ok().map(|d| &d.client);
     let cx = Context::new(&runner.project, docker, opts.force);
     apply::apply(&step.action, &cx).await

@@ -158,7 +158,8 @@ fn verdict(p: &Painter, report: &Report) -> String {
     let fixable = report
         .results
         .iter()
-        .filter(|r| r.fix.available && r.status != Status::Ok)
+        .filter(|r| r.fix.available && r.fix.applied != Some(true))
+        .filter(|r| matches!(r.status, Status::Fail | Status::Warn))
         .count();
     let took = format!("{:.1} s", report.duration_ms as f64 / 1000.0);
     let mut out = if s.fail > 0 {

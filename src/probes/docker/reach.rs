@@ -172,7 +172,7 @@ pub async fn probe(
     }
     let raw = configured_url(f, agent, server);
     let shown = crate::redact::display_url(&raw);
-    let Some(url) = reqwest::Url::parse(&raw)
+    let Some(mut url) = reqwest::Url::parse(&raw)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
     else {
@@ -185,6 +185,9 @@ pub async fn probe(
         )
         .hint("see config.server_entry");
     };
+    // Credentials in the URL would land on a command line inside the container.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     let Some(client) = f.exec_client(c).await else {
         return Finding::warn(
             "no-client",
