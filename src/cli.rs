@@ -9,7 +9,6 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use comfy_table::{presets, Table};
 
 use crate::catalogue::Catalogue;
-use crate::facts::{docker, Facts};
 use crate::fixes::{self, flow::Narrator};
 use crate::project::{self, Project};
 use crate::report::{self, Report};
@@ -232,36 +231,19 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
     Ok(EXIT_OK)
 }
 
-/// Loads the project and the catalogue, asks the engine once (agents seen only in
-/// containers join the run), and returns a runner plus the facts already gathered.
-fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<(Runner, Arc<Facts>), String> {
+/// Loads the project and the catalogue into a runner.
+fn prepare(cli: &Cli) -> Result<Runner, String> {
     let root = find_root(cli)?;
-    let mut project = Project::load(&root, &cli.agents)?;
+    let project = Arc::new(Project::load(&root, &cli.agents)?);
     let catalogue = Catalogue::load(&project.root)?;
-    let docker = runtime.block_on(docker::gather(
-        &project,
-        tokio::time::Instant::now() + cli.timeout,
-    ));
-    if let Ok(d) = &docker {
-        for c in &d.containers {
-            if cli.agents.is_empty() || cli.agents.contains(&c.agent) {
-                let source = c
-                    .mount_at(&project.layout.config_mount)
-                    .map(|m| PathBuf::from(&m.source));
-                project.add_agent(&c.agent, source.filter(|p| p.is_dir()));
-            }
-        }
-    }
-    let project = Arc::new(project);
-    let facts = Arc::new(Facts::new(project.clone(), cli.timeout, docker));
-    let runner = Runner {
+    Ok(Runner {
         project,
         catalogue,
         timeout: cli.timeout,
         only: cli.only.clone(),
         skip: cli.skip.clone(),
-    };
-    Ok((runner, facts))
+        agents: cli.agents.clone(),
+    })
 }
 
 fn narrator<'a>(to_stdout: bool, project: &'a Project) -> Narrator<'a> {
@@ -289,9 +271,9 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
         eprint!("pd-doctor: checking…");
     }
     let runtime = new_runtime()?;
-    let (runner, facts) = prepare(cli, &runtime)?;
+    let mut runner = prepare(cli)?;
+    let mut results = runtime.block_on(runner.first_diagnosis());
     let project = runner.project.clone();
-    let mut results = runtime.block_on(runner.diagnose_with(facts));
     if progress {
         eprint!("\r\x1b[K");
     }
@@ -345,7 +327,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
 
 fn reset(cli: &Cli, stop_servers: bool, opts: fixes::flow::Options) -> Result<i32, String> {
     let runtime = new_runtime()?;
-    let (runner, _) = prepare(cli, &runtime)?;
+    let runner = prepare(cli)?;
     let project = runner.project.clone();
     let mut say = narrator(true, &project);
     let outcome = runtime.block_on(fixes::flow::reset(&runner, stop_servers, opts, &mut say));

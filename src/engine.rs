@@ -139,9 +139,14 @@ impl Engine {
 
     /// Runs the selected instances (and, unreported, whatever they depend on).
     pub async fn run(&self, only: &[String], skip: &[String]) -> Vec<CheckResult> {
+        self.run_where(|inst| selected(&inst.id, only, skip)).await
+    }
+
+    /// Runs the instances `keep` picks (and, unreported, whatever they depend on).
+    pub async fn run_where(&self, keep: impl Fn(&Instance) -> bool) -> Vec<CheckResult> {
         let mut pending: HashMap<usize, Pending> = HashMap::new();
         let chosen: Vec<Pending> = (0..self.instances.len())
-            .filter(|&i| selected(&self.instances[i].id, only, skip))
+            .filter(|&i| keep(&self.instances[i]))
             .map(|i| self.schedule(i, &mut pending))
             .collect();
         let mut results = Vec::with_capacity(chosen.len());

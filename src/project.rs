@@ -121,7 +121,7 @@ pub struct Agent {
     pub identity: Option<PathBuf>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,
     pub layout: Layout,

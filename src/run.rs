@@ -1,14 +1,14 @@
 //! One diagnosis of the project with fresh facts: what `pd-doctor` runs once, and what
 //! `--fix` runs again to verify state before an action and to re-check after.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::catalogue::Catalogue;
-use crate::engine::{expand, Engine};
-use crate::facts::{docker, Facts};
+use crate::engine::{expand, selected, Engine, Instance};
+use crate::facts::Facts;
 use crate::model::{CheckResult, Finding};
 use crate::project::Project;
 
@@ -18,23 +18,70 @@ pub struct Runner {
     pub timeout: Duration,
     pub only: Vec<String>,
     pub skip: Vec<String>,
+    /// `--agent`: only these agents, also among those found in containers.
+    pub agents: Vec<String>,
 }
 
 impl Runner {
-    /// Facts read afresh: the engine asked again, nothing memoised from before.
-    pub async fn facts(&self) -> Arc<Facts> {
-        let docker = docker::gather(&self.project, Instant::now() + self.timeout).await;
-        Arc::new(Facts::new(self.project.clone(), self.timeout, docker))
+    /// Facts read afresh: nothing memoised from before.
+    pub fn facts(&self) -> Arc<Facts> {
+        Arc::new(Facts::new(self.project.clone(), self.timeout))
     }
 
-    pub async fn diagnose_with(&self, facts: Arc<Facts>) -> Vec<CheckResult> {
-        Engine::new(&self.catalogue, facts)
+    /// The first diagnosis of a run. Agents seen only in containers (no config dir under
+    /// `.claude/users/`) become known when the engine answers, alongside the host probes;
+    /// they join the project and get their checks in a second pass, merged into
+    /// checklist order.
+    pub async fn first_diagnosis(&mut self) -> Vec<CheckResult> {
+        let facts = self.facts();
+        let mut results = Engine::new(&self.catalogue, facts.clone())
+            .run(&self.only, &self.skip)
+            .await;
+        let mut project = (*self.project).clone();
+        let mut joined = Vec::new();
+        if let Some(Ok(d)) = facts.docker_if_gathered() {
+            for c in &d.containers {
+                let wanted = self.agents.is_empty() || self.agents.contains(&c.agent);
+                if wanted && project.agent(&c.agent).is_none() {
+                    let source = c
+                        .mount_at(&project.layout.config_mount)
+                        .map(|m| PathBuf::from(&m.source));
+                    project.add_agent(&c.agent, source.filter(|p| p.is_dir()));
+                    joined.push(c.agent.clone());
+                }
+            }
+        }
+        if joined.is_empty() {
+            return results;
+        }
+        self.project = Arc::new(project);
+        let engine = Engine::new(&self.catalogue, self.facts());
+        let theirs = |inst: &Instance| {
+            inst.subject
+                .agent
+                .as_ref()
+                .is_some_and(|a| joined.contains(a))
+        };
+        results.extend(
+            engine
+                .run_where(|inst| theirs(inst) && selected(&inst.id, &self.only, &self.skip))
+                .await,
+        );
+        let order: HashMap<&str, usize> = engine
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (inst.id.as_str(), i))
+            .collect();
+        results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+        results
+    }
+
+    /// Every selected check again, with fresh facts.
+    pub async fn diagnose(&self) -> Vec<CheckResult> {
+        Engine::new(&self.catalogue, self.facts())
             .run(&self.only, &self.skip)
             .await
-    }
-
-    pub async fn diagnose(&self) -> Vec<CheckResult> {
-        self.diagnose_with(self.facts().await).await
     }
 
     /// One check instance again, on `facts` read right before.

@@ -329,8 +329,9 @@ async fn unreachable_or_hung_engine_fails_once_and_skips_the_rest() {
         let c = r.expect("container.reach[qa,qms]", "skip", "precondition");
         assert_eq!(c["message"], "needs the Docker engine checks");
         r.expect("containers.stale", "skip", "precondition");
+        // The engine is asked alongside the host probes: one timeout in all, not two.
         assert!(
-            r.elapsed < std::time::Duration::from_secs(5),
+            r.elapsed < std::time::Duration::from_secs(3),
             "{host}: {:?}",
             r.elapsed
         );
@@ -520,4 +521,44 @@ async fn tokens_in_container_env_never_show_even_when_logged() {
             "token leaked with {args:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_seen_only_in_a_container_joins_the_checklist() {
+    if !docker_or_skip("an_agent_seen_only_in_a_container_joins_the_checklist") {
+        return;
+    }
+    let curl = lab::image("curl");
+    let lab = Lab::new("ghost");
+    let (qms, git) = servers::reachable_pair().await;
+    let t = tree(&lab, qms, git, &["qa"]);
+    start_agent(&lab, &t, "qa", &curl, &[]);
+    // ghost's config dir lives outside .claude/users: only its container names it.
+    common::copy_dir(
+        &std::path::Path::new(common::FIXTURES).join("healthy"),
+        &t.path("elsewhere/ghost-config"),
+    );
+    let root = t.root().display().to_string();
+    let args: Vec<String> = vec![
+        "-v".into(),
+        format!("{root}:/pipe-dream:ro"),
+        "-v".into(),
+        format!("{root}/elsewhere/ghost-config:/claude-config:rw"),
+        GATEWAY.into(),
+    ];
+    lab.start(&lab.name("ghost"), true, &args, &[&curl]);
+    let r = diagnose(&t).await;
+    r.expect("container.state[ghost]", "ok", "ok");
+    r.expect("config.claude_json[ghost]", "ok", "ok");
+    let ids: Vec<String> = r.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let pos = |id: &str| ids.iter().position(|i| i == id).unwrap();
+    assert!(
+        pos("container.state[ghost]") < pos("container.entrypoint[qa]"),
+        "checklist order kept: {ids:?}"
+    );
 }

@@ -80,6 +80,8 @@ pub struct DockerFacts {
     pub client: Docker,
     pub engine: Engine,
     pub containers: Vec<Container>,
+    /// Which HTTP client each container has, found out on first use.
+    pub clients: HashMap<String, tokio::sync::OnceCell<Option<&'static str>>>,
 }
 
 /// Connects as the docker CLI would (DOCKER_HOST, else the local socket or named pipe),
@@ -99,10 +101,15 @@ pub async fn gather(project: &Project, deadline: Instant) -> Result<DockerFacts,
             endpoint: endpoint.clone(),
         };
         let containers = discover(&client, project).await?;
+        let clients = containers
+            .iter()
+            .map(|c| (c.id.clone(), Default::default()))
+            .collect();
         Ok::<_, String>(DockerFacts {
             client,
             engine,
             containers,
+            clients,
         })
     };
     match tokio::time::timeout_at(deadline, connect).await {

@@ -29,37 +29,14 @@ pub struct Facts {
     processes: OnceLock<ProcessTable>,
     claude_json: HashMap<String, OnceLock<JsonFile>>,
     handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
-    /// The engine and the agent containers, gathered before the probes start.
-    pub docker: Result<docker::DockerFacts, String>,
-    /// Which exec client each container has, found out once per container.
-    exec_clients: HashMap<String, OnceCell<Option<&'static str>>>,
+    /// The engine and the agent containers, asked for by the first container probe, so
+    /// a hung engine costs its timeout alongside the host probes, not before them.
+    docker: OnceCell<Result<docker::DockerFacts, String>>,
 }
 
 impl Facts {
-    pub fn new(
-        project: Arc<Project>,
-        timeout: Duration,
-        docker: Result<docker::DockerFacts, String>,
-    ) -> Facts {
-        let exec_clients = match &docker {
-            Ok(d) => d
-                .containers
-                .iter()
-                .map(|c| (c.id.clone(), OnceCell::new()))
-                .collect(),
-            Err(_) => HashMap::new(),
-        };
-        // Tokens in container environments may surface in logs a probe quotes.
-        if let Ok(d) = &docker {
-            for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
-                if crate::redact::is_secret_name(name) {
-                    project.secrets.add(value);
-                }
-            }
-        }
+    pub fn new(project: Arc<Project>, timeout: Duration) -> Facts {
         Facts {
-            docker,
-            exec_clients,
             claude_json: project
                 .agents
                 .iter()
@@ -74,7 +51,31 @@ impl Facts {
             timeout,
             listeners: OnceLock::new(),
             processes: OnceLock::new(),
+            docker: OnceCell::new(),
         }
+    }
+
+    /// The engine's answer, gathered once per run.
+    pub async fn docker(&self) -> &Result<docker::DockerFacts, String> {
+        self.docker
+            .get_or_init(|| async {
+                let gathered = docker::gather(&self.project, Instant::now() + self.timeout).await;
+                // Tokens in container environments may surface in logs a probe quotes.
+                if let Ok(d) = &gathered {
+                    for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
+                        if crate::redact::is_secret_name(name) {
+                            self.project.secrets.add(value);
+                        }
+                    }
+                }
+                gathered
+            })
+            .await
+    }
+
+    /// The engine's answer if some probe already asked for it.
+    pub fn docker_if_gathered(&self) -> Option<&Result<docker::DockerFacts, String>> {
+        self.docker.get()
     }
 
     /// Every listening TCP socket, or `None` where the kernel's table cannot be read.
@@ -171,9 +172,10 @@ impl Facts {
 
     /// The HTTP client an image has (curl, wget, python3, node, bash), probed once.
     pub async fn exec_client(&self, container: &docker::Container) -> Option<&'static str> {
-        let (Ok(d), Some(cell)) = (&self.docker, self.exec_clients.get(&container.id)) else {
+        let Ok(d) = self.docker().await else {
             return None;
         };
+        let cell = d.clients.get(&container.id)?;
         *cell
             .get_or_init(|| docker::detect_client(&d.client, &container.id, self.deadline()))
             .await

@@ -159,7 +159,7 @@ pub async fn fix(
 
 /// Acts only when a check, run again right now, still asks for this very action.
 async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome {
-    let facts = runner.facts().await;
+    let facts = runner.facts();
     let mut still_wanted = false;
     for id in &step.ids {
         if let Some(finding) = runner.recheck(id, facts.clone()).await {
@@ -179,7 +179,7 @@ async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome 
             step.action.describe(&runner.project.root)
         ));
     }
-    let docker = facts.docker.as_ref().ok().map(|d| &d.client);
+    let docker = facts.docker().await.as_ref().ok().map(|d| &d.client);
     let cx = Context::new(&runner.project, docker, opts.force);
     apply::apply(&step.action, &cx).await
 }
@@ -226,7 +226,7 @@ pub async fn reset(
     opts: Options,
     say: &mut Narrator<'_>,
 ) -> Result<bool, Refusal> {
-    let facts = runner.facts().await;
+    let facts = runner.facts();
     let project = &runner.project;
     let mut actions = Vec::new();
     if stop_servers {
@@ -243,7 +243,7 @@ pub async fn reset(
             }
         }
     }
-    match &facts.docker {
+    match facts.docker().await {
         Ok(d) => actions.extend(d.containers.iter().map(|c| Action::RemoveContainer {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -292,7 +292,7 @@ pub async fn reset(
             Some(true) => {}
         }
     }
-    let docker = facts.docker.as_ref().ok().map(|d| &d.client);
+    let docker = facts.docker().await.as_ref().ok().map(|d| &d.client);
     let cx = Context::new(project, docker, opts.force);
     let mut all_ok = true;
     for s in &steps {

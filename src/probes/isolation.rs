@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::facts::Facts;
 use crate::model::Finding;
 
-pub fn probe(f: &Facts) -> Finding {
+pub async fn probe(f: &Facts) -> Finding {
     let mut by_dir: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
     for agent in &f.project.agents {
         // Symlinks resolved: two names for one folder are one folder.
@@ -19,7 +19,7 @@ pub fn probe(f: &Facts) -> Finding {
         .filter(|(_, agents)| agents.len() > 1)
         .map(|(dir, agents)| format!("{} share {}", agents.join(" and "), dir.display()))
         .collect();
-    shared.extend(super::docker::shared_mounts(f));
+    shared.extend(super::docker::shared_mounts(f).await);
     if shared.is_empty() {
         return Finding::ok(
             "ok",

@@ -74,7 +74,7 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
         ("mcp-handshake", Some(s), _) => mcp::handshake(f, s).await,
         ("session", Some(s), _) => mcp::session(f, s).await,
         ("oauth", Some(s), _) => oauth::probe(f, s).await,
-        ("isolation", _, _) => isolation::probe(f),
+        ("isolation", _, _) => isolation::probe(f).await,
         ("claude-json", _, Some(a)) => claude_json::probe(f, a),
         ("marker", Some(s), Some(a)) => marker::probe(f, a, s),
         ("server-entry", Some(s), Some(a)) => server_entry::probe(f, a, s),

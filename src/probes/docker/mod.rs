@@ -14,7 +14,7 @@ use crate::project::{Agent, Server};
 mod reach;
 
 pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
-    let d = match &f.docker {
+    let d = match f.docker().await {
         Ok(d) => d,
         Err(e) if name == "docker-engine" => {
             return Finding::fail("unreachable", format!("the Docker engine does not answer: {e}"))
@@ -461,8 +461,8 @@ fn duplicate(d: &DockerFacts, agent: &Agent) -> Finding {
 
 /// `config.isolation` across containers: one host config dir mounted at the config mount
 /// point of containers serving different agents.
-pub fn shared_mounts(f: &Facts) -> Vec<String> {
-    let Ok(d) = &f.docker else {
+pub async fn shared_mounts(f: &Facts) -> Vec<String> {
+    let Ok(d) = f.docker().await else {
         return Vec::new();
     };
     let mounts: Vec<(&Container, &str)> = d
