@@ -19,6 +19,12 @@ fn tree(lab: &Lab, qms: u16, git: u16, agents: &[&str]) -> Tree {
     t
 }
 
+/// The lab for one test and its image with `variant`'s client, or a skip (see
+/// [`docker_or_skip`]).
+fn lab_or_skip(test: &str, lab_name: &str, variant: &str) -> Option<(Lab, String)> {
+    docker_or_skip(test).then(|| (Lab::new(lab_name), lab::image(variant)))
+}
+
 /// Starts `agent`'s container the way the project's script should: Chapter 2.4 mounts,
 /// host gateway, the image's own entrypoint.
 fn start_agent(lab: &Lab, t: &Tree, agent: &str, image: &str, extra: &[&str]) -> String {
@@ -34,11 +40,14 @@ async fn diagnose(t: &Tree) -> Run {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn running_and_healthy_lab_passes_every_check() {
-    if !docker_or_skip("running_and_healthy_lab_passes_every_check") {
+    let Some((lab, curl)) = lab_or_skip(
+        "running_and_healthy_lab_passes_every_check",
+        "healthy",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("healthy");
+    };
+    let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude", "qa"]);
     start_agent(&lab, &t, "claude", curl, &[]);
@@ -58,11 +67,10 @@ async fn running_and_healthy_lab_passes_every_check() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stopped_container_is_stale() {
-    if !docker_or_skip("stopped_container_is_stale") {
+    let Some((lab, curl)) = lab_or_skip("stopped_container_is_stale", "stale", "curl") else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("stale");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.push(GATEWAY.into());
@@ -76,11 +84,12 @@ async fn stopped_container_is_stale() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn entrypoint_bypassed_with_sleep_infinity() {
-    if !docker_or_skip("entrypoint_bypassed_with_sleep_infinity") {
+    let Some((lab, curl)) =
+        lab_or_skip("entrypoint_bypassed_with_sleep_infinity", "bypass", "curl")
+    else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("bypass");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.extend([
@@ -100,11 +109,14 @@ async fn entrypoint_bypassed_with_sleep_infinity() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_host_gateway_means_no_host_docker_internal() {
-    if !docker_or_skip("no_host_gateway_means_no_host_docker_internal") {
+    let Some((lab, curl)) = lab_or_skip(
+        "no_host_gateway_means_no_host_docker_internal",
+        "nogateway",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("nogateway");
+    };
+    let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
@@ -117,11 +129,14 @@ async fn no_host_gateway_means_no_host_docker_internal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_config_dir_mounted_into_two_agent_containers() {
-    if !docker_or_skip("one_config_dir_mounted_into_two_agent_containers") {
+    let Some((lab, curl)) = lab_or_skip(
+        "one_config_dir_mounted_into_two_agent_containers",
+        "shared",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("shared");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["claude", "qa"]);
     start_agent(&lab, &t, "qa", curl, &[]);
     // claude's container, started with qa's config dir: the copy-paste of primer 6.3.
@@ -142,11 +157,14 @@ async fn one_config_dir_mounted_into_two_agent_containers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_json_overlay_missing_and_identity_missing() {
-    if !docker_or_skip("mcp_json_overlay_missing_and_identity_missing") {
+    let Some((lab, curl)) = lab_or_skip(
+        "mcp_json_overlay_missing_and_identity_missing",
+        "mounts",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("mounts");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa", "tu_ui"]);
     let drop_mount = |agent: &str, needle: &str| {
         let mut args = Lab::standard_args(&t, agent);
@@ -174,11 +192,14 @@ async fn mcp_json_overlay_missing_and_identity_missing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_on_loopback_only_is_refused_from_the_container() {
-    if !docker_or_skip("server_on_loopback_only_is_refused_from_the_container") {
+    let Some((lab, curl)) = lab_or_skip(
+        "server_on_loopback_only_is_refused_from_the_container",
+        "loopback",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("loopback");
+    };
+    let curl = &curl;
     let qms = servers::mcp_server(McpOptions {
         key: Some("qms-internal".into()),
         ..Default::default()
@@ -196,11 +217,14 @@ async fn server_on_loopback_only_is_refused_from_the_container() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hung_server_times_out_from_the_container_too() {
-    if !docker_or_skip("hung_server_times_out_from_the_container_too") {
+    let Some((lab, curl)) = lab_or_skip(
+        "hung_server_times_out_from_the_container_too",
+        "hung",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("hung");
+    };
+    let curl = &curl;
     let hung = servers::fault_server_on(Fault::Hang, Bind::Reachable).await;
     let t = tree(&lab, hung.port, free_port(), &["qa"]);
     start_agent(&lab, &t, "qa", curl, &[]);
@@ -212,11 +236,14 @@ async fn hung_server_times_out_from_the_container_too() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn image_rebuilt_after_the_container_started() {
-    if !docker_or_skip("image_rebuilt_after_the_container_started") {
+    let Some((lab, curl)) = lab_or_skip(
+        "image_rebuilt_after_the_container_started",
+        "rebuilt",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("rebuilt");
+    };
+    let curl = &curl;
     let tag = format!("pdt-{}-img", lab.id);
     docker(&["tag", curl.as_str(), &tag]);
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
@@ -236,11 +263,10 @@ async fn image_rebuilt_after_the_container_started() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_containers_for_one_agent() {
-    if !docker_or_skip("two_containers_for_one_agent") {
+    let Some((lab, curl)) = lab_or_skip("two_containers_for_one_agent", "duplicate", "curl") else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("duplicate");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     start_agent(&lab, &t, "qa", curl, &[]);
     // A compose-style second container for qa, found by its config mount.
@@ -257,11 +283,14 @@ async fn two_containers_for_one_agent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compose_container_serves_claude_by_its_labels() {
-    if !docker_or_skip("compose_container_serves_claude_by_its_labels") {
+    let Some((lab, curl)) = lab_or_skip(
+        "compose_container_serves_claude_by_its_labels",
+        "compose",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = &lab::image("curl");
-    let lab = Lab::new("compose");
+    };
+    let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude"]);
     let mut args = Lab::standard_args(&t, "claude");
@@ -284,11 +313,12 @@ async fn compose_container_serves_claude_by_its_labels() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn curl_less_image_reaches_with_bash() {
-    if !docker_or_skip("curl_less_image_reaches_with_bash") {
+    let Some((lab, bash_only)) =
+        lab_or_skip("curl_less_image_reaches_with_bash", "nocurl", "bash-only")
+    else {
         return;
-    }
-    let bash_only = &lab::image("bash-only");
-    let lab = Lab::new("nocurl");
+    };
+    let bash_only = &bash_only;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
     start_agent(&lab, &t, "qa", bash_only, &[]);
@@ -371,11 +401,12 @@ async fn node_image_reaches_with_node() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn image_without_any_client_is_no_client() {
-    if !docker_or_skip("image_without_any_client_is_no_client") {
+    let Some((lab, bare)) =
+        lab_or_skip("image_without_any_client_is_no_client", "noclient", "bare")
+    else {
         return;
-    }
-    let bare = lab::image("bare");
-    let lab = Lab::new("noclient");
+    };
+    let bare = &bare;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
@@ -384,22 +415,21 @@ async fn image_without_any_client_is_no_client() {
         "--entrypoint".into(),
         "/bin/sleep".into(),
     ]);
-    lab.start(&lab.name("qa"), true, &args, &[&bare, "infinity"]);
+    lab.start(&lab.name("qa"), true, &args, &[bare, "infinity"]);
     let r = diagnose(&t).await;
     r.expect("container.reach[qa,qms]", "warn", "no-client");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_gateway_mapped_to_ipv6_warns() {
-    if !docker_or_skip("host_gateway_mapped_to_ipv6_warns") {
+    let Some((lab, curl)) = lab_or_skip("host_gateway_mapped_to_ipv6_warns", "ipv6", "curl") else {
         return;
-    }
-    let curl = lab::image("curl");
-    let lab = Lab::new("ipv6");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.push("--add-host=host.docker.internal:::1".into());
-    lab.start(&lab.name("qa"), true, &args, &[&curl]);
+    lab.start(&lab.name("qa"), true, &args, &[curl]);
     diagnose(&t)
         .await
         .expect("container.host_gateway[qa]", "warn", "ipv6-first");
@@ -407,11 +437,14 @@ async fn host_gateway_mapped_to_ipv6_warns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn entrypoint_still_waiting_for_servers_is_configuring() {
-    if !docker_or_skip("entrypoint_still_waiting_for_servers_is_configuring") {
+    let Some((lab, curl)) = lab_or_skip(
+        "entrypoint_still_waiting_for_servers_is_configuring",
+        "configuring",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = lab::image("curl");
-    let lab = Lab::new("configuring");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.extend([
@@ -421,7 +454,7 @@ async fn entrypoint_still_waiting_for_servers_is_configuring() {
         "-e".into(),
         "PD_WAIT_SECONDS=120".into(),
     ]);
-    lab.launch(&lab.name("qa"), true, &args, &[&curl]);
+    lab.launch(&lab.name("qa"), true, &args, &[curl]);
     let mut r = diagnose(&t).await;
     for _ in 0..20 {
         if r.check("container.state[qa]")["cause"] == "configuring" {
@@ -435,11 +468,14 @@ async fn entrypoint_still_waiting_for_servers_is_configuring() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crashed_entrypoint_shows_exit_code_and_last_log_lines() {
-    if !docker_or_skip("crashed_entrypoint_shows_exit_code_and_last_log_lines") {
+    let Some((lab, curl)) = lab_or_skip(
+        "crashed_entrypoint_shows_exit_code_and_last_log_lines",
+        "crashed",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = lab::image("curl");
-    let lab = Lab::new("crashed");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.push(GATEWAY.into());
@@ -448,7 +484,7 @@ async fn crashed_entrypoint_shows_exit_code_and_last_log_lines() {
         true,
         &args,
         &[
-            &curl,
+            curl,
             "bash",
             "-c",
             "echo claude: configuration file is corrupted >&2; exit 3",
@@ -479,11 +515,14 @@ async fn crashed_entrypoint_shows_exit_code_and_last_log_lines() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_in_container_env_never_show_even_when_logged() {
-    if !docker_or_skip("tokens_in_container_env_never_show_even_when_logged") {
+    let Some((lab, curl)) = lab_or_skip(
+        "tokens_in_container_env_never_show_even_when_logged",
+        "envtoken",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = lab::image("curl");
-    let lab = Lab::new("envtoken");
+    };
+    let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let token = "ghp_plantedTokenValue0123456789";
     let mut args = Lab::standard_args(&t, "qa");
@@ -497,7 +536,7 @@ async fn tokens_in_container_env_never_show_even_when_logged() {
         true,
         &args,
         &[
-            &curl,
+            curl,
             "bash",
             "-c",
             "echo using GH_TOKEN=$GH_TOKEN >&2; exit 4",
@@ -525,14 +564,17 @@ async fn tokens_in_container_env_never_show_even_when_logged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_seen_only_in_a_container_joins_the_checklist() {
-    if !docker_or_skip("an_agent_seen_only_in_a_container_joins_the_checklist") {
+    let Some((lab, curl)) = lab_or_skip(
+        "an_agent_seen_only_in_a_container_joins_the_checklist",
+        "ghost",
+        "curl",
+    ) else {
         return;
-    }
-    let curl = lab::image("curl");
-    let lab = Lab::new("ghost");
+    };
+    let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
-    start_agent(&lab, &t, "qa", &curl, &[]);
+    start_agent(&lab, &t, "qa", curl, &[]);
     // ghost's config dir lives outside .claude/users: only its container names it.
     common::copy_dir(
         &std::path::Path::new(common::FIXTURES).join("healthy"),
@@ -546,7 +588,7 @@ async fn an_agent_seen_only_in_a_container_joins_the_checklist() {
         format!("{root}/elsewhere/ghost-config:/claude-config:rw"),
         GATEWAY.into(),
     ];
-    lab.start(&lab.name("ghost"), true, &args, &[&curl]);
+    lab.start(&lab.name("ghost"), true, &args, &[curl]);
     let r = diagnose(&t).await;
     r.expect("container.state[ghost]", "ok", "ok");
     r.expect("config.claude_json[ghost]", "ok", "ok");

@@ -266,80 +266,69 @@ mod tests {
 
     #[test]
     fn each_clients_words_become_the_same_causes() {
-        assert_eq!(
-            cause(interpret(
+        let cases: [(&str, i64, &str, &str, &str); 12] = [
+            (
                 "curl",
-                &out(0, "Not Acceptable\n__pd_status__406", "")
-            )),
-            "status 406"
-        );
-        assert_eq!(
-            cause(interpret(
+                0,
+                "Not Acceptable\n__pd_status__406",
+                "",
+                "status 406",
+            ),
+            (
                 "curl",
-                &out(6, "\n__pd_status__000", "curl: (6) Could not resolve host")
-            )),
-            "dns"
-        );
-        assert_eq!(
-            cause(interpret("curl", &out(7, "\n__pd_status__000", ""))),
-            "refused"
-        );
-        assert_eq!(
-            cause(interpret("curl", &out(28, "\n__pd_status__000", ""))),
-            "timeout"
-        );
-        assert_eq!(
-            cause(interpret(
+                6,
+                "\n__pd_status__000",
+                "curl: (6) Could not resolve host",
+                "dns",
+            ),
+            ("curl", 7, "\n__pd_status__000", "", "refused"),
+            ("curl", 28, "\n__pd_status__000", "", "timeout"),
+            (
                 "wget",
-                &out(8, "", "  HTTP/1.1 406 Not Acceptable\n")
-            )),
-            "status 406"
-        );
-        assert_eq!(
-            cause(interpret(
+                8,
+                "",
+                "  HTTP/1.1 406 Not Acceptable\n",
+                "status 406",
+            ),
+            (
                 "wget",
-                &out(4, "", "wget: unable to resolve host address 'x'")
-            )),
-            "dns"
-        );
-        assert_eq!(
-            cause(interpret("python3", &out(0, "STATUS 421\nmisdirected", ""))),
-            "status 421"
-        );
-        assert_eq!(cause(interpret("python3", &out(0, "ERR dns", ""))), "dns");
-        assert_eq!(
-            cause(interpret("node", &out(0, "ERR timeout", ""))),
-            "timeout"
-        );
-        assert_eq!(
-            cause(interpret(
+                4,
+                "",
+                "wget: unable to resolve host address 'x'",
+                "dns",
+            ),
+            ("python3", 0, "STATUS 421\nmisdirected", "", "status 421"),
+            ("python3", 0, "ERR dns", "", "dns"),
+            ("node", 0, "ERR timeout", "", "timeout"),
+            (
                 "bash",
-                &out(
-                    0,
-                    "HTTP/1.0 403 Forbidden\r\n\r\nHost header is not allowed",
-                    ""
-                )
-            )),
-            "status 403"
-        );
-        assert_eq!(
-            cause(interpret(
+                0,
+                "HTTP/1.0 403 Forbidden\r\n\r\nHost header is not allowed",
+                "",
+                "status 403",
+            ),
+            (
                 "bash",
-                &out(1, "", "bash: connect: Connection refused")
-            )),
-            "refused"
-        );
-        assert_eq!(
-            cause(interpret(
+                1,
+                "",
+                "bash: connect: Connection refused",
+                "refused",
+            ),
+            (
                 "bash",
-                &out(
-                    1,
-                    "",
-                    "bash: host.docker.internal: Name or service not known"
-                )
-            )),
-            "dns"
-        );
+                1,
+                "",
+                "bash: host.docker.internal: Name or service not known",
+                "dns",
+            ),
+        ];
+        for (client, code, stdout, stderr, want) in cases {
+            assert_eq!(
+                cause(interpret(client, &out(code, stdout, stderr))),
+                want,
+                "{client} {code} {stdout:?} {stderr:?}"
+            );
+        }
     }
 
     #[test]
