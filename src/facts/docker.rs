@@ -371,13 +371,22 @@ pub async fn read_file(client: &Docker, container: &str, path: &str) -> Option<V
     first_tar_entry(&tar)
 }
 
-/// The content of the first regular file in a tar archive.
+/// The content of the first regular file in a tar archive; PAX and GNU extension
+/// headers before it are stepped over.
 fn first_tar_entry(tar: &[u8]) -> Option<Vec<u8>> {
-    let header = tar.get(..512)?;
-    let size_field = std::str::from_utf8(&header[124..136]).ok()?;
-    let size =
-        usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok()?;
-    tar.get(512..512 + size).map(<[u8]>::to_vec)
+    let mut at = 0;
+    while let Some(header) = tar.get(at..at + 512) {
+        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
+        let size =
+            usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+                .ok()?;
+        let body = at + 512;
+        if matches!(header[156], b'0' | 0) && header[0] != 0 {
+            return tar.get(body..body + size).map(<[u8]>::to_vec);
+        }
+        at = body + size.div_ceil(512) * 512;
+    }
+    None
 }
 
 /// The HTTP-capable programs `container.reach` can use, in order of preference.
@@ -402,4 +411,31 @@ pub async fn detect_client(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, kind: u8, size: usize) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let size = format!("{size:011o}\0");
+        h[124..136].copy_from_slice(size.as_bytes());
+        h[156] = kind;
+        h
+    }
+
+    #[test]
+    fn tar_reading_skips_pax_headers() {
+        let mut tar = header("PaxHeaders/entrypoint.sh", b'x', 20);
+        tar.extend(vec![b'p'; 20]);
+        tar.extend(vec![0u8; 512 - 20]);
+        tar.extend(header("entrypoint.sh", b'0', 5));
+        tar.extend(b"hello");
+        tar.extend(vec![0u8; 507]);
+        assert_eq!(first_tar_entry(&tar).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(first_tar_entry(&[0u8; 100]), None);
+        assert_eq!(first_tar_entry(&[0u8; 1024]), None);
+    }
 }

@@ -92,7 +92,11 @@ pub fn differences(entry: &ServerEntry, want: &ServerEntry) -> Vec<(&'static str
             None => out.push(("missing-auth-header", format!("header {name} is missing"))),
             Some(v) if v != value => out.push((
                 "missing-auth-header",
-                format!("header {name} differs from {}", "docker/.mcp.json"),
+                format!(
+                    "header {name} differs from docker/.mcp.json ({} here, {} there)",
+                    v.masked(),
+                    value.masked()
+                ),
             )),
             Some(_) => {}
         }
