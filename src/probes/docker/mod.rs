@@ -92,6 +92,16 @@ async fn state(d: &DockerFacts, c: &Container) -> Finding {
         } else {
             ""
         };
+        if c.status == "created" {
+            return Finding::fail(
+                "stopped",
+                format!("{} was created but never started", c.name),
+            )
+            .hint(format!(
+                "start it (docker start {}) or remove it and run the project's script",
+                c.name
+            ));
+        }
         return Finding::fail("stopped", format!("{} is {} (exit code {}{oom})", c.name, c.status, c.exit_code))
             .evidence_all(docker::last_log_lines(&d.client, &c.id, 5).await.into_iter().map(|l| format!("log: {l}")))
             .hint(format!("the entrypoint probably died before configuring MCP: docker logs {}; then start it again", c.name));
