@@ -604,3 +604,57 @@ async fn an_agent_seen_only_in_a_container_joins_the_checklist() {
         "checklist order kept: {ids:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_rejected_and_server_error_as_the_container_sees_them() {
+    let Some((lab, curl)) = lab_or_skip(
+        "host_rejected_and_server_error_as_the_container_sees_them",
+        "rejected",
+        "curl",
+    ) else {
+        return;
+    };
+    // rmcp's default allowed hosts refuse Host: host.docker.internal with a 403.
+    let strict = servers::mcp_server(McpOptions {
+        allow_docker_host: false,
+        bind: Bind::Reachable,
+        ..Default::default()
+    })
+    .await;
+    let broken = servers::fault_server_on(
+        Fault::Status(500, "text/plain", "boom".into()),
+        Bind::Reachable,
+    )
+    .await;
+    let t = tree(&lab, strict.port, broken.port, &["qa"]);
+    start_agent(&lab, &t, "qa", &curl, &[]);
+    let r = diagnose(&t).await;
+    r.expect("server.mcp[qms]", "fail", "host-rejected");
+    r.expect("container.reach[qa,qms]", "fail", "host-rejected");
+    r.expect("container.reach[qa,git]", "fail", "server-error");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dockerfile_edited_after_the_image_was_built() {
+    let Some((lab, curl)) = lab_or_skip(
+        "dockerfile_edited_after_the_image_was_built",
+        "staleimage",
+        "curl",
+    ) else {
+        return;
+    };
+    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    lab.start(
+        &lab.name("qa"),
+        false,
+        &Lab::standard_args(&t, "qa"),
+        &[&curl],
+    );
+    t.write(
+        "docker/Dockerfile",
+        "FROM scratch\n# edited after the build\n",
+    );
+    diagnose(&t)
+        .await
+        .expect("container.image[qa]", "warn", "stale-image");
+}

@@ -578,3 +578,35 @@ async fn reset_removes_stopped_containers_and_running_ones_only_with_force() {
     );
     assert_eq!(names(), "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_that_changes_between_plan_and_action_is_left_alone() {
+    use std::io::Write;
+    let t = qa_tree("marker-without-config");
+    let line = format!(
+        "{} --root {} --fix --only 'config.*'",
+        env!("CARGO_BIN_EXE_pd-doctor"),
+        t.root().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    std::thread::sleep(Duration::from_millis(1500));
+    // While pd-doctor waits for the answer, the entrypoint registers the servers after all.
+    let healthy = t.ported(&common::fixture_text("healthy/.claude.json"));
+    std::fs::write(t.path(".claude/users/qa/container/.claude.json"), healthy).unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
+    let out = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned();
+    assert!(
+        out.contains("the state changed since the plan was made"),
+        "{out}"
+    );
+    assert!(
+        t.path(".claude/users/qa/container/.mcp-configured")
+            .exists(),
+        "a marker that is no longer stale was removed"
+    );
+}

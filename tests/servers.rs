@@ -338,3 +338,35 @@ async fn live_process_that_does_not_own_the_port_is_a_mismatch() {
     child.wait().unwrap();
     r.expect("server.pidfile[qms]", "warn", "port-owner-mismatch");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_that_answers_get_406_but_is_not_ready_for_the_handshake() {
+    // `curl http://localhost:8000/mcp` "works" (406), yet Claude Code's POST fails.
+    let c = fault_cause(Fault::NotReady).await;
+    assert_cause(&c, "fail", "server-error");
+    assert!(c["message"].as_str().unwrap().contains("503"), "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_path_on_a_real_server_is_not_found() {
+    let s = servers::mcp_server(keyed()).await;
+    let t = tree_for(s.port);
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON)
+            .replace(&format!("{}/mcp", s.port), &format!("{}/sse", s.port)),
+    );
+    let r = run_json(t.root(), &["--only", "server.mcp[qms]"]).await;
+    let c = r.expect("server.mcp[qms]", "fail", "not-found");
+    assert!(c["message"].as_str().unwrap().contains("/sse"), "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_and_ports_come_from_docker_mcp_json_without_any_toml() {
+    let s = servers::mcp_server(keyed()).await;
+    let t = Tree::new(s.port, free_port());
+    t.agent("qa", "healthy");
+    let r = run_json(t.root(), &["--only", "server.mcp*"]).await;
+    r.expect("server.mcp[qms]", "ok", "ok");
+    r.expect("server.mcp[git]", "skip", "precondition");
+}

@@ -159,6 +159,8 @@ pub enum Fault {
     Drip,
     /// 200 with a body of this many bytes.
     Huge(usize),
+    /// Up, but not ready for MCP: 406 to a GET, 503 to a POST (still starting).
+    NotReady,
 }
 
 pub fn ok_json(body: &str) -> Fault {
@@ -189,9 +191,22 @@ fn serve_fault(listener: TcpListener, fault: Fault) {
             let fault = fault.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
-                let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
+                let n = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(0);
+                let fault = match fault {
+                    Fault::NotReady if buf[..n].starts_with(b"GET") => {
+                        Fault::Status(406, "text/plain", "Not Acceptable".into())
+                    }
+                    Fault::NotReady => Fault::Status(503, "text/plain", "starting up".into()),
+                    other => other,
+                };
                 match fault {
-                    Fault::Hang => tokio::time::sleep(Duration::from_secs(120)).await,
+                    Fault::Hang | Fault::NotReady => {
+                        tokio::time::sleep(Duration::from_secs(120)).await
+                    }
                     Fault::Status(code, ctype, body) => {
                         let head = format!(
                             "HTTP/1.1 {code} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
