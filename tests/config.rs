@@ -306,7 +306,29 @@ async fn mcp_json_problems() {
     diagnose_tree(&t)
         .await
         .expect("config.mcp_json", "fail", "missing-server");
+    t.write("docker/.mcp.json", "");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "empty");
+    t.write("docker/.mcp.json", "{\"servers\": {}}");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "wrong-shape");
+    // The host's own stdio .mcp.json copied over the container one.
+    t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"command\": \"python\", \"url\": \"http://host.docker.internal:1/mcp\"}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "wrong-transport");
+    t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"url\": \"not a url\"}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "bad-url");
     std::fs::remove_file(t.path("docker/.mcp.json")).unwrap();
+    std::fs::create_dir(t.path("docker/.mcp.json")).unwrap();
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "unreadable");
+    std::fs::remove_dir(t.path("docker/.mcp.json")).unwrap();
     diagnose_tree(&t)
         .await
         .expect("config.mcp_json", "fail", "missing");

@@ -426,13 +426,15 @@ async fn host_gateway_mapped_to_ipv6_warns() {
         return;
     };
     let curl = &curl;
-    let t = tree(&lab, free_port(), free_port(), &["qa"]);
+    let t = tree(&lab, free_port(), free_port(), &["qa", "bu"]);
     let mut args = Lab::standard_args(&t, "qa");
     args.push("--add-host=host.docker.internal:::1".into());
     lab.start(&lab.name("qa"), true, &args, &[curl]);
-    diagnose(&t)
-        .await
-        .expect("container.host_gateway[qa]", "warn", "ipv6-first");
+    let r = diagnose(&t).await;
+    r.expect("container.host_gateway[qa]", "warn", "ipv6-first");
+    // bu has a config dir but was never started.
+    r.expect("container.state[bu]", "warn", "missing");
+    r.expect("container.reach[bu,qms]", "skip", "precondition");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -657,4 +659,84 @@ async fn dockerfile_edited_after_the_image_was_built() {
     diagnose(&t)
         .await
         .expect("container.image[qa]", "warn", "stale-image");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_way_a_mount_can_be_wrong() {
+    let Some((lab, curl)) = lab_or_skip("every_way_a_mount_can_be_wrong", "mountcases", "curl")
+    else {
+        return;
+    };
+    let agents = [
+        "a_noconfig",
+        "a_roconfig",
+        "a_noenv",
+        "a_noproject",
+        "a_rwcode",
+        "a_noworkspace",
+        "a_roworkspace",
+        "a_none",
+    ];
+    let t = tree(&lab, free_port(), free_port(), &agents);
+    let root = t.root().display().to_string();
+    for agent in agents {
+        let cfg = format!("{root}/.claude/users/{agent}/container:/claude-config:rw");
+        let ws = format!(
+            "{root}/.claude/users/{agent}/workspace:/pipe-dream/.claude/users/{agent}/workspace:rw"
+        );
+        let code = format!("{root}:/pipe-dream:ro");
+        let args = Lab::standard_args(&t, agent);
+        // One defect per agent, applied to the Chapter 2.4 arguments.
+        let args = match agent {
+            "a_noconfig" => without(args, &cfg),
+            "a_roconfig" => replaced(args, &cfg, cfg.replace(":rw", ":ro")),
+            "a_noenv" => without(args, "CLAUDE_CONFIG_DIR=/claude-config"),
+            "a_noproject" => without(args, &code),
+            "a_rwcode" => replaced(args, &code, code.replace(":ro", ":rw")),
+            "a_noworkspace" => without(args, &ws),
+            "a_roworkspace" => replaced(args, &ws, ws.replace(":rw", ":ro")),
+            _ => args,
+        };
+        lab.start(&lab.name(agent), false, &args, &[&curl]);
+    }
+    let r = diagnose(&t).await;
+    r.expect(
+        "container.mounts[a_noconfig]",
+        "fail",
+        "missing-config-mount",
+    );
+    r.expect("container.mounts[a_roconfig]", "fail", "config-read-only");
+    r.expect("container.mounts[a_noenv]", "fail", "config-dir-env");
+    r.expect("container.mounts[a_noproject]", "fail", "missing-project");
+    r.expect("container.mounts[a_rwcode]", "fail", "code-writable");
+    r.expect(
+        "container.mounts[a_noworkspace]",
+        "fail",
+        "missing-workspace",
+    );
+    r.expect(
+        "container.mounts[a_roworkspace]",
+        "fail",
+        "workspace-read-only",
+    );
+    r.expect("container.mounts[a_none]", "ok", "ok");
+}
+
+/// `args` without `value` and the flag (-v, -e) before it.
+fn without(args: Vec<String>, value: &str) -> Vec<String> {
+    let at = args
+        .iter()
+        .position(|a| a == value)
+        .expect("the argument to drop");
+    args.into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i + 1 != at && *i != at)
+        .map(|(_, a)| a)
+        .collect()
+}
+
+fn replaced(args: Vec<String>, value: &str, with: String) -> Vec<String> {
+    args.into_iter()
+        .map(|a| if a == value { with.clone() } else { a })
+        .collect()
 }

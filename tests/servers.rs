@@ -370,3 +370,18 @@ async fn servers_and_ports_come_from_docker_mcp_json_without_any_toml() {
     r.expect("server.mcp[qms]", "ok", "ok");
     r.expect("server.mcp[git]", "skip", "precondition");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unparsable_url_in_mcp_json_is_bad_url() {
+    let s = servers::mcp_server(keyed()).await;
+    let t = tree_for(s.port);
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON).replace(
+            &format!("http://host.docker.internal:{}/mcp", s.port),
+            "http://[::1",
+        ),
+    );
+    let r = run_json(t.root(), &["--only", "server.mcp[qms]"]).await;
+    r.expect("server.mcp[qms]", "fail", "bad-url");
+}

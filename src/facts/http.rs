@@ -168,3 +168,30 @@ pub fn millis_since(start: Instant) -> u64 {
 pub fn short(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refused_and_silent_servers_have_their_causes() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = Url::parse(&format!("http://{closed}/mcp")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let err = send(client_for(&url, None).get(url.clone()), deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err, NetError::Refused);
+        // Accepts (the kernel does, from its backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/mcp", silent.local_addr().unwrap())).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let err = send(client_for(&url, None).get(url.clone()), deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err, NetError::Timeout);
+    }
+}

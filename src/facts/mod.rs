@@ -124,27 +124,13 @@ impl Facts {
     /// Where the host reaches the server: loopback when it listens there or everywhere,
     /// else the one address it is bound to.
     pub fn connect_addr(&self, server: &Server) -> SocketAddr {
-        let port = server.port;
         let bound: Vec<IpAddr> = self
-            .listeners_on(port)
+            .listeners_on(server.port)
             .unwrap_or_default()
             .iter()
             .map(|l| l.addr)
             .collect();
-        let v4_local = bound
-            .iter()
-            .any(|a| *a == Ipv4Addr::UNSPECIFIED || a.is_loopback() && a.is_ipv4());
-        let v6_local = bound
-            .iter()
-            .any(|a| *a == Ipv6Addr::UNSPECIFIED || a.is_loopback() && a.is_ipv6());
-        let ip = if v4_local || bound.is_empty() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else if v6_local {
-            IpAddr::V6(Ipv6Addr::LOCALHOST)
-        } else {
-            bound[0]
-        };
-        SocketAddr::new(ip, port)
+        SocketAddr::new(dial(&bound), server.port)
     }
 
     pub fn mcp_target(&self, server: &Server) -> Option<mcp::McpTarget> {
@@ -185,5 +171,43 @@ impl Facts {
     /// the probe can name what it was waiting for.
     pub fn deadline(&self) -> Instant {
         Instant::now() + self.timeout.mul_f32(0.95)
+    }
+}
+
+/// The address to dial for a server bound to `bound`: 127.0.0.1 when it listens there or
+/// on every IPv4 address, ::1 likewise for IPv6, else the first address it is bound to
+/// (127.0.0.2, or the Docker bridge alone).
+fn dial(bound: &[IpAddr]) -> IpAddr {
+    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    if bound.is_empty()
+        || bound
+            .iter()
+            .any(|a| *a == v4 || *a == IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    {
+        v4
+    } else if bound
+        .iter()
+        .any(|a| *a == v6 || *a == IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    {
+        v6
+    } else {
+        bound[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dials_where_the_server_really_listens() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(dial(&[]), ip("127.0.0.1"));
+        assert_eq!(dial(&[ip("0.0.0.0")]), ip("127.0.0.1"));
+        assert_eq!(dial(&[ip("172.17.0.1"), ip("127.0.0.1")]), ip("127.0.0.1"));
+        assert_eq!(dial(&[ip("::")]), ip("::1"));
+        assert_eq!(dial(&[ip("127.0.0.2")]), ip("127.0.0.2"));
+        assert_eq!(dial(&[ip("172.17.0.1")]), ip("172.17.0.1"));
     }
 }
