@@ -385,3 +385,23 @@ async fn unparsable_url_in_mcp_json_is_bad_url() {
     let r = run_json(t.root(), &["--only", "server.mcp[qms]"]).await;
     r.expect("server.mcp[qms]", "fail", "bad-url");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_urls_are_said_to_be_unprobed_not_failed() {
+    let s = servers::mcp_server(keyed()).await;
+    let t = tree_for(s.port);
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON).replace(
+            "http://host.docker.internal",
+            "https://host.docker.internal",
+        ),
+    );
+    let r = run_json(t.root(), &["--only", "server.*[qms]"]).await;
+    let c = r.expect("server.mcp[qms]", "skip", "precondition");
+    assert!(
+        c["message"].as_str().unwrap().contains("plain http only"),
+        "{c}"
+    );
+    r.expect("server.oauth[qms]", "skip", "precondition");
+}

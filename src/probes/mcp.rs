@@ -19,7 +19,22 @@ fn no_target(f: &Facts, server: &Server) -> Finding {
     ))
 }
 
+/// pd-doctor speaks plain HTTP, as Pipe Dream's servers do; for an https URL it says so
+/// instead of reporting a failure it did not observe.
+pub fn unprobed_scheme(f: &Facts, server: &Server) -> Option<Finding> {
+    let url = server.container_url(&f.project.layout);
+    url.starts_with("https://").then(|| {
+        Finding::skip(format!(
+            "{} is https: this build of pd-doctor probes plain http only",
+            crate::redact::display_url(&url)
+        ))
+    })
+}
+
 pub async fn handshake(f: &Facts, server: &Server) -> Finding {
+    if let Some(skip) = unprobed_scheme(f, server) {
+        return skip;
+    }
     let Some(h) = f.handshake(server).await else {
         return no_target(f, server);
     };

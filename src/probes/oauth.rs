@@ -14,6 +14,9 @@ const PATHS: [(&str, &str); 2] = [
 ];
 
 pub async fn probe(f: &Facts, server: &Server) -> Finding {
+    if let Some(skip) = super::mcp::unprobed_scheme(f, server) {
+        return skip;
+    }
     let Ok(url) = reqwest::Url::parse(&server.container_url(&f.project.layout)) else {
         return Finding::skip(format!("the URL for {} does not parse", server.name));
     };
