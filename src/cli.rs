@@ -55,8 +55,10 @@ pub struct Cli {
     /// Same as --format json
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output format; json and junit print the report alone on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Colour: auto is on for a terminal unless NO_COLOR is set
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub color: ColorChoice,
     /// Show evidence for passing checks too
@@ -71,7 +73,7 @@ pub struct Cli {
     /// With --fix: print the plan, change nothing
     #[arg(long, requires = "fix")]
     pub dry_run: bool,
-    /// With --fix: also remove running containers
+    /// With --fix: remove a container even if it is running by the time of the removal
     #[arg(long, requires = "fix")]
     pub force: bool,
     #[command(subcommand)]
