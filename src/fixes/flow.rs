@@ -230,16 +230,22 @@ pub async fn reset(
     let project = &runner.project;
     let mut actions = Vec::new();
     if stop_servers {
+        // Verified now for the plan, and again right before the signal.
+        let cx = Context::new(project, None, false);
         for s in &project.servers {
-            if let Some(pid) = std::fs::read_to_string(&s.pid_file)
+            let Some(pid) = std::fs::read_to_string(&s.pid_file)
                 .ok()
                 .and_then(|t| t.trim().parse().ok())
-            {
-                actions.push(Action::StopServer {
+            else {
+                continue;
+            };
+            match apply::verify_server(&cx, &s.name, pid, &s.pid_file) {
+                Ok(_) => actions.push(Action::StopServer {
                     server: s.name.clone(),
                     pid,
                     pid_file: s.pid_file.clone(),
-                });
+                }),
+                Err(why) => say.say(&format!("leaving server {} alone: {why}", s.name)),
             }
         }
     }
