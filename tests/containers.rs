@@ -740,3 +740,54 @@ fn replaced(args: Vec<String>, value: &str, with: String) -> Vec<String> {
         .map(|a| if a == value { with.clone() } else { a })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_current_docker_context_is_followed_as_the_cli_does() {
+    if !docker_or_skip("the_current_docker_context_is_followed_as_the_cli_does") {
+        return;
+    }
+    let socket = "/var/run/docker.sock";
+    assert!(
+        std::path::Path::new(socket).exists() || std::env::var("DOCKER_HOST").is_ok(),
+        "no default socket here"
+    );
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        r#"{"auths": {}, "currentContext": "lab"}"#,
+    )
+    .unwrap();
+    let meta = config.path().join("contexts/meta/0123abcd");
+    std::fs::create_dir_all(&meta).unwrap();
+    for (host, status, cause) in [
+        (format!("unix://{socket}"), "ok", "ok"),
+        (
+            "unix:///nonexistent/lab.sock".to_string(),
+            "fail",
+            "unreachable",
+        ),
+    ] {
+        let doc = serde_json::json!({"Name": "lab", "Metadata": {}, "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}});
+        std::fs::write(meta.join("meta.json"), doc.to_string()).unwrap();
+        let mut cmd = common::command(t.root(), &["--json", "--only", "docker.engine"]);
+        cmd.env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", config.path());
+        let out = cmd.output().await.unwrap();
+        let r = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::new(),
+            elapsed: Default::default(),
+        };
+        let c = r.expect("docker.engine", status, cause);
+        let message = c["message"].as_str().unwrap();
+        assert!(
+            message.contains("context lab") && message.contains(&host),
+            "{message}"
+        );
+    }
+}

@@ -143,7 +143,11 @@ async fn reused_pid_file_is_removed_and_the_process_never_signalled() {
         .set_modified(old)
         .unwrap();
     let r = run(t.root(), &["reset", "--yes", "--stop-servers"]).await;
-    assert!(r.stdout.contains("leaving server qms alone") && r.stdout.contains("another process"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("leaving server qms alone") && r.stdout.contains("another process"),
+        "{}",
+        r.stdout
+    );
     assert!(
         sleeper.try_wait().unwrap().is_none(),
         "the unrelated process was signalled"

@@ -3,6 +3,7 @@
 //! argv array, a deadline and a cap on what it reads.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -87,9 +88,9 @@ pub struct DockerFacts {
 /// Connects as the docker CLI would (DOCKER_HOST, else the local socket or named pipe),
 /// negotiates the API version, and finds the project's agent containers.
 pub async fn gather(project: &Project, deadline: Instant) -> Result<DockerFacts, String> {
-    let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| default_endpoint().into());
+    let endpoint = endpoint();
     let connect = async {
-        let client = Docker::connect_with_defaults().map_err(|e| e.to_string())?;
+        let client = Docker::connect_with_host(&endpoint.host).map_err(|e| e.to_string())?;
         let client = client
             .negotiate_version()
             .await
@@ -98,7 +99,7 @@ pub async fn gather(project: &Project, deadline: Instant) -> Result<DockerFacts,
         let engine = Engine {
             version: version.version.unwrap_or_else(|| "?".into()),
             api: client.client_version().to_string(),
-            endpoint: endpoint.clone(),
+            endpoint: endpoint.to_string(),
         };
         let containers = discover(&client, project).await?;
         let clients = containers
@@ -124,6 +125,79 @@ fn default_endpoint() -> &'static str {
     } else {
         "unix:///var/run/docker.sock"
     }
+}
+
+/// Where the engine is, and what said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub context: Option<String>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.context {
+            Some(name) => write!(f, "{} (context {name})", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Where the docker CLI would connect: DOCKER_HOST; else the current context's endpoint
+/// (DOCKER_CONTEXT, else `currentContext` in the CLI's config.json), which is how Docker
+/// Desktop, rootless Docker and colima are reached; else the platform's default socket.
+pub fn endpoint() -> Endpoint {
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        if !host.is_empty() {
+            return Endpoint {
+                host,
+                context: None,
+            };
+        }
+    }
+    let config_dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+    let context = std::env::var("DOCKER_CONTEXT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            let text = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
+            let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+            config["currentContext"].as_str().map(str::to_string)
+        });
+    match (context, config_dir) {
+        (Some(name), Some(dir)) if name != "default" => match context_host(&dir, &name) {
+            Some(host) => Endpoint {
+                host,
+                context: Some(name),
+            },
+            None => Endpoint {
+                host: default_endpoint().into(),
+                context: Some(format!("{name}, not found")),
+            },
+        },
+        _ => Endpoint {
+            host: default_endpoint().into(),
+            context: None,
+        },
+    }
+}
+
+/// The docker endpoint of context `name`: contexts live in `contexts/meta/<digest>/meta.json`.
+fn context_host(config_dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_dir(config_dir.join("contexts").join("meta"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|entry| {
+            let text = std::fs::read_to_string(entry.path().join("meta.json")).ok()?;
+            let meta: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (meta["Name"] == name).then(|| {
+                meta["Endpoints"]["docker"]["Host"]
+                    .as_str()
+                    .map(str::to_string)
+            })?
+        })
 }
 
 /// Which agent a container serves: by name (`agent-<agent>`), by compose labels, or by
@@ -194,11 +268,13 @@ async fn discover(client: &Docker, project: &Project) -> Result<Vec<Container>, 
                     .and_then(|cfg| cfg.entrypoint)
                     .unwrap_or_default();
             }
-            c.tag_image_id = client
-                .inspect_image(&c.image_name)
-                .await
-                .ok()
-                .and_then(|i| i.id);
+            // Created from a bare image id: compare with the project's image instead.
+            let tag = if c.image_name.starts_with("sha256:") {
+                project.layout.image.as_str()
+            } else {
+                c.image_name.as_str()
+            };
+            c.tag_image_id = client.inspect_image(tag).await.ok().and_then(|i| i.id);
             Some(c)
         }))
         .await;
