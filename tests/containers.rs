@@ -4,11 +4,9 @@
 
 mod common;
 
-use common::lab::{self, docker, docker_or_skip, Lab};
+use common::lab::{self, docker, docker_or_skip, lab_or_skip, Lab, GATEWAY};
 use common::servers::{self, Bind, Fault, McpOptions};
 use common::{free_port, run_json, Run, Tree};
-
-const GATEWAY: &str = "--add-host=host.docker.internal:host-gateway";
 
 fn tree(lab: &Lab, qms: u16, git: u16, agents: &[&str]) -> Tree {
     let t = Tree::new(qms, git);
@@ -17,21 +15,6 @@ fn tree(lab: &Lab, qms: u16, git: u16, agents: &[&str]) -> Tree {
     }
     lab.configure(&t, "");
     t
-}
-
-/// The lab for one test and its image with `variant`'s client, or a skip (see
-/// [`docker_or_skip`]).
-fn lab_or_skip(test: &str, lab_name: &str, variant: &str) -> Option<(Lab, String)> {
-    docker_or_skip(test).then(|| (Lab::new(lab_name), lab::image(variant)))
-}
-
-/// Starts `agent`'s container the way the project's script should: Chapter 2.4 mounts,
-/// host gateway, the image's own entrypoint.
-fn start_agent(lab: &Lab, t: &Tree, agent: &str, image: &str, extra: &[&str]) -> String {
-    let mut args = Lab::standard_args(t, agent);
-    args.push(GATEWAY.into());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    lab.start(&lab.name(agent), true, &args, &[image])
 }
 
 async fn diagnose(t: &Tree) -> Run {
@@ -50,8 +33,8 @@ async fn running_and_healthy_lab_passes_every_check() {
     let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude", "qa"]);
-    start_agent(&lab, &t, "claude", curl, &[]);
-    start_agent(&lab, &t, "qa", curl, &[]);
+    lab.start_agent(&t, "claude", curl, &[]);
+    lab.start_agent(&t, "qa", curl, &[]);
     let r = diagnose(&t).await;
     for c in r.json()["checks"].as_array().unwrap() {
         assert_eq!(
@@ -138,7 +121,7 @@ async fn one_config_dir_mounted_into_two_agent_containers() {
     };
     let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["claude", "qa"]);
-    start_agent(&lab, &t, "qa", curl, &[]);
+    lab.start_agent(&t, "qa", curl, &[]);
     // claude's container, started with qa's config dir: the copy-paste of primer 6.3.
     let mut args: Vec<String> = Lab::standard_args(&t, "claude")
         .into_iter()
@@ -207,7 +190,7 @@ async fn server_on_loopback_only_is_refused_from_the_container() {
     .await;
     let (_, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms.port, git, &["qa"]);
-    start_agent(&lab, &t, "qa", curl, &[]);
+    lab.start_agent(&t, "qa", curl, &[]);
     let r = diagnose(&t).await;
     r.expect("server.listen[qms]", "fail", "loopback-only");
     r.expect("server.mcp[qms]", "ok", "ok");
@@ -227,7 +210,7 @@ async fn hung_server_times_out_from_the_container_too() {
     let curl = &curl;
     let hung = servers::fault_server_on(Fault::Hang, Bind::Reachable).await;
     let t = tree(&lab, hung.port, free_port(), &["qa"]);
-    start_agent(&lab, &t, "qa", curl, &[]);
+    lab.start_agent(&t, "qa", curl, &[]);
     let r = run_json(t.root(), &["--timeout", "1s"]).await;
     r.expect("server.mcp[qms]", "fail", "timeout");
     r.expect("container.reach[qa,qms]", "fail", "timeout");
@@ -247,7 +230,7 @@ async fn image_rebuilt_after_the_container_started() {
     let tag = format!("pdt-{}-img", lab.id);
     docker(&["tag", curl.as_str(), &tag]);
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
-    start_agent(&lab, &t, "qa", &tag, &[]);
+    lab.start_agent(&t, "qa", &tag, &[]);
     let edited = format!(
         "{}\n# edited on the host after the build\n",
         lab::ENTRYPOINT
@@ -268,7 +251,7 @@ async fn two_containers_for_one_agent() {
     };
     let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
-    start_agent(&lab, &t, "qa", curl, &[]);
+    lab.start_agent(&t, "qa", curl, &[]);
     // A compose-style second container for qa, found by its config mount.
     let mut args = Lab::standard_args(&t, "qa");
     args.push(GATEWAY.into());
@@ -321,13 +304,13 @@ async fn curl_less_image_reaches_with_bash() {
     let bash_only = &bash_only;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
-    start_agent(&lab, &t, "qa", bash_only, &[]);
+    lab.start_agent(&t, "qa", bash_only, &[]);
     let r = diagnose(&t).await;
     let c = r.expect("container.reach[qa,qms]", "ok", "ok");
     assert!(c["evidence"].to_string().contains(" bash "), "{c}");
     let loopback_only = servers::mcp_server(McpOptions::default()).await;
     let t2 = tree(&lab, loopback_only.port, git, &["tu_ui"]);
-    start_agent(&lab, &t2, "tu_ui", bash_only, &[]);
+    lab.start_agent(&t2, "tu_ui", bash_only, &[]);
     run_json(t2.root(), &["--agent", "tu_ui"]).await.expect(
         "container.reach[tu_ui,qms]",
         "fail",
@@ -379,7 +362,7 @@ async fn reach_with(variant: &str) {
     let (qms, _) = servers::reachable_pair().await;
     let loopback_only = servers::mcp_server(McpOptions::default()).await;
     let t = tree(&lab, qms, loopback_only.port, &["qa"]);
-    start_agent(&lab, &t, "qa", &image, &[]);
+    lab.start_agent(&t, "qa", &image, &[]);
     let r = diagnose(&t).await;
     let c = r.expect("container.reach[qa,qms]", "ok", "ok");
     assert!(
@@ -576,7 +559,7 @@ async fn an_agent_seen_only_in_a_container_joins_the_checklist() {
     let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["qa"]);
-    start_agent(&lab, &t, "qa", curl, &[]);
+    lab.start_agent(&t, "qa", curl, &[]);
     // ghost's config dir lives outside .claude/users: only its container names it.
     common::copy_dir(
         &std::path::Path::new(common::FIXTURES).join("healthy"),
@@ -594,12 +577,7 @@ async fn an_agent_seen_only_in_a_container_joins_the_checklist() {
     let r = diagnose(&t).await;
     r.expect("container.state[ghost]", "ok", "ok");
     r.expect("config.claude_json[ghost]", "ok", "ok");
-    let ids: Vec<String> = r.json()["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids: Vec<String> = r.ids();
     let pos = |id: &str| ids.iter().position(|i| i == id).unwrap();
     assert!(
         pos("container.state[ghost]") < pos("container.entrypoint[qa]"),
@@ -629,7 +607,7 @@ async fn host_rejected_and_server_error_as_the_container_sees_them() {
     )
     .await;
     let t = tree(&lab, strict.port, broken.port, &["qa"]);
-    start_agent(&lab, &t, "qa", &curl, &[]);
+    lab.start_agent(&t, "qa", &curl, &[]);
     let r = diagnose(&t).await;
     r.expect("server.mcp[qms]", "fail", "host-rejected");
     r.expect("container.reach[qa,qms]", "fail", "host-rejected");

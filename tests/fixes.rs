@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::lab::{self, docker, docker_or_skip, Lab};
+use common::lab::{self, docker, lab_or_skip, Lab};
 use common::{free_port, run, Run, Tree};
 
 /// Every path under `root` with its content (or link target): the whole state on disk.
@@ -502,19 +502,20 @@ async fn reset_stops_a_verified_server_and_clears_markers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_and_duplicate_containers_are_removed_and_a_running_one_survives() {
-    if !docker_or_skip("stale_and_duplicate_containers_are_removed_and_a_running_one_survives") {
+    let Some((lab, image)) = lab_or_skip(
+        "stale_and_duplicate_containers_are_removed_and_a_running_one_survives",
+        "fixcontainers",
+        "curl",
+    ) else {
         return;
-    }
-    let image = lab::image("curl");
-    let lab = Lab::new("fixcontainers");
+    };
     let t = Tree::new(free_port(), free_port());
     t.agent("qa", "healthy").agent("bu", "healthy");
     lab.configure(&t, "");
-    let mut args = Lab::standard_args(&t, "qa");
-    args.push("--add-host=host.docker.internal:host-gateway".into());
-    lab.start(&lab.name("qa"), true, &args, &[&image]);
+    lab.start_agent(&t, "qa", &image, &[]);
+    // An older, stopped container for qa: found by its config mount.
     let extra = format!("pdt-{}-old-qa", lab.id);
-    lab.start(&extra, false, &args, &[&image]);
+    lab.start(&extra, false, &Lab::standard_args(&t, "qa"), &[&image]);
     let bu_args = Lab::standard_args(&t, "bu");
     lab.start(&lab.name("bu"), false, &bu_args, &[&image]);
     let r = fix(&t, &["--only", "containers.*"]).await;
@@ -544,17 +545,17 @@ async fn stale_and_duplicate_containers_are_removed_and_a_running_one_survives()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_removes_stopped_containers_and_running_ones_only_with_force() {
-    if !docker_or_skip("reset_removes_stopped_containers_and_running_ones_only_with_force") {
+    let Some((lab, image)) = lab_or_skip(
+        "reset_removes_stopped_containers_and_running_ones_only_with_force",
+        "resetcontainers",
+        "curl",
+    ) else {
         return;
-    }
-    let image = lab::image("curl");
-    let lab = Lab::new("resetcontainers");
+    };
     let t = Tree::new(free_port(), free_port());
     t.agent("qa", "healthy").agent("bu", "healthy");
     lab.configure(&t, "");
-    let mut args = Lab::standard_args(&t, "qa");
-    args.push("--add-host=host.docker.internal:host-gateway".into());
-    lab.start(&lab.name("qa"), true, &args, &[&image]);
+    lab.start_agent(&t, "qa", &image, &[]);
     lab.start(
         &lab.name("bu"),
         false,

@@ -300,12 +300,7 @@ state = "absent"
     r.expect("site.health[qms]", "ok", "ok");
     r.expect("site.health[git]", "fail", "refused");
     r.expect("site.no_lockfile", "warn", "present");
-    let ids: Vec<String> = r.json()["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids: Vec<String> = r.ids();
     assert_eq!(
         ids[0], "site.health[qms]",
         "project checks sit in their section: {ids:?}"

@@ -12,6 +12,15 @@ use super::Tree;
 
 pub const LABEL: &str = "pd-doctor-test";
 
+/// What makes host.docker.internal exist in a container on a Linux engine.
+pub const GATEWAY: &str = "--add-host=host.docker.internal:host-gateway";
+
+/// The lab for one test and its image with `variant`'s client, or a skip (see
+/// [`docker_or_skip`]).
+pub fn lab_or_skip(test: &str, lab_name: &str, variant: &str) -> Option<(Lab, String)> {
+    docker_or_skip(test).then(|| (Lab::new(lab_name), image(variant)))
+}
+
 /// Docker is there, or the test skips with a reason (fails under PD_REQUIRE_DOCKER=1).
 pub fn docker_or_skip(test: &str) -> bool {
     let ok = Command::new("docker")
@@ -191,6 +200,15 @@ impl Lab {
             ]);
         }
         args
+    }
+
+    /// Starts `agent`'s container the way the project's script should: Chapter 2.4
+    /// mounts, host gateway, the image's own entrypoint, plus `extra` arguments.
+    pub fn start_agent(&self, t: &Tree, agent: &str, image: &str, extra: &[&str]) -> String {
+        let mut args = Lab::standard_args(t, agent);
+        args.push(GATEWAY.into());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.start(&self.name(agent), true, &args, &[image])
     }
 
     /// `docker run -d` (or `create` with `run = false`) of a labelled container; a run

@@ -154,6 +154,16 @@ impl Run {
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 
+    /// Every instance id, in report order.
+    pub fn ids(&self) -> Vec<String> {
+        self.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The result of one check instance.
     pub fn check(&self, id: &str) -> Value {
         let doc = self.json();
