@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::lab::{self, docker, lab_or_skip, Lab};
-use common::{free_port, run, Run, Tree};
+use common::{free_port, on_a_terminal, run, Run, Tree};
 
 /// Every path under `root` with its content (or link target): the whole state on disk.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -335,42 +335,17 @@ async fn without_a_terminal_and_without_yes_fix_refuses() {
     assert_eq!(snapshot(t.root()), before);
 }
 
-/// Runs pd-doctor on a pseudo-terminal (util-linux `script`) and answers its question.
-fn on_a_terminal(t: &Tree, args: &str, answer: &str) -> String {
-    use std::io::Write;
-    let line = format!(
-        "{} --root {} {args}",
-        env!("CARGO_BIN_EXE_pd-doctor"),
-        t.root().display()
-    );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    std::thread::sleep(Duration::from_millis(1500));
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_terminal_fix_asks_once_for_the_whole_plan() {
     let t = qa_tree("marker-without-config");
     let before = snapshot(t.root());
-    let said_no = on_a_terminal(&t, "--fix --only 'config.*'", "n\n");
+    let said_no = on_a_terminal(t.root(), "--fix --only 'config.*'", &[], Some("n\n"), || {});
     assert!(
         said_no.contains("Apply these 2 repairs? [y/N]"),
         "{said_no}"
     );
     assert_eq!(snapshot(t.root()), before);
-    let said_yes = on_a_terminal(&t, "--fix --only 'config.*'", "y\n");
+    let said_yes = on_a_terminal(t.root(), "--fix --only 'config.*'", &[], Some("y\n"), || {});
     assert_eq!(said_yes.matches("[y/N]").count(), 1, "{said_yes}");
     assert!(
         !t.path(".claude/users/qa/container/.mcp-configured")
@@ -586,25 +561,19 @@ async fn reset_removes_stopped_containers_and_running_ones_only_with_force() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn state_that_changes_between_plan_and_action_is_left_alone() {
-    use std::io::Write;
     let t = qa_tree("marker-without-config");
-    let line = format!(
-        "{} --root {} --fix --only 'config.*'",
-        env!("CARGO_BIN_EXE_pd-doctor"),
-        t.root().display()
-    );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    std::thread::sleep(Duration::from_millis(1500));
     // While pd-doctor waits for the answer, the entrypoint registers the servers after all.
-    let healthy = t.ported(&common::fixture_text("healthy/.claude.json"));
-    std::fs::write(t.path(".claude/users/qa/container/.claude.json"), healthy).unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
-    let out = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned();
+    let register = || {
+        let healthy = t.ported(&common::fixture_text("healthy/.claude.json"));
+        std::fs::write(t.path(".claude/users/qa/container/.claude.json"), healthy).unwrap();
+    };
+    let out = on_a_terminal(
+        t.root(),
+        "--fix --only 'config.*'",
+        &[],
+        Some("y\n"),
+        register,
+    );
     assert!(
         out.contains("the state changed since the plan was made"),
         "{out}"

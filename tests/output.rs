@@ -4,7 +4,7 @@
 mod common;
 
 use common::servers::{self, Fault};
-use common::{free_port, run, run_json, Tree};
+use common::{free_port, on_a_terminal, run, run_json, Tree};
 
 const SCHEMA: &str = include_str!("../schema/pd-doctor-1.schema.json");
 
@@ -311,39 +311,34 @@ state = "absent"
     assert_eq!(run(t.root(), &[]).await.code, 2);
 }
 
-/// Runs pd-doctor on a pseudo-terminal (util-linux `script`), with `env` set.
-fn on_a_terminal(root: &std::path::Path, args: &str, env: &[(&str, &str)]) -> String {
-    let line = format!(
-        "{} --root {} {args}",
-        env!("CARGO_BIN_EXE_pd-doctor"),
-        root.display()
-    );
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"])
-        .env_remove("NO_COLOR");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("script(1) from util-linux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn colour_on_a_terminal_unless_no_color() {
     let t = Tree::new(free_port(), free_port());
     t.agent("qa", "marker-without-config");
     t.config("");
-    let plain = on_a_terminal(t.root(), "--only 'config.*'", &[("NO_COLOR", "1")]);
+    let plain = on_a_terminal(
+        t.root(),
+        "--only 'config.*'",
+        &[("NO_COLOR", "1")],
+        None,
+        || {},
+    );
     assert!(plain.contains("config.marker[qa,qms]"), "{plain}");
     assert!(
         !plain.contains("\x1b[3"),
         "colour despite NO_COLOR:\n{plain}"
     );
-    let coloured = on_a_terminal(t.root(), "--only 'config.*'", &[]);
+    let coloured = on_a_terminal(t.root(), "--only 'config.*'", &[], None, || {});
     assert!(
         coloured.contains("\x1b[3"),
         "no colour on a terminal:\n{coloured}"
     );
-    let never = on_a_terminal(t.root(), "--only 'config.*' --color never", &[]);
+    let never = on_a_terminal(
+        t.root(),
+        "--only 'config.*' --color never",
+        &[],
+        None,
+        || {},
+    );
     assert!(!never.contains("\x1b[3"));
 }

@@ -221,3 +221,41 @@ pub async fn run_json(root: &Path, args: &[&str]) -> Run {
     all.extend_from_slice(args);
     run(root, &all).await
 }
+
+/// Runs pd-doctor on a pseudo-terminal (util-linux `script`) with `env` set. With an
+/// `answer`, waits for the question, runs `meanwhile`, then types the answer.
+pub fn on_a_terminal(
+    root: &Path,
+    args: &str,
+    env: &[(&str, &str)],
+    answer: Option<&str>,
+    meanwhile: impl FnOnce(),
+) -> String {
+    use std::io::Write;
+    let line = format!(
+        "{} --root {} {args}",
+        env!("CARGO_BIN_EXE_pd-doctor"),
+        root.display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("script(1) from util-linux");
+    if let Some(answer) = answer {
+        std::thread::sleep(Duration::from_millis(1500));
+        meanwhile();
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+}
