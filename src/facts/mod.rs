@@ -27,6 +27,7 @@ pub struct Facts {
     pub timeout: Duration,
     listeners: OnceLock<Option<Vec<Listener>>>,
     processes: OnceLock<ProcessTable>,
+    socket_owners: OnceLock<HashMap<u64, Vec<u32>>>,
     claude_json: HashMap<String, OnceLock<JsonFile>>,
     handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
     /// The engine and the agent containers, asked for by the first container probe, so
@@ -51,6 +52,7 @@ impl Facts {
             timeout,
             listeners: OnceLock::new(),
             processes: OnceLock::new(),
+            socket_owners: OnceLock::new(),
             docker: OnceCell::new(),
         }
     }
@@ -88,18 +90,29 @@ impl Facts {
             .map(|all| all.iter().filter(|l| l.port == port).collect())
     }
 
-    /// PIDs owning the listening sockets of `port`.
+    /// PIDs owning the listening sockets of `port`. The process table is walked once,
+    /// for the ports of every server, the first time any of them is asked about.
     pub fn port_owners(&self, port: u16) -> Vec<u32> {
-        let inodes: HashSet<u64> = self
+        let owners = self.socket_owners.get_or_init(|| {
+            let ports: HashSet<u16> = self.project.servers.iter().map(|s| s.port).collect();
+            let inodes = self
+                .listeners()
+                .unwrap_or_default()
+                .iter()
+                .filter(|l| ports.contains(&l.port))
+                .map(|l| l.inode)
+                .collect();
+            sockets::inode_owners(&inodes)
+        });
+        let mut pids: Vec<u32> = self
             .listeners_on(port)
             .unwrap_or_default()
             .iter()
-            .map(|l| l.inode)
+            .flat_map(|l| owners.get(&l.inode).cloned().unwrap_or_default())
             .collect();
-        if inodes.is_empty() {
-            return Vec::new();
-        }
-        sockets::inode_owners(&inodes)
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     pub fn processes(&self) -> &ProcessTable {

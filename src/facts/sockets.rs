@@ -2,7 +2,7 @@
 //! processes that own them. Where those tables do not exist, `None`: the listen probe
 //! then falls back to connecting.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +64,10 @@ fn parse_v6(hex: &str) -> Option<IpAddr> {
     })
 }
 
-/// PIDs of the processes holding any of these socket inodes open.
-pub fn inode_owners(inodes: &HashSet<u64>) -> Vec<u32> {
-    let mut owners = Vec::new();
+/// For each of these socket inodes, the PIDs of the processes holding it open: one walk
+/// over every process's descriptors, however many ports are asked about.
+pub fn inode_owners(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
+    let mut owners: HashMap<u64, Vec<u32>> = HashMap::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return owners;
     };
@@ -81,22 +82,21 @@ pub fn inode_owners(inodes: &HashSet<u64>) -> Vec<u32> {
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue;
         };
-        let owns = fds.filter_map(Result::ok).any(|fd| {
-            std::fs::read_link(fd.path())
-                .ok()
-                .and_then(|target| {
-                    let t = target
-                        .to_str()?
-                        .strip_prefix("socket:[")?
-                        .strip_suffix(']')?
-                        .parse::<u64>()
-                        .ok()?;
-                    Some(inodes.contains(&t))
-                })
-                .unwrap_or(false)
-        });
-        if owns {
-            owners.push(pid);
+        for fd in fds.filter_map(Result::ok) {
+            let inode = std::fs::read_link(fd.path()).ok().and_then(|target| {
+                target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse::<u64>()
+                    .ok()
+            });
+            if let Some(inode) = inode.filter(|i| inodes.contains(i)) {
+                let pids = owners.entry(inode).or_default();
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
         }
     }
     owners

@@ -265,8 +265,10 @@ pub fn verify_server(
         .filter(|l| l.port == port)
         .map(|l| l.inode)
         .collect();
-    if !sockets::inode_owners(&inodes)
-        .iter()
+    let owners = sockets::inode_owners(&inodes);
+    if !owners
+        .values()
+        .flatten()
         .any(|o| table.descends_from(*o, pid))
     {
         return Err(format!("pid {pid} does not own port {port}"));
