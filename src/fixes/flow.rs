@@ -134,7 +134,11 @@ pub async fn fix(
             match ask(&format!("Apply these {} repairs?", steps.len())) {
                 None => return Err(Refusal::NoConsent),
                 Some(false) => {
-                    say.say("Nothing was changed.");
+                    say.say(if round == 0 {
+                        "Nothing was changed."
+                    } else {
+                        "Stopped here."
+                    });
                     break;
                 }
                 Some(true) => {}
