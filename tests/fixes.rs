@@ -49,6 +49,7 @@ async fn fixed_then_idempotent(t: &Tree, id: &str, only: &[&str]) -> Run {
         extra.extend(["--only", o]);
     }
     let first = fix(t, &extra).await;
+    common::validate_schema(&first.json());
     let c = first.check(id);
     assert_eq!(
         c["status"],

@@ -6,18 +6,6 @@ mod common;
 use common::servers::{self, Fault};
 use common::{free_port, on_a_terminal, run, run_json, Tree};
 
-const SCHEMA: &str = include_str!("../schema/pd-doctor-1.schema.json");
-
-fn validate(doc: &serde_json::Value) {
-    let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "schema violations: {errors:#?}");
-}
-
 /// Both servers up as the primer runs them (reachable, stateless, qms keyed) and two agents
 /// configured as the entrypoint leaves them.
 async fn healthy_host() -> Tree {
@@ -37,7 +25,7 @@ async fn healthy_host_side_reports_every_host_check_ok_and_exits_0() {
     let t = healthy_host().await;
     let r = run_json(t.root(), &[]).await;
     let doc = r.json();
-    validate(&doc);
+    common::validate_schema(&doc);
     for c in doc["checks"].as_array().unwrap() {
         let id = c["id"].as_str().unwrap();
         if id.starts_with("server.") || id.starts_with("config.") {
@@ -60,7 +48,7 @@ async fn json_is_alone_on_stdout_in_checklist_order_and_valid() {
     t.config("");
     let r = run_json(t.root(), &[]).await;
     let doc = r.json();
-    validate(&doc);
+    common::validate_schema(&doc);
     assert_eq!(doc["schema"], "pd-doctor/1");
     let sections: Vec<&str> = doc["checks"]
         .as_array()

@@ -259,3 +259,16 @@ pub fn on_a_terminal(
     drop(child.stdin.take());
     String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
 }
+
+const SCHEMA: &str = include_str!("../../schema/pd-doctor-1.schema.json");
+
+/// Asserts that a `--json` report follows the published schema.
+pub fn validate_schema(doc: &Value) {
+    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+}
