@@ -223,7 +223,8 @@ pub async fn run_json(root: &Path, args: &[&str]) -> Run {
 }
 
 /// Runs pd-doctor on a pseudo-terminal (util-linux `script`) with `env` set. With an
-/// `answer`, waits for the question, runs `meanwhile`, then types the answer.
+/// `answer`, waits until the question (`[y/N]`) is on the screen, runs `meanwhile`, then
+/// types the answer.
 pub fn on_a_terminal(
     root: &Path,
     args: &str,
@@ -231,7 +232,7 @@ pub fn on_a_terminal(
     answer: Option<&str>,
     meanwhile: impl FnOnce(),
 ) -> String {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let line = format!(
         "{} --root {} {args}",
         env!("CARGO_BIN_EXE_pd-doctor"),
@@ -246,18 +247,42 @@ pub fn on_a_terminal(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("script(1) from util-linux");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let mut stdin = child.stdin.take();
     if let Some(answer) = answer {
-        std::thread::sleep(Duration::from_millis(1500));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !String::from_utf8_lossy(&screen).contains("[y/N]") {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => screen.extend(chunk),
+                Err(_) => panic!(
+                    "no question on the terminal:\n{}",
+                    String::from_utf8_lossy(&screen)
+                ),
+            }
+        }
         meanwhile();
-        child
-            .stdin
+        stdin
             .as_mut()
             .unwrap()
             .write_all(answer.as_bytes())
             .unwrap();
     }
-    drop(child.stdin.take());
-    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    drop(stdin);
+    child.wait().unwrap();
+    reader.join().unwrap();
+    screen.extend(rx.try_iter().flatten());
+    String::from_utf8_lossy(&screen).into_owned()
 }
 
 const SCHEMA: &str = include_str!("../../schema/pd-doctor-1.schema.json");
