@@ -121,6 +121,18 @@ pub struct Agent {
     pub identity: Option<PathBuf>,
 }
 
+impl Agent {
+    /// Where the entrypoint puts `server`'s "already configured" marker for this agent.
+    pub fn marker(&self, server: &Server) -> PathBuf {
+        self.config_dir.join(&server.marker)
+    }
+
+    /// The marker exists, as anything: a dangling symlink counts, as it does for `rm`.
+    pub fn has_marker(&self, server: &Server) -> bool {
+        std::fs::symlink_metadata(self.marker(server)).is_ok()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,

@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod http;
 pub mod mcp;
+pub mod pidfile;
 pub mod processes;
 pub mod sockets;
 
@@ -132,6 +133,15 @@ impl Facts {
             }
             file
         })
+    }
+
+    /// The agent's user-scope entry for `server` (what the entrypoint's `claude mcp add`
+    /// writes), if its `.claude.json` parses and has one.
+    pub fn user_entry(&self, agent: &Agent, server: &Server) -> Option<claude_config::ServerEntry> {
+        let doc = self.claude_json(agent).parsed()?;
+        claude_config::user_scope(doc)?
+            .get(&server.name)
+            .map(claude_config::ServerEntry::from_value)
     }
 
     /// Where the host reaches the server: loopback when it listens there or everywhere,

@@ -2,7 +2,8 @@
 //! before it changes, writes are atomic and fenced, symlinks are never followed.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use serde_json::Value;
@@ -10,8 +11,9 @@ use serde_json::Value;
 use super::fsops::{self, Fence};
 use super::Action;
 use crate::claude_config::{self, JsonFile};
+use crate::facts::pidfile;
 use crate::facts::processes::ProcessTable;
-use crate::facts::sockets;
+use crate::facts::Facts;
 use crate::project::Project;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,56 +230,14 @@ async fn remove_container(id: &str, name: &str, cx: &Context<'_>) -> Outcome {
     }
 }
 
-/// Whether `pid` is the server its PID file names: the file still says so, the process
-/// started no later than the file was written, and it owns the server's port.
-pub fn verify_server(
-    cx: &Context,
-    server: &str,
-    pid: u32,
-    pid_file: &Path,
-) -> Result<String, String> {
-    let port = cx
-        .project
-        .server(server)
-        .map(|s| s.port)
-        .ok_or_else(|| format!("no server {server}"))?;
-    let text =
-        std::fs::read_to_string(pid_file).map_err(|e| format!("{}: {e}", cx.show(pid_file)))?;
-    if text.trim().parse::<u32>().ok() != Some(pid) {
-        return Err(format!("{} no longer names pid {pid}", cx.show(pid_file)));
-    }
-    let table = ProcessTable::snapshot();
-    let process = table
-        .get(pid)
-        .ok_or_else(|| format!("pid {pid} is not running"))?;
-    let written = std::fs::metadata(pid_file)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    if process.started > written + Duration::from_secs(2) {
-        return Err(format!(
-            "pid {pid} started after {} was written: it is another process",
-            cx.show(pid_file)
-        ));
-    }
-    let inodes = sockets::listeners()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|l| l.port == port)
-        .map(|l| l.inode)
-        .collect();
-    let owners = sockets::inode_owners(&inodes);
-    if !owners
-        .values()
-        .flatten()
-        .any(|o| table.descends_from(*o, pid))
-    {
-        return Err(format!("pid {pid} does not own port {port}"));
-    }
-    Ok(crate::probes::describe_command(&process.command))
-}
-
 async fn stop_server(server: &str, pid: u32, pid_file: &Path, cx: &Context<'_>) -> Outcome {
-    let command = match verify_server(cx, server, pid, pid_file) {
+    // Checked again now, on facts read now: between plan and signal the PID may have died
+    // and been reused.
+    let facts = Facts::new(Arc::new(cx.project.clone()), Duration::from_secs(2));
+    let Some(spec) = cx.project.server(server) else {
+        return Outcome::Failed(format!("no server {server} in this project"));
+    };
+    let command = match pidfile::verify_server(&facts, spec, pid) {
         Ok(c) => c,
         Err(why) => return Outcome::Refused(format!("{why}; not signalling it")),
     };

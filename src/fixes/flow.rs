@@ -7,6 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use super::apply::{self, Context, Outcome};
 use super::Action;
+use crate::facts::pidfile::{self, PidFile};
 use crate::model::{CheckResult, Status};
 use crate::run::Runner;
 
@@ -235,15 +236,21 @@ pub async fn reset(
     let mut actions = Vec::new();
     if stop_servers {
         // Verified now for the plan, and again right before the signal.
-        let cx = Context::new(project, None, false);
         for s in &project.servers {
-            let Some(pid) = std::fs::read_to_string(&s.pid_file)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-            else {
-                continue;
+            let pid = match pidfile::read(&facts, s) {
+                PidFile::Absent => continue,
+                PidFile::Dead(pid) | PidFile::Reused { pid, .. } | PidFile::Alive { pid, .. } => {
+                    pid
+                }
+                PidFile::Unreadable(why) | PidFile::Garbage(why) => {
+                    say.say(&format!(
+                        "leaving server {} alone: its PID file holds no usable PID ({why})",
+                        s.name
+                    ));
+                    continue;
+                }
             };
-            match apply::verify_server(&cx, &s.name, pid, &s.pid_file) {
+            match pidfile::verify_server(&facts, s, pid) {
                 Ok(_) => actions.push(Action::StopServer {
                     server: s.name.clone(),
                     pid,
@@ -264,10 +271,9 @@ pub async fn reset(
     }
     for agent in &project.agents {
         for s in &project.servers {
-            let marker = agent.config_dir.join(&s.marker);
-            if std::fs::symlink_metadata(&marker).is_ok() {
+            if agent.has_marker(s) {
                 actions.push(Action::RemoveFile {
-                    path: marker,
+                    path: agent.marker(s),
                     why: "reset".into(),
                 });
             }

@@ -22,10 +22,9 @@ pub fn registered(f: &Facts, agent: &Agent, server: &Server) -> bool {
 }
 
 pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
-    let marker = agent.config_dir.join(&server.marker);
+    let marker = agent.marker(server);
     let shown = f.project.show(&marker);
-    let present = std::fs::symlink_metadata(&marker).is_ok();
-    match (present, registered(f, agent, server)) {
+    match (agent.has_marker(server), registered(f, agent, server)) {
         (true, true) => Finding::ok("ok", format!("{} is registered and marked configured", server.name)),
         (true, false) => Finding::fail(
             "stale-marker",

@@ -94,7 +94,7 @@ fn markers_present<'a>(f: &'a Facts, agent: &Agent) -> Vec<&'a Server> {
     f.project
         .servers
         .iter()
-        .filter(|s| std::fs::symlink_metadata(agent.config_dir.join(&s.marker)).is_ok())
+        .filter(|s| agent.has_marker(s))
         .collect()
 }
 

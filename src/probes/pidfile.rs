@@ -1,15 +1,11 @@
 //! `server.pidfile`: the PID file, if any, names the live server that owns the port.
 
-use std::time::{Duration, SystemTime};
-
 use super::describe_command;
+use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
 use crate::project::Server;
-
-/// Start times have one-second resolution; a process may start a moment before it writes.
-const CLOCK_SLACK: Duration = Duration::from_secs(2);
 
 pub fn probe(f: &Facts, server: &Server) -> Finding {
     let path = &server.pid_file;
@@ -20,52 +16,19 @@ pub fn probe(f: &Facts, server: &Server) -> Finding {
             why: why.to_string(),
         })
     };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Finding::ok(
-                "absent",
-                format!("no PID file; {}", port_story(f, server.port)),
-            );
-        }
-        Err(e) => return Finding::fail("unreadable", format!("{shown} cannot be read: {e}")),
-    };
-    if !meta.is_file() {
-        return Finding::fail("unreadable", format!("{shown} is not a regular file"))
-            .hint(format!("look at it: ls -la {shown}"));
-    }
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => return Finding::fail("unreadable", format!("{shown} cannot be read: {e}")),
-    };
-    let text = String::from_utf8_lossy(&text[..text.len().min(64)]).to_string();
-    let Some(pid) = text.trim().parse::<u32>().ok().filter(|p| *p > 0) else {
-        return Finding::fail("garbage", format!("{shown} does not hold a PID"))
-            .evidence(format!(
-                "content: {:?}",
-                text.chars().take(32).collect::<String>()
-            ))
-            .hint(format!(
-                "remove it and start the server again: rm {shown} && {}",
-                server.start
-            ))
-            .fix(remove("it holds no PID"));
-    };
-    let Some(process) = f.processes().get(pid) else {
-        return Finding::fail(
-            "dead",
-            format!("{shown} names pid {pid}, which is not running"),
-        )
-        .evidence(port_story(f, server.port))
-        .hint(format!(
-            "the server died; remove the file and start it: rm {shown} && {}",
-            server.start
-        ))
-        .fix(remove("its process is gone"));
-    };
-    let written = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    if process.started > written + CLOCK_SLACK {
-        return Finding::fail(
+    match pidfile::read(f, server) {
+        PidFile::Absent => Finding::ok("absent", format!("no PID file; {}", port_story(f, server.port))),
+        PidFile::Unreadable(why) => Finding::fail("unreadable", format!("{shown} cannot be read: {why}"))
+            .hint(format!("look at it: ls -la {shown}")),
+        PidFile::Garbage(content) => Finding::fail("garbage", format!("{shown} does not hold a PID"))
+            .evidence(format!("content: {content:?}"))
+            .hint(format!("remove it and start the server again: rm {shown} && {}", server.start))
+            .fix(remove("it holds no PID")),
+        PidFile::Dead(pid) => Finding::fail("dead", format!("{shown} names pid {pid}, which is not running"))
+            .evidence(port_story(f, server.port))
+            .hint(format!("the server died; remove the file and start it: rm {shown} && {}", server.start))
+            .fix(remove("its process is gone")),
+        PidFile::Reused { pid, process, written } => Finding::fail(
             "reused",
             format!("{shown} names pid {pid}, but that pid now belongs to another process"),
         )
@@ -76,33 +39,25 @@ pub fn probe(f: &Facts, server: &Server) -> Finding {
             humantime::format_rfc3339_seconds(written)
         ))
         .hint(format!("do not kill {pid}; remove the file: rm {shown}"))
-        .fix(remove("its pid was reused by another process"));
-    }
-    if f.listeners().is_none() {
-        return Finding::ok(
-            "ok",
-            format!(
-                "pid {pid} is alive ({})",
-                describe_command(&process.command)
-            ),
+        .fix(remove("its pid was reused by another process")),
+        PidFile::Alive { pid, process, owns_port: None } => {
+            Finding::ok("ok", format!("pid {pid} is alive ({})", describe_command(&process.command)))
+                .evidence("this system's socket table cannot be read: port ownership not checked")
+        }
+        PidFile::Alive { pid, process, owns_port: Some(true) } => {
+            Finding::ok("ok", format!("pid {pid} is alive and owns port {}", server.port))
+                .evidence(format!("pid {pid}: {}", describe_command(&process.command)))
+        }
+        PidFile::Alive { pid, process, owns_port: Some(false) } => Finding::warn(
+            "port-owner-mismatch",
+            format!("pid {pid} is alive but does not own port {}", server.port),
         )
-        .evidence("this system's socket table cannot be read: port ownership not checked");
+        .evidence(format!("pid {pid}: {}", describe_command(&process.command)))
+        .evidence(port_story(f, server.port))
+        .hint(format!(
+            "a different process serves the port, or the server is still starting; check: ps -p {pid} -o pid,args"
+        )),
     }
-    let owners = f.port_owners(server.port);
-    if owners.iter().any(|o| f.processes().descends_from(*o, pid)) {
-        return Finding::ok(
-            "ok",
-            format!("pid {pid} is alive and owns port {}", server.port),
-        )
-        .evidence(format!("pid {pid}: {}", describe_command(&process.command)));
-    }
-    Finding::warn(
-        "port-owner-mismatch",
-        format!("pid {pid} is alive but does not own port {}", server.port),
-    )
-    .evidence(format!("pid {pid}: {}", describe_command(&process.command)))
-    .evidence(port_story(f, server.port))
-    .hint(format!("a different process serves the port, or the server is still starting; check: ps -p {pid} -o pid,args"))
 }
 
 /// "port 8000 is served by pid 42 (python -m qms_mcp)" or "nothing listens on port 8000".

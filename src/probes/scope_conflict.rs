@@ -11,19 +11,14 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let Some(doc) = f.claude_json(agent).parsed() else {
         return Finding::ok("ok", "no .claude.json yet: only project scope applies");
     };
-    let pick = |scope: Option<&serde_json::Value>| {
-        scope
-            .and_then(|s| s.get(&server.name))
-            .map(ServerEntry::from_value)
-    };
     let layout = &f.project.layout;
+    let local = claude_config::local_scope(doc, &layout.project_mount)
+        .and_then(|s| s.get(&server.name))
+        .map(ServerEntry::from_value);
     let scopes: Vec<(&str, ServerEntry)> = [
-        (
-            "local",
-            pick(claude_config::local_scope(doc, &layout.project_mount)),
-        ),
+        ("local", local),
         ("project", server.expected.clone()),
-        ("user", pick(claude_config::user_scope(doc))),
+        ("user", f.user_entry(agent, server)),
     ]
     .into_iter()
     .filter_map(|(n, e)| e.map(|e| (n, e)))

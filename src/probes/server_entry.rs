@@ -1,7 +1,7 @@
 //! `config.server_entry`: the agent's user-scope entry for a server is what
 //! `docker/.mcp.json` says it should be: type, host, port, path and every header.
 
-use crate::claude_config::{self, ServerEntry};
+use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
@@ -112,15 +112,8 @@ fn show_port(url: &reqwest::Url) -> String {
 pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let path = agent.config_dir.join(".claude.json");
     let shown = f.project.show(&path);
-    let entry = f
-        .claude_json(agent)
-        .parsed()
-        .and_then(claude_config::user_scope)
-        .and_then(|s| s.get(&server.name))
-        .map(ServerEntry::from_value);
-    let Some(entry) = entry else {
-        let marker = agent.config_dir.join(&server.marker);
-        return if std::fs::symlink_metadata(&marker).is_ok() {
+    let Some(entry) = f.user_entry(agent, server) else {
+        return if agent.has_marker(server) {
             Finding::fail(
                 "missing",
                 format!(

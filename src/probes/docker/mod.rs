@@ -3,7 +3,6 @@
 
 use std::time::SystemTime;
 
-use crate::claude_config::{self, ServerEntry};
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -500,11 +499,7 @@ pub async fn shared_mounts(f: &Facts) -> Vec<String> {
 /// The URL an agent is configured with for a server: its user-scope entry, else the
 /// project's. Untrusted input: it only ever travels as one argv element.
 pub fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
-    f.claude_json(agent)
-        .parsed()
-        .and_then(claude_config::user_scope)
-        .and_then(|s| s.get(&server.name))
-        .map(ServerEntry::from_value)
+    f.user_entry(agent, server)
         .and_then(|e| e.url)
         .unwrap_or_else(|| server.container_url(&f.project.layout))
 }

@@ -1,0 +1,97 @@
+//! What a server's PID file says, judged against the live processes and the sockets they
+//! own: the one definition of "this PID is the server", shared by `server.pidfile` and
+//! by `reset --stop-servers` before it signals anything.
+
+use std::time::{Duration, SystemTime};
+
+use super::processes::ProcessInfo;
+use super::Facts;
+use crate::project::Server;
+
+/// Start times have one-second resolution; a process may start a moment before it writes.
+const CLOCK_SLACK: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub enum PidFile {
+    Absent,
+    /// Exists but cannot be read as a file (a directory, permissions).
+    Unreadable(String),
+    /// Holds no PID; the first characters, for the evidence.
+    Garbage(String),
+    Dead(u32),
+    /// Alive, but started after the file was written: not the process that wrote it.
+    Reused {
+        pid: u32,
+        process: ProcessInfo,
+        written: SystemTime,
+    },
+    /// Alive and the writer; `owns_port` is `None` where socket owners cannot be read.
+    Alive {
+        pid: u32,
+        process: ProcessInfo,
+        owns_port: Option<bool>,
+    },
+}
+
+pub fn read(f: &Facts, server: &Server) -> PidFile {
+    let path = &server.pid_file;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PidFile::Absent,
+        Err(e) => return PidFile::Unreadable(e.to_string()),
+    };
+    if !meta.is_file() {
+        return PidFile::Unreadable("not a regular file".into());
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return PidFile::Unreadable(e.to_string()),
+    };
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_string();
+    let Some(pid) = text.trim().parse::<u32>().ok().filter(|p| *p > 0) else {
+        return PidFile::Garbage(text.chars().take(32).collect());
+    };
+    let Some(process) = f.processes().get(pid) else {
+        return PidFile::Dead(pid);
+    };
+    let written = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if process.started > written + CLOCK_SLACK {
+        return PidFile::Reused {
+            pid,
+            process,
+            written,
+        };
+    }
+    let owns_port = f.listeners().map(|_| {
+        f.port_owners(server.port)
+            .iter()
+            .any(|o| f.processes().descends_from(*o, pid))
+    });
+    PidFile::Alive {
+        pid,
+        process,
+        owns_port,
+    }
+}
+
+/// `pid` is, right now, the server its PID file names: the file still says so, the process
+/// wrote it, and it owns the server's port. Returns its command line for the report.
+pub fn verify_server(f: &Facts, server: &Server, pid: u32) -> Result<String, String> {
+    let shown = f.project.show(&server.pid_file);
+    match read(f, server) {
+        PidFile::Alive {
+            pid: p,
+            process,
+            owns_port,
+        } if p == pid => match owns_port {
+            Some(true) => Ok(crate::probes::describe_command(&process.command)),
+            Some(false) => Err(format!("pid {pid} does not own port {}", server.port)),
+            None => Err(format!("who owns port {} cannot be read here", server.port)),
+        },
+        PidFile::Dead(_) => Err(format!("pid {pid} is not running")),
+        PidFile::Reused { .. } => Err(format!(
+            "pid {pid} started after {shown} was written: it is another process"
+        )),
+        _ => Err(format!("{shown} no longer names pid {pid}")),
+    }
+}
