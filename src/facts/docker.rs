@@ -260,25 +260,44 @@ async fn discover(client: &Docker, project: &Project) -> Result<Vec<Container>, 
     let inspected =
         futures::future::join_all(wanted.into_iter().map(|(id, agent, found_by)| async move {
             let c = client.inspect_container(&id, None).await.ok()?;
-            let mut c = container(c, agent, found_by);
-            if let Ok(own) = client.inspect_image(&c.image_id).await {
-                c.image_created = own.created;
-                c.image_entrypoint = own
-                    .config
-                    .and_then(|cfg| cfg.entrypoint)
-                    .unwrap_or_default();
-            }
-            // Created from a bare image id: compare with the project's image instead.
-            let tag = if c.image_name.starts_with("sha256:") {
-                project.layout.image.as_str()
-            } else {
-                c.image_name.as_str()
-            };
-            c.tag_image_id = client.inspect_image(tag).await.ok().and_then(|i| i.id);
-            Some(c)
+            Some(container(c, agent, found_by))
         }))
         .await;
     let mut containers: Vec<Container> = inspected.into_iter().flatten().collect();
+    // Seven agents usually share one image: inspect each image reference once.
+    let tag_of = |c: &Container| {
+        // Created from a bare image id: compare with the project's image instead.
+        if c.image_name.starts_with("sha256:") {
+            project.layout.image.clone()
+        } else {
+            c.image_name.clone()
+        }
+    };
+    let mut refs: Vec<String> = containers
+        .iter()
+        .flat_map(|c| [c.image_id.clone(), tag_of(c)])
+        .collect();
+    refs.sort();
+    refs.dedup();
+    let images: HashMap<String, bollard::models::ImageInspect> = futures::future::join_all(
+        refs.into_iter()
+            .map(|r| async move { Some((r.clone(), client.inspect_image(&r).await.ok()?)) }),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    for c in &mut containers {
+        if let Some(own) = images.get(&c.image_id) {
+            c.image_created = own.created.clone();
+            c.image_entrypoint = own
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.entrypoint.clone())
+                .unwrap_or_default();
+        }
+        c.tag_image_id = images.get(&tag_of(c)).and_then(|i| i.id.clone());
+    }
     containers.sort_by(|a, b| (&a.agent, &a.name).cmp(&(&b.agent, &b.name)));
     Ok(containers)
 }
