@@ -37,6 +37,7 @@ impl Runner {
         let mut results = Engine::new(&self.catalogue, facts.clone())
             .run(&self.only, &self.skip)
             .await;
+        learn_every_secret(&facts);
         let mut project = (*self.project).clone();
         let mut joined = Vec::new();
         if let Some(Ok(d)) = facts.docker_if_gathered() {
@@ -55,7 +56,8 @@ impl Runner {
             return results;
         }
         self.project = Arc::new(project);
-        let engine = Engine::new(&self.catalogue, self.facts());
+        let facts = self.facts();
+        let engine = Engine::new(&self.catalogue, facts.clone());
         let theirs = |inst: &Instance| {
             inst.subject
                 .agent
@@ -74,14 +76,18 @@ impl Runner {
             .map(|(i, inst)| (inst.id.as_str(), i))
             .collect();
         results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+        learn_every_secret(&facts);
         results
     }
 
     /// Every selected check again, with fresh facts.
     pub async fn diagnose(&self) -> Vec<CheckResult> {
-        Engine::new(&self.catalogue, self.facts())
+        let facts = self.facts();
+        let results = Engine::new(&self.catalogue, facts.clone())
             .run(&self.only, &self.skip)
-            .await
+            .await;
+        learn_every_secret(&facts);
+        results
     }
 
     /// One check instance again, on `facts` read right before.
@@ -90,5 +96,14 @@ impl Runner {
             .into_iter()
             .find(|i| i.id == id)?;
         Some(crate::probes::run(inst.def, inst.subject, facts).await)
+    }
+}
+
+/// Header values join the secrets as each `.claude.json` is read; a run that checked no
+/// config (`--only container.*`) may still quote a log line holding one. Every agent's
+/// file is read (once: memoised) before results reach a report.
+fn learn_every_secret(facts: &Facts) {
+    for agent in &facts.project.agents {
+        facts.claude_json(agent);
     }
 }

@@ -510,6 +510,16 @@ async fn tokens_in_container_env_never_show_even_when_logged() {
     let curl = &curl;
     let t = tree(&lab, free_port(), free_port(), &["qa"]);
     let token = "ghp_plantedTokenValue0123456789";
+    // A key only qa's .claude.json holds, which the crashing entrypoint dumps to its log.
+    let key = "sk-onlyInClaudeJson-0123456789";
+    let cj = t.path(".claude/users/qa/container/.claude.json");
+    std::fs::write(
+        &cj,
+        std::fs::read_to_string(&cj)
+            .unwrap()
+            .replace("\"qms-internal\"", &format!("\"{key}\"")),
+    )
+    .unwrap();
     let mut args = Lab::standard_args(&t, "qa");
     args.extend([
         GATEWAY.to_string(),
@@ -524,7 +534,7 @@ async fn tokens_in_container_env_never_show_even_when_logged() {
             curl,
             "bash",
             "-c",
-            "echo using GH_TOKEN=$GH_TOKEN >&2; exit 4",
+                        "while read -r l; do case $l in *X-API-Key*) echo \"config: $l\" >&2;; esac; done < /claude-config/.claude.json; echo using GH_TOKEN=$GH_TOKEN >&2; exit 4",
         ],
     );
     for _ in 0..50 {
@@ -533,17 +543,27 @@ async fn tokens_in_container_env_never_show_even_when_logged() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    for args in [vec!["--json", "-v"], vec!["-v"], vec!["--format", "junit"]] {
+    // The last one reads no config check, yet the key in the log must still be hidden.
+    let only_state = vec!["--json", "--only", "container.state*"];
+    for args in [
+        vec!["--json", "-v"],
+        vec!["-v"],
+        vec!["--format", "junit"],
+        only_state,
+    ] {
         let r = common::run(t.root(), &args).await;
         assert!(
             r.stdout.contains("[redacted]"),
             "the log line was expected in the evidence:\n{}",
             r.stdout
         );
-        assert!(
-            !r.stdout.contains(token) && !r.stderr.contains(token),
-            "token leaked with {args:?}"
-        );
+        for secret in [token, key] {
+            assert!(
+                !r.stdout.contains(secret) && !r.stderr.contains(secret),
+                "{secret} leaked with {args:?}:\n{}",
+                r.stdout
+            );
+        }
     }
 }
 
