@@ -114,11 +114,25 @@ async fn junit_has_one_suite_per_section_and_failures_with_causes() {
         .contains(r#"<testcase classname="config.marker" name="config.marker[qa,qms]""#));
     assert!(r.stdout.contains(r#"<failure type="stale-marker""#));
     assert!(r.stdout.contains("<skipped message="));
+    // One testcase per check, and the counts agree with the JSON report of the same run.
+    let summary = run_json(t.root(), &[]).await.json()["summary"].clone();
+    let total: u64 = ["ok", "warn", "fail", "skip", "fixed"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(r.stdout.matches("<testcase ").count() as u64, total);
     assert_eq!(
-        r.stdout.matches("<testcase").count(),
-        r.stdout.matches("</testcase>").count() + r.stdout.matches("\"/>\n").count()
-            - r.stdout.matches("<skipped").count()
+        r.stdout.matches("<failure ").count() as u64,
+        summary["fail"].as_u64().unwrap()
     );
+    assert_eq!(
+        r.stdout.matches("<skipped ").count() as u64,
+        summary["skip"].as_u64().unwrap()
+    );
+    assert!(r.stdout.contains(&format!(
+        r#"failures="{}" skipped="{}""#,
+        summary["fail"], summary["skip"]
+    )));
     assert_eq!(r.code, 1);
 }
 
