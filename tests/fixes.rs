@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::lab::{self, docker, lab_or_skip, Lab};
+use common::lab::{lab_or_skip, Lab};
 use common::{free_port, on_a_terminal, run, Run, Tree};
 
 /// Every path under `root` with its content (or link target): the whole state on disk.
@@ -502,15 +502,11 @@ async fn stale_and_duplicate_containers_are_removed_and_a_running_one_survives()
         r.stdout
     );
     assert_eq!(r.check("containers.duplicate[qa]")["status"], "fixed");
-    let left = docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label={}={}", lab::LABEL, lab.id),
-        "--format",
-        "{{.Names}}",
-    ]);
-    assert_eq!(left, lab.name("qa"), "only the running container is left");
+    assert_eq!(
+        lab.containers("{{.Names}}"),
+        [lab.name("qa")],
+        "only the running container is left"
+    );
     let second = fix(&t, &["--only", "containers.*"]).await;
     assert!(
         second.stderr.contains("Nothing to fix"),
@@ -538,26 +534,17 @@ async fn reset_removes_stopped_containers_and_running_ones_only_with_force() {
         &Lab::standard_args(&t, "bu"),
         &[&image],
     );
-    let names = || {
-        docker(&[
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label={}={}", lab::LABEL, lab.id),
-            "--format",
-            "{{.Names}}",
-        ])
-    };
+    let names = || lab.containers("{{.Names}}");
     let r = run(t.root(), &["reset", "--yes"]).await;
     assert!(r.stdout.contains("only with --force"), "{}", r.stdout);
-    assert_eq!(names(), lab.name("qa"));
+    assert_eq!(names(), [lab.name("qa")]);
     let r = run(t.root(), &["reset", "--yes", "--force"]).await;
     assert!(
         r.stdout.contains("removed running container"),
         "{}",
         r.stdout
     );
-    assert_eq!(names(), "");
+    assert!(names().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

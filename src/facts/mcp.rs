@@ -65,6 +65,18 @@ struct Exchange<'a> {
     evidence: Vec<String>,
 }
 
+impl<'a> Exchange<'a> {
+    /// Requests for `url` go to the target's address, whatever the URL's host resolves to.
+    fn new(target: &'a McpTarget, url: &Url, deadline: Instant) -> Self {
+        Exchange {
+            target,
+            client: http::client_for(url, Some(target.connect)),
+            deadline,
+            evidence: Vec::new(),
+        }
+    }
+}
+
 impl Exchange<'_> {
     fn headers(&self, session: Option<&str>, protocol: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -197,12 +209,7 @@ fn fail(cause: &'static str, message: impl Into<String>) -> Failure {
 
 /// Performs the handshake before `deadline`; never panics on what the server sends.
 pub async fn handshake(target: &McpTarget, deadline: Instant) -> Handshake {
-    let mut c = Exchange {
-        target,
-        client: http::client_for(&target.url, Some(target.connect)),
-        deadline,
-        evidence: Vec::new(),
-    };
+    let mut c = Exchange::new(target, &target.url, deadline);
     let started = Instant::now();
     let mut stateful = false;
     let result = run(&mut c, &mut stateful, started).await;
@@ -416,12 +423,7 @@ async fn host_is_the_problem(c: &mut Exchange<'_>) -> bool {
     if let Ok(v) = HeaderValue::from_str(&format!("127.0.0.1:{}", c.target.connect.port())) {
         extra.insert(HOST, v);
     }
-    let mut plain = Exchange {
-        target: c.target,
-        client: http::client_for(&url, Some(c.target.connect)),
-        deadline: c.deadline,
-        evidence: Vec::new(),
-    };
+    let mut plain = Exchange::new(c.target, &url, c.deadline);
     let ok = matches!(plain.post(&url, initialize(), None, None, extra).await, Ok(a) if (200..300).contains(&a.status));
     c.evidence.extend(
         plain
@@ -447,12 +449,7 @@ pub async fn unknown_session_status(
     protocol: &str,
     deadline: Instant,
 ) -> (Result<u16, NetError>, String) {
-    let mut c = Exchange {
-        target,
-        client: http::client_for(&target.url, Some(target.connect)),
-        deadline,
-        evidence: Vec::new(),
-    };
+    let mut c = Exchange::new(target, &target.url, deadline);
     let bogus = format!("pd-doctor-unknown-{}", std::process::id());
     let url = target.url.clone();
     let result = c

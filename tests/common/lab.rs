@@ -202,6 +202,28 @@ impl Lab {
         args
     }
 
+    /// This lab's containers, running or not, as `docker ps --format` prints them; never
+    /// fails (a Drop calls it).
+    pub fn containers(&self, format: &str) -> Vec<String> {
+        Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label={LABEL}={}", self.id),
+                "--format",
+                format,
+            ])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Starts `agent`'s container the way the project's script should: Chapter 2.4
     /// mounts, host gateway, the image's own entrypoint, plus `extra` arguments.
     pub fn start_agent(&self, t: &Tree, agent: &str, image: &str, extra: &[&str]) -> String {
@@ -261,21 +283,7 @@ fn rand_suffix() -> String {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let ids = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label={LABEL}={}", self.id),
-            ])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        let ids = self.containers("{{.ID}}");
         if !ids.is_empty() {
             let _ = Command::new("docker")
                 .arg("rm")
