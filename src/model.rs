@@ -17,18 +17,6 @@ pub enum Status {
     Fixed,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-            Status::Fixed => "fixed",
-        }
-    }
-}
-
 /// What a check instance is about: one server, one agent, both, or neither.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Subject {
