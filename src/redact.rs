@@ -48,6 +48,8 @@ pub fn is_secret_name(name: &str) -> bool {
         "AUTHORIZATION",
         "COOKIE",
         "CREDENTIAL",
+        "AUTH",
+        "PASSWD",
     ]
     .iter()
     .any(|w| n.contains(w))
@@ -97,18 +99,62 @@ impl SecretSet {
     }
 }
 
-/// A URL fit for printing: userinfo replaced.
+/// A URL fit for printing: userinfo and every query value replaced
+/// (`?api_key=[redacted]`), since either may carry a credential.
 pub fn display_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
-                None => url.to_string(),
-            }
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return url.to_string(),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("[redacted]@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, format!("#{f}")),
+                None => (query, String::new()),
+            };
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) => format!("{k}=[redacted]"),
+                    None => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}{fragment}", pairs.join("&"))
         }
-        None => url.to_string(),
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// A process's command line fit for printing: at most six arguments; the value after a
+/// secret-looking flag (`--token X`), of a secret-looking `--key=X` or `KEY=X`, and the
+/// credentials of any URL among them hidden.
+pub fn command_line(command: &str) -> String {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for arg in command.split_whitespace().take(6) {
+        let shown = if hide_next {
+            "[redacted]".to_string()
+        } else if let Some((name, _)) = arg.split_once('=').filter(|(n, _)| is_secret_name(n)) {
+            format!("{name}=[redacted]")
+        } else if arg.contains("://") {
+            display_url(arg)
+        } else {
+            arg.to_string()
+        };
+        hide_next = arg.starts_with('-') && !arg.contains('=') && is_secret_name(arg);
+        out.push(shown);
     }
+    if command.split_whitespace().count() > 6 {
+        out.push("…".into());
+    }
+    out.join(" ")
 }
 
 #[cfg(test)]
@@ -139,6 +185,35 @@ mod tests {
             "http://[redacted]@h:1/mcp"
         );
         assert_eq!(display_url("http://h:1/a@b"), "http://h:1/a@b");
+    }
+
+    #[test]
+    fn urls_lose_their_query_values() {
+        assert_eq!(
+            display_url("http://h:1/mcp?api_key=abc123&debug#top"),
+            "http://h:1/mcp?api_key=[redacted]&debug#top"
+        );
+        assert_eq!(
+            display_url("tcp://u:pw@h:2376?token=x"),
+            "tcp://[redacted]@h:2376?token=[redacted]"
+        );
+    }
+
+    #[test]
+    fn command_lines_hide_secret_arguments() {
+        assert_eq!(
+            command_line("python -m qms_mcp --api-key abc --port 8000"),
+            "python -m qms_mcp --api-key [redacted] --port …"
+        );
+        assert_eq!(command_line("srv TOKEN=xyz"), "srv TOKEN=[redacted]");
+        assert_eq!(
+            command_line("srv --auth s3cret --password=hunter22"),
+            "srv --auth [redacted] --password=[redacted]"
+        );
+        assert_eq!(
+            command_line("srv --upstream http://u:pw@h/x?k=v"),
+            "srv --upstream http://[redacted]@h/x?k=[redacted]"
+        );
     }
 
     #[test]

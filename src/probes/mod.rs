@@ -98,35 +98,4 @@ fn markers_present<'a>(f: &'a Facts, agent: &Agent) -> Vec<&'a Server> {
         .collect()
 }
 
-/// A command line fit for printing: at most a few arguments, secret-looking ones hidden.
-pub fn describe_command(command: &str) -> String {
-    let mut out = Vec::new();
-    let mut hide_next = false;
-    for arg in command.split_whitespace().take(6) {
-        let secretish = crate::redact::is_secret_name(arg);
-        if hide_next || (secretish && arg.contains('=')) {
-            out.push("[redacted]".to_string());
-        } else {
-            out.push(arg.to_string());
-        }
-        hide_next = secretish && arg.starts_with('-') && !arg.contains('=');
-    }
-    if command.split_whitespace().count() > 6 {
-        out.push("…".into());
-    }
-    out.join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_lines_hide_secret_arguments() {
-        assert_eq!(
-            describe_command("python -m qms_mcp --api-key abc --port 8000"),
-            "python -m qms_mcp --api-key [redacted] --port …"
-        );
-        assert_eq!(describe_command("srv TOKEN=xyz"), "srv [redacted]");
-    }
-}
+pub use crate::redact::command_line as describe_command;
