@@ -159,8 +159,12 @@ impl Catalogue {
             .collect();
         files.sort();
         for path in files {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = crate::safefs::read_text(
+                &path,
+                crate::safefs::TEXT_CAP,
+                crate::safefs::Links::Follow,
+            )
+            .map_err(|e| format!("{} {e}", path.display()))?;
             cat.add_file(&path.display().to_string(), &text)?;
         }
         Ok(cat)

@@ -2,15 +2,12 @@
 //! `mcpServers`, local scope in `projects[<dir>].mcpServers`) and `.mcp.json` (project
 //! scope). Reading never fails: every way a file can be broken is a variant of [`JsonFile`].
 
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::redact::{Secret, SecretSet};
-
-/// Claude Code's own files reach several MB; anything far beyond is not a config.
-const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+use crate::safefs::{self, Links, ReadError};
 
 #[derive(Debug, Clone)]
 pub enum JsonFile {
@@ -33,37 +30,18 @@ impl JsonFile {
     }
 }
 
+/// Reads a config file the user's layout names (a link is followed: a config dir may be
+/// one on purpose), through the trust boundary: never blocking, at most 64 MiB.
 pub fn read_json(path: &Path) -> JsonFile {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return if std::fs::symlink_metadata(path).is_ok() {
-                JsonFile::Unreadable("a symlink to nothing".into())
-            } else {
-                JsonFile::Missing
-            };
-        }
-        Err(e) => return JsonFile::Unreadable(e.to_string()),
-    };
-    // A FIFO would block the read forever; a directory cannot be read at all.
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return JsonFile::Unreadable(format!("is {what}"));
+    read_json_with(path, Links::Follow)
+}
+
+pub fn read_json_with(path: &Path, links: Links) -> JsonFile {
+    match safefs::read(path, safefs::JSON_CAP, links) {
+        Ok(bytes) => parse_json(&bytes),
+        Err(ReadError::Missing) => JsonFile::Missing,
+        Err(e) => JsonFile::Unreadable(e.to_string()),
     }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return JsonFile::Unreadable(format!("{} bytes, larger than any config", meta.len()));
-    }
-    let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        return JsonFile::Unreadable(e.to_string());
-    }
-    parse_json(&bytes)
 }
 
 pub fn parse_json(bytes: &[u8]) -> JsonFile {
@@ -231,8 +209,13 @@ pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
 }
 
 /// Claude Code's own backups (`backups/.claude.json.backup.<ms>`), newest first.
+/// A `backups` that is a link leads out of the config dir: it has no backups.
 pub fn backups(config_dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found: Vec<(u128, std::path::PathBuf)> = std::fs::read_dir(config_dir.join("backups"))
+    let folder = config_dir.join("backups");
+    if safefs::state(&folder).is_none_or(|s| s.kind != safefs::Kind::Dir) {
+        return Vec::new();
+    }
+    let mut found: Vec<(u128, std::path::PathBuf)> = std::fs::read_dir(&folder)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -248,11 +231,14 @@ pub fn backups(config_dir: &Path) -> Vec<std::path::PathBuf> {
     found.into_iter().map(|(_, p)| p).collect()
 }
 
-/// The newest backup that parses as a JSON object.
+/// The newest backup that parses as a JSON object; a link among them is passed over.
 pub fn newest_parsable_backup(config_dir: &Path) -> Option<std::path::PathBuf> {
-    backups(config_dir)
-        .into_iter()
-        .find(|p| matches!(read_json(p), JsonFile::Parsed(serde_json::Value::Object(_))))
+    backups(config_dir).into_iter().find(|p| {
+        matches!(
+            read_json_with(p, Links::Refuse),
+            JsonFile::Parsed(serde_json::Value::Object(_))
+        )
+    })
 }
 
 #[cfg(test)]

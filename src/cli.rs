@@ -10,6 +10,7 @@ use comfy_table::{presets, Table};
 
 use crate::catalogue::Catalogue;
 use crate::fixes::{self, flow::Narrator};
+use crate::printable;
 use crate::project::{self, Project};
 use crate::report::{self, Report};
 use crate::run::Runner;
@@ -111,15 +112,28 @@ pub enum Command {
     },
 }
 
+/// The range `--timeout` accepts: long enough for a handshake on a busy machine, short
+/// enough that a run still ends while someone waits for it.
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(600);
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+        // Checked before converting: `Duration::from_secs_f64(1e20)` panics.
+        Ok(secs) if secs.is_finite() && (0.0..=86_400.0).contains(&secs) => {
+            Duration::from_secs_f64(secs)
+        }
+        Ok(_) => return Err(out_of_range()),
         _ => humantime::parse_duration(s).map_err(|e| e.to_string())?,
     };
-    if d.is_zero() {
-        return Err("the timeout must be more than zero".into());
+    if !TIMEOUT_RANGE.contains(&d) {
+        return Err(out_of_range());
     }
     Ok(d)
+}
+
+fn out_of_range() -> String {
+    "the timeout must be between 100ms and 10m (e.g. 2s, 500ms)".into()
 }
 
 pub fn main() -> i32 {
@@ -133,7 +147,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("pd-doctor: {message}");
+            eprintln!("pd-doctor: {}", printable::block(&message));
             EXIT_USAGE
         }
     }
@@ -202,11 +216,11 @@ fn list(catalogue: &Catalogue) -> Result<i32, String> {
     t.set_header(vec!["id", "section", "per", "fixable", "title"]);
     for c in &catalogue.checks {
         t.add_row(vec![
-            c.id.clone(),
+            printable::line(&c.id).into_owned(),
             c.section.clone(),
             c.per.as_str().to_string(),
             if c.fix.is_some() { "yes" } else { "" }.to_string(),
-            c.title.clone(),
+            printable::line(&c.title).into_owned(),
         ]);
     }
     println!("{t}");
@@ -218,7 +232,8 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
     let Some(c) = catalogue.get(base) else {
         return Err(format!("no check {id:?}; `pd-doctor list` shows them all"));
     };
-    println!("{} — {}", c.id, c.title);
+    // A project's own checks are text from the tree: printable like any outside text.
+    println!("{} — {}", printable::line(&c.id), printable::line(&c.title));
     println!(
         "section {} ({}), runs per {}",
         c.section,
@@ -229,7 +244,7 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
         println!("needs {}", need.check);
     }
     println!();
-    println!("{}", c.explain.trim_end());
+    println!("{}", printable::block(c.explain.trim_end()));
     Ok(EXIT_OK)
 }
 
@@ -256,7 +271,7 @@ fn narrator<'a>(to_stdout: bool, project: &'a Project) -> Narrator<'a> {
     };
     Narrator {
         out,
-        scrub: Box::new(move |line| project.secrets.scrub(line)),
+        scrub: Box::new(move |line| printable::line(&project.secrets.scrub(line)).into_owned()),
     }
 }
 
@@ -319,6 +334,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
             )
         }
     };
+    // Every outside text in `report` was made printable by `scrub`; the header too.
     print!("{}", project.secrets.scrub(&text));
     Ok(if report.failed() {
         EXIT_FAILED
@@ -350,7 +366,7 @@ fn header(project: &Project) -> String {
         .map(|s| format!("{} :{}", s.name, s.port))
         .collect();
     let agents: Vec<&str> = project.agents.iter().map(|a| a.name.as_str()).collect();
-    format!(
+    let text = format!(
         "pd-doctor {} · {}\nservers: {} · agents: {}",
         env!("CARGO_PKG_VERSION"),
         project.root.display(),
@@ -360,5 +376,6 @@ fn header(project: &Project) -> String {
         } else {
             agents.join(", ")
         }
-    )
+    );
+    printable::block(&text).into_owned()
 }

@@ -213,35 +213,46 @@ impl Engine {
 }
 
 /// One probe, isolated: its panic is caught and its overrun cut off.
-async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
+pub async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
     let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe);
-    isolate(
-        crate::probes::run(inst.def.clone(), inst.subject.clone(), facts),
-        limit,
-    )
-    .await
+    let probe = crate::probes::run(inst.def.clone(), inst.subject.clone(), facts);
+    match isolate(probe, limit).await {
+        Ok(finding) => finding,
+        Err(Stopped::Panicked(why)) => Finding::internal(why),
+        Err(Stopped::Overran(limit)) => Finding::fail(
+            "timeout",
+            format!(
+                "the probe did not finish within {}",
+                crate::facts::http::short(limit)
+            ),
+        ),
+    }
 }
 
-async fn isolate(
-    probe: impl std::future::Future<Output = Finding> + Send + 'static,
+/// Why isolated work gave no answer.
+#[derive(Debug)]
+pub enum Stopped {
+    Panicked(String),
+    Overran(Duration),
+}
+
+/// Runs `work` off the async workers, on a thread of the blocking pool that drives it
+/// with the runtime's handle: a file read, a /proc walk or a process snapshot inside it
+/// can then never stall other probes, and the deadline here still fires. A panic is
+/// caught; an overrun is abandoned (its async parts are dropped at the deadline).
+pub async fn isolate<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
     limit: Duration,
-) -> Finding {
-    let task = tokio::spawn(probe);
-    let abort = task.abort_handle();
+) -> Result<T, Stopped> {
+    let handle = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || {
+        handle.block_on(async move { tokio::time::timeout(limit + GRACE, work).await.ok() })
+    });
     match tokio::time::timeout(limit, task).await {
-        Ok(Ok(finding)) => finding,
-        Ok(Err(e)) if e.is_panic() => Finding::internal(panic_text(e.into_panic())),
-        Ok(Err(e)) => Finding::internal(e.to_string()),
-        Err(_) => {
-            abort.abort();
-            Finding::fail(
-                "timeout",
-                format!(
-                    "the probe did not finish within {}",
-                    crate::facts::http::short(limit)
-                ),
-            )
-        }
+        Ok(Ok(Some(value))) => Ok(value),
+        Ok(Ok(None)) | Err(_) => Err(Stopped::Overran(limit)),
+        Ok(Err(e)) if e.is_panic() => Err(Stopped::Panicked(panic_text(e.into_panic()))),
+        Ok(Err(e)) => Err(Stopped::Panicked(e.to_string())),
     }
 }
 
@@ -250,10 +261,7 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .map_or_else(
-            || "the probe panicked".into(),
-            |m| format!("the probe panicked: {m}"),
-        )
+        .map_or_else(|| "it panicked".into(), |m| format!("it panicked: {m}"))
 }
 
 fn finish(
@@ -305,8 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_probe_is_an_internal_failure() {
         let f = isolate(async { panic!("boom") }, Duration::from_secs(1)).await;
-        assert_eq!((f.status, f.cause.as_str()), (Status::Fail, "internal"));
-        assert!(f.evidence[0].contains("boom"));
+        assert!(matches!(f, Err(Stopped::Panicked(why)) if why.contains("boom")));
     }
 
     #[tokio::test]
@@ -319,7 +326,19 @@ mod tests {
             Duration::from_millis(50),
         )
         .await;
-        assert_eq!((f.status, f.cause.as_str()), (Status::Fail, "timeout"));
+        assert!(matches!(f, Err(Stopped::Overran(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_probe_that_blocks_its_thread_does_not_stall_the_others() {
+        // One async worker: were the blocked probe on it, the quick one could not run.
+        let blocked = tokio::spawn(isolate(
+            async { std::thread::sleep(Duration::from_secs(2)) },
+            Duration::from_millis(100),
+        ));
+        let quick = isolate(async { 7 }, Duration::from_millis(500)).await;
+        assert_eq!(quick.unwrap(), 7);
+        assert!(matches!(blocked.await.unwrap(), Err(Stopped::Overran(_))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! pd-doctor: diagnoses Pipe Dream's agent containers and the MCP servers they need.
 //! `cli` drives; `project` and `catalogue` say what to check; `engine` runs `probes` over
-//! shared `facts`; `report` renders. Only `fixes` will ever change anything.
+//! shared `facts`; `report` renders. Only `fixes` will ever change anything, and every
+//! file in the project tree is read and written through `safefs`.
 
 pub mod catalogue;
 pub mod claude_config;
@@ -10,8 +11,10 @@ pub mod facts;
 pub mod fixes;
 pub mod model;
 pub mod paths;
+pub mod printable;
 pub mod probes;
 pub mod project;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod safefs;

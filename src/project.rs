@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::claude_config::{self, JsonFile, ServerEntry};
 use crate::redact::SecretSet;
+use crate::safefs::{self, Links, ReadError};
 
 pub const CONFIG_FILE: &str = "pd-doctor.toml";
 
@@ -129,7 +130,7 @@ impl Agent {
 
     /// The marker exists, as anything: a dangling symlink counts, as it does for `rm`.
     pub fn has_marker(&self, server: &Server) -> bool {
-        std::fs::symlink_metadata(self.marker(server)).is_ok()
+        safefs::exists(&self.marker(server))
     }
 }
 
@@ -142,6 +143,9 @@ pub struct Project {
     /// `docker/.mcp.json` as read once for the whole run.
     pub mcp_json: JsonFile,
     pub secrets: SecretSet,
+    /// Folders outside the root that `pd-doctor.toml` names (its users dir, agents'
+    /// config dirs and workspaces): with the root, the fence repairs stay inside.
+    pub named_folders: Vec<PathBuf>,
 }
 
 /// Walks up from `start` to the first folder with both `docker/` and `.claude/`.
@@ -187,6 +191,15 @@ impl Project {
             claude_config::collect_secrets(value, &secrets);
         }
         let servers = servers(&config, &mcp_json, &root);
+        let mut named_folders = vec![root.join(&layout.users_dir)];
+        for a in &config.agent {
+            named_folders.extend(
+                [&a.config_dir, &a.workspace]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| root.join(p)),
+            );
+        }
         let mut agents = agents(&config, &root, &layout);
         if !only_agents.is_empty() {
             agents.retain(|a| only_agents.contains(&a.name));
@@ -203,6 +216,7 @@ impl Project {
             agents,
             mcp_json,
             secrets,
+            named_folders,
         })
     }
 
@@ -216,6 +230,14 @@ impl Project {
             agent.config_dir = dir;
         }
         self.agents.push(agent);
+    }
+
+    /// Where repairs may write: the root and the folders `pd-doctor.toml` names; never a
+    /// config dir learned only from a container's mounts.
+    pub fn fence_roots(&self) -> Vec<PathBuf> {
+        std::iter::once(self.root.clone())
+            .chain(self.named_folders.iter().cloned())
+            .collect()
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -241,10 +263,10 @@ impl Project {
 
 fn read_config(root: &Path) -> Result<ConfigFile, String> {
     let path = root.join(CONFIG_FILE);
-    match std::fs::read_to_string(&path) {
+    match safefs::read_text(&path, safefs::TEXT_CAP, Links::Follow) {
         Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(ReadError::Missing) => Ok(ConfigFile::default()),
+        Err(e) => Err(format!("{} {e}", path.display())),
     }
 }
 

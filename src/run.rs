@@ -95,7 +95,8 @@ impl Runner {
         let inst = expand(&self.catalogue, &self.project)
             .into_iter()
             .find(|i| i.id == id)?;
-        Some(crate::probes::run(inst.def, inst.subject, facts).await)
+        // Under the same panic and deadline isolation as a normal run.
+        Some(crate::engine::run_probe(&inst, facts).await)
     }
 }
 

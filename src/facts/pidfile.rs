@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::processes::ProcessInfo;
 use super::Facts;
 use crate::project::Server;
+use crate::safefs::{self, Links, ReadError};
 
 /// Start times have one-second resolution; a process may start a moment before it writes.
 const CLOCK_SLACK: Duration = Duration::from_secs(2);
@@ -35,16 +36,12 @@ pub enum PidFile {
 
 pub fn read(f: &Facts, server: &Server) -> PidFile {
     let path = &server.pid_file;
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PidFile::Absent,
-        Err(e) => return PidFile::Unreadable(e.to_string()),
+    let Some(written) = safefs::state(path).and_then(|s| s.modified) else {
+        return PidFile::Absent;
     };
-    if !meta.is_file() {
-        return PidFile::Unreadable("not a regular file".into());
-    }
-    let bytes = match std::fs::read(path) {
+    let bytes = match safefs::read(path, safefs::PID_CAP, Links::Refuse) {
         Ok(bytes) => bytes,
+        Err(ReadError::Missing) => return PidFile::Absent,
         Err(e) => return PidFile::Unreadable(e.to_string()),
     };
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_string();
@@ -54,7 +51,6 @@ pub fn read(f: &Facts, server: &Server) -> PidFile {
     let Some(process) = f.processes().get(pid) else {
         return PidFile::Dead(pid);
     };
-    let written = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     if process.started > written + CLOCK_SLACK {
         return PidFile::Reused {
             pid,

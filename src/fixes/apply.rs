@@ -8,13 +8,14 @@ use std::time::Duration;
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use serde_json::Value;
 
-use super::fsops::{self, Fence};
 use super::Action;
 use crate::claude_config::{self, JsonFile};
+use crate::engine::Stopped;
 use crate::facts::pidfile;
 use crate::facts::processes::ProcessTable;
 use crate::facts::Facts;
 use crate::project::Project;
+use crate::safefs::{self, Dir, Fence, Kind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -38,28 +39,30 @@ impl Outcome {
     }
 }
 
-pub struct Context<'a> {
-    pub project: &'a Project,
-    pub docker: Option<&'a bollard::Docker>,
+pub struct Context {
+    pub project: Arc<Project>,
+    pub docker: Option<bollard::Docker>,
     pub fence: Fence,
     pub force: bool,
     pub stamp: u128,
+    /// The run's deadline, for every call an action makes.
+    pub timeout: Duration,
 }
 
-impl Context<'_> {
-    pub fn new<'a>(
-        project: &'a Project,
-        docker: Option<&'a bollard::Docker>,
+impl Context {
+    pub fn new(
+        project: Arc<Project>,
+        docker: Option<bollard::Docker>,
         force: bool,
-    ) -> Context<'a> {
-        let mut allowed = vec![project.root.clone()];
-        allowed.extend(project.agents.iter().map(|a| a.config_dir.clone()));
+        timeout: Duration,
+    ) -> Context {
         Context {
+            fence: Fence::new(project.fence_roots()),
             project,
             docker,
-            fence: Fence::new(allowed),
             force,
-            stamp: fsops::stamp(),
+            stamp: safefs::stamp(),
+            timeout,
         }
     }
 
@@ -68,7 +71,26 @@ impl Context<'_> {
     }
 }
 
-pub async fn apply(action: &Action, cx: &Context<'_>) -> Outcome {
+/// Time an action may take beyond the run's timeout: stopping a server waits up to 5 s
+/// for it to exit.
+const ACTION_SLACK: Duration = Duration::from_secs(6);
+
+/// Carries out `action` under the same isolation as a probe: off the async workers, a
+/// panic caught, an overrun cut off; each is a failed action, never the end of the run.
+pub async fn apply(action: &Action, cx: &Arc<Context>) -> Outcome {
+    let limit = cx.timeout + ACTION_SLACK;
+    let (action, cx) = (action.clone(), cx.clone());
+    match crate::engine::isolate(async move { act(&action, &cx).await }, limit).await {
+        Ok(outcome) => outcome,
+        Err(Stopped::Panicked(why)) => Outcome::Failed(format!("pd-doctor hit a bug: {why}")),
+        Err(Stopped::Overran(limit)) => Outcome::Failed(format!(
+            "did not finish within {}",
+            crate::facts::http::short(limit)
+        )),
+    }
+}
+
+async fn act(action: &Action, cx: &Context) -> Outcome {
     let result = match action {
         Action::RemoveFile { path, .. } => remove_file(path, cx),
         Action::RestoreClaudeJson { path, backup } => restore(path, backup.as_deref(), cx),
@@ -87,53 +109,80 @@ pub async fn apply(action: &Action, cx: &Context<'_>) -> Outcome {
 }
 
 fn remove_file(path: &Path, cx: &Context) -> Result<String, String> {
-    cx.fence.check(path)?;
     let shown = cx.show(path);
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(_) => return Ok(format!("{shown} was already gone")),
+    let (dir, name) = cx.fence.folder_of(path).map_err(|e| e.to_string())?;
+    let Some(state) = dir.state(&name) else {
+        return Ok(format!("{shown} was already gone"));
     };
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path)
-            .map(|t| t.display().to_string())
-            .unwrap_or_default();
-        fsops::remove_no_follow(path).map_err(|e| format!("removing {shown}: {e}"))?;
+    if state.kind == Kind::Link {
+        let target = dir.link_target(&name);
+        dir.remove(&name)
+            .map_err(|e| format!("removing {shown}: {e}"))?;
         return Ok(format!(
             "removed the symlink {shown}; its target {target} is untouched"
         ));
     }
-    let saved = fsops::backup(path, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
-    fsops::remove_no_follow(path).map_err(|e| format!("removing {shown}: {e}"))?;
+    let saved =
+        safefs::backup(&dir, &name, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
+    dir.remove(&name)
+        .map_err(|e| format!("removing {shown}: {e}"))?;
     Ok(format!("removed {shown} (backup: {})", cx.show(&saved)))
 }
 
-fn refuse_symlink(path: &Path, cx: &Context) -> Result<(), String> {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+/// The folder of a `.claude.json` to repair, refusing a link at the file's name.
+fn config_file(path: &Path, cx: &Context) -> Result<(Dir, String), String> {
+    let (dir, name) = cx.fence.folder_of(path).map_err(|e| e.to_string())?;
+    if dir.state(&name).is_some_and(|s| s.kind == Kind::Link) {
         return Err(format!(
             "{} is a symlink; pd-doctor does not write through links: fix it by hand",
             cx.show(path)
         ));
     }
-    Ok(())
+    Ok((dir, name))
+}
+
+/// A restore source: a regular file, not a link, directly inside the config dir's own
+/// `backups/` (itself not a link).
+fn read_backup(backup: &Path, config_dir: &Path, cx: &Context) -> Result<Value, String> {
+    let shown = cx.show(backup);
+    let backups = config_dir.join("backups");
+    let name = backup
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| backup.parent() == Some(backups.as_path()))
+        .ok_or_else(|| format!("{shown} is not in {}", cx.show(&backups)))?;
+    let dir = Dir::open(&backups).map_err(|e| e.to_string())?;
+    let (bytes, _) = dir
+        .read(name, safefs::JSON_CAP)
+        .map_err(|e| format!("the backup {shown} {e}"))?;
+    match claude_config::parse_json(&bytes) {
+        JsonFile::Parsed(v @ Value::Object(_)) => Ok(v),
+        _ => Err(format!("the backup {shown} no longer parses")),
+    }
 }
 
 fn restore(path: &Path, backup: Option<&Path>, cx: &Context) -> Result<String, String> {
-    cx.fence.check(path)?;
-    refuse_symlink(path, cx)?;
+    let (dir, name) = config_file(path, cx)?;
     let shown = cx.show(path);
     let (content, source) = match backup {
-        Some(b) => match claude_config::read_json(b) {
-            JsonFile::Parsed(v @ Value::Object(_)) => (v, cx.show(b)),
-            _ => return Err(format!("the backup {} no longer parses", cx.show(b))),
-        },
+        Some(b) => (read_backup(b, dir.path(), cx)?, cx.show(b)),
         None => (Value::Object(Default::default()), "{}".to_string()),
     };
-    let kept = path.with_file_name(format!(".claude.json.corrupt.{}", cx.stamp));
-    if std::fs::symlink_metadata(path).is_ok() {
-        std::fs::copy(path, &kept).map_err(|e| format!("keeping the broken {shown}: {e}"))?;
-    }
+    let kept = match dir.state(&name) {
+        Some(s) if s.kind == Kind::File => {
+            let kept =
+                safefs::copy_exclusive(&dir, &name, &dir, &format!("{name}.corrupt.{}", cx.stamp))
+                    .map_err(|e| format!("keeping the broken {shown}: {e}"))?;
+            format!(
+                "kept the broken file as {}, ",
+                cx.show(&dir.path().join(kept))
+            )
+        }
+        _ => String::new(),
+    };
     let text = serde_json::to_string_pretty(&content).map_err(|e| e.to_string())? + "\n";
-    fsops::write_atomic(path, text.as_bytes()).map_err(|e| format!("writing {shown}: {e}"))?;
+    safefs::write_atomic(&dir, &name, text.as_bytes())
+        .map_err(|e| format!("writing {shown}: {e}"))?;
     let servers = claude_config::server_entries(claude_config::user_scope(&content));
     let lacks = if servers.is_empty() {
         "; it registers no MCP server, so the entrypoint must register them again (clear the markers)".to_string()
@@ -147,15 +196,11 @@ fn restore(path: &Path, backup: Option<&Path>, cx: &Context) -> Result<String, S
                 .join(", ")
         )
     };
-    Ok(format!(
-        "kept the broken file as {}, restored {shown} from {source}{lacks}",
-        cx.show(&kept)
-    ))
+    Ok(format!("{kept}restored {shown} from {source}{lacks}"))
 }
 
 fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, String> {
-    cx.fence.check(path)?;
-    refuse_symlink(path, cx)?;
+    let (dir, name) = config_file(path, cx)?;
     let shown = cx.show(path);
     let want = cx
         .project
@@ -165,7 +210,9 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
         .and_then(Value::as_object)
         .cloned()
         .ok_or_else(|| format!("{} does not define {server}", cx.project.layout.mcp_json))?;
-    let original = std::fs::read(path).map_err(|e| format!("reading {shown}: {e}"))?;
+    let (original, _) = dir
+        .read(&name, safefs::JSON_CAP)
+        .map_err(|e| format!("{shown} {e}"))?;
     let mut doc: Value = match claude_config::parse_json(&original) {
         JsonFile::Parsed(v) => v,
         _ => return Err(format!("{shown} no longer parses")),
@@ -194,12 +241,14 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
             }
         }
     }
-    let saved = fsops::backup(path, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
+    let saved =
+        safefs::backup(&dir, &name, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
     let mut text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     if original.ends_with(b"\n") {
         text.push('\n');
     }
-    fsops::write_atomic(path, text.as_bytes()).map_err(|e| format!("writing {shown}: {e}"))?;
+    safefs::write_atomic(&dir, &name, text.as_bytes())
+        .map_err(|e| format!("writing {shown}: {e}"))?;
     Ok(format!(
         "rewrote {server} in {shown} from {} (backup: {})",
         cx.project.layout.mcp_json,
@@ -207,8 +256,8 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
     ))
 }
 
-async fn remove_container(id: &str, name: &str, cx: &Context<'_>) -> Outcome {
-    let Some(docker) = cx.docker else {
+async fn remove_container(id: &str, name: &str, cx: &Context) -> Outcome {
+    let Some(docker) = cx.docker.as_ref() else {
         return Outcome::Failed("the Docker engine does not answer".into());
     };
     let running = match docker.inspect_container(id, None).await {
@@ -230,10 +279,10 @@ async fn remove_container(id: &str, name: &str, cx: &Context<'_>) -> Outcome {
     }
 }
 
-async fn stop_server(server: &str, pid: u32, pid_file: &Path, cx: &Context<'_>) -> Outcome {
+async fn stop_server(server: &str, pid: u32, pid_file: &Path, cx: &Context) -> Outcome {
     // Checked again now, on facts read now: between plan and signal the PID may have died
     // and been reused.
-    let facts = Facts::new(Arc::new(cx.project.clone()), Duration::from_secs(2));
+    let facts = Facts::new(cx.project.clone(), cx.timeout);
     let Some(spec) = cx.project.server(server) else {
         return Outcome::Failed(format!("no server {server} in this project"));
     };

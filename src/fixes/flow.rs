@@ -4,12 +4,15 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::apply::{self, Context, Outcome};
 use super::Action;
 use crate::facts::pidfile::{self, PidFile};
 use crate::model::{CheckResult, Status};
 use crate::run::Runner;
+use crate::safefs::{self, FileState};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -82,6 +85,14 @@ pub fn ask(question: &str) -> Option<bool> {
     Some(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
+/// [`ask`] on a thread of its own: waiting for a person never holds an async worker.
+async fn ask_off_workers(question: String) -> Option<bool> {
+    tokio::task::spawn_blocking(move || ask(&question))
+        .await
+        .ok()
+        .flatten()
+}
+
 fn describe(steps: &[Step], root: &std::path::Path) -> Vec<String> {
     steps
         .iter()
@@ -131,8 +142,15 @@ pub async fn fix(
             say.say("--dry-run: nothing was changed.");
             return Ok(mark(results, &before, &outcomes));
         }
+        // What each file was when the plan was made: a file that changes before its
+        // repair (a container writing it, a swap for a link) is left alone.
+        let mut planned: HashMap<PathBuf, Option<FileState>> = steps
+            .iter()
+            .filter_map(|s| s.action.file())
+            .map(|p| (p.to_path_buf(), safefs::state(p)))
+            .collect();
         if !opts.yes {
-            match ask(&format!("Apply these {} repairs?", steps.len())) {
+            match ask_off_workers(format!("Apply these {} repairs?", steps.len())).await {
                 None => return Err(Refusal::NoConsent),
                 Some(false) => {
                     say.say(if round == 0 {
@@ -146,7 +164,14 @@ pub async fn fix(
             }
         }
         for step in steps {
-            let outcome = verified_apply(runner, &step, opts).await;
+            let outcome = match unchanged(&step.action, &planned, &root) {
+                Err(refusal) => refusal,
+                Ok(()) => verified_apply(runner, &step, opts).await,
+            };
+            if let Some(p) = step.action.file() {
+                // Our own change is the new expected state for later steps on the file.
+                planned.insert(p.to_path_buf(), safefs::state(p));
+            }
             let mark = if outcome.done() { "✓" } else { "✗" };
             say.say(&format!("  {mark} {}", outcome.text()));
             for id in &step.ids {
@@ -160,6 +185,28 @@ pub async fn fix(
         results = runner.diagnose().await;
     }
     Ok(mark(results, &before, &outcomes))
+}
+
+/// The action's file is still the one the plan was made for.
+fn unchanged(
+    action: &Action,
+    planned: &HashMap<PathBuf, Option<FileState>>,
+    root: &Path,
+) -> Result<(), Outcome> {
+    let Some(path) = action.file() else {
+        return Ok(());
+    };
+    let Some(Some(then)) = planned.get(path) else {
+        return Ok(());
+    };
+    match then.change_to(safefs::state(path).as_ref()) {
+        None => Ok(()),
+        Some(change) => Err(Outcome::Refused(format!(
+            "{}: {} changed since the plan was made ({change}); left alone",
+            action.describe(root),
+            path.strip_prefix(root).unwrap_or(path).display()
+        ))),
+    }
 }
 
 /// Acts only when a check, run again right now, still asks for this very action.
@@ -184,8 +231,13 @@ async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome 
             step.action.describe(&runner.project.root)
         ));
     }
-    let docker = facts.docker().await.as_ref().ok().map(|d| &d.client);
-    let cx = Context::new(&runner.project, docker, opts.force);
+    let docker = facts.docker().await.as_ref().ok().map(|d| d.client.clone());
+    let cx = Arc::new(Context::new(
+        runner.project.clone(),
+        docker,
+        opts.force,
+        runner.timeout,
+    ));
     apply::apply(&step.action, &cx).await
 }
 
@@ -299,7 +351,7 @@ pub async fn reset(
         return Ok(true);
     }
     if !opts.yes {
-        match ask("Reset?") {
+        match ask_off_workers("Reset?".into()).await {
             None => return Err(Refusal::NoConsent),
             Some(false) => {
                 say.say("Nothing was changed.");
@@ -308,8 +360,13 @@ pub async fn reset(
             Some(true) => {}
         }
     }
-    let docker = facts.docker().await.as_ref().ok().map(|d| &d.client);
-    let cx = Context::new(project, docker, opts.force);
+    let docker = facts.docker().await.as_ref().ok().map(|d| d.client.clone());
+    let cx = Arc::new(Context::new(
+        project.clone(),
+        docker,
+        opts.force,
+        runner.timeout,
+    ));
     let mut all_ok = true;
     for s in &steps {
         let outcome = apply::apply(&s.action, &cx).await;

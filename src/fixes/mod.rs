@@ -5,7 +5,6 @@
 
 pub mod apply;
 pub mod flow;
-pub mod fsops;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +40,16 @@ impl Action {
             Action::RestoreClaudeJson { .. } => 2,
             Action::RewriteServerEntry { .. } => 3,
             Action::RemoveFile { .. } => 4,
+        }
+    }
+
+    /// The file the action changes, if it changes one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Action::RemoveFile { path, .. }
+            | Action::RestoreClaudeJson { path, .. }
+            | Action::RewriteServerEntry { path, .. } => Some(path),
+            Action::RemoveContainer { .. } | Action::StopServer { .. } => None,
         }
     }
 

@@ -91,7 +91,7 @@ fn file_probe(
 ) -> Finding {
     let path = f.project.root.join(path);
     let shown = f.project.show(&path);
-    let exists = std::fs::symlink_metadata(&path).is_ok();
+    let exists = crate::safefs::exists(&path);
     match (state, exists) {
         (FileState::Absent, false) => return Finding::ok("ok", format!("{shown} is absent")),
         (FileState::Absent, true) => return Finding::fail("present", format!("{shown} exists")),

@@ -5,6 +5,7 @@ pub mod json;
 pub mod junit;
 
 use crate::model::{CheckResult, Status, Summary};
+use crate::printable;
 use crate::redact::SecretSet;
 
 pub struct Report {
@@ -23,19 +24,28 @@ impl Report {
         self.results.iter().any(|r| r.status == Status::Fail)
     }
 
-    /// The last line of defence: every secret value the run has seen is replaced in every
-    /// text a renderer may print.
+    /// The last line of defence: every secret value the run has seen is replaced, and
+    /// every control character escaped, in every text a renderer may print.
     pub fn scrub(&mut self, secrets: &SecretSet) {
+        let line = |t: &str| printable::line(&secrets.scrub(t)).into_owned();
+        self.root = line(&self.root);
         for r in &mut self.results {
-            r.message = secrets.scrub(&r.message);
-            r.hint = r.hint.as_deref().map(|h| secrets.scrub(h));
-            for e in &mut r.evidence {
-                *e = secrets.scrub(e);
+            r.id = line(&r.id);
+            for name in [&mut r.subject.agent, &mut r.subject.server]
+                .into_iter()
+                .flatten()
+            {
+                *name = line(name);
             }
-            for p in &mut r.fix.plan {
-                *p = secrets.scrub(p);
+            r.message = line(&r.message);
+            r.hint = r
+                .hint
+                .as_deref()
+                .map(|h| printable::block(&secrets.scrub(h)).into_owned());
+            for text in r.evidence.iter_mut().chain(&mut r.fix.plan) {
+                *text = line(text);
             }
-            r.fix.outcome = r.fix.outcome.as_deref().map(|o| secrets.scrub(o));
+            r.fix.outcome = r.fix.outcome.as_deref().map(line);
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::fixes::{Action, FixPlan};
 use crate::model::{Finding, Subject};
 use crate::paths;
 use crate::project::{Agent, Server};
+use crate::safefs;
 
 mod reach;
 
@@ -241,7 +242,8 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         .image_entrypoint
         .first()
         .filter(|p| p.starts_with('/') && !is_shell(p));
-    if let (Some(script), Ok(on_host)) = (script, std::fs::read(&host_entrypoint)) {
+    let on_host = safefs::read(&host_entrypoint, safefs::TEXT_CAP, safefs::Links::Follow);
+    if let (Some(script), Ok(on_host)) = (script, on_host) {
         if let Some(inside) = docker::read_file(&d.client, &c.id, script).await {
             if inside != on_host {
                 return Finding::fail("entrypoint-differs", format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
@@ -252,9 +254,7 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     }
     let built = c.image_created.as_deref().and_then(parse_time);
     for rel in [&f.project.layout.dockerfile, &f.project.layout.entrypoint] {
-        let changed = std::fs::metadata(f.project.path(rel))
-            .and_then(|m| m.modified())
-            .ok();
+        let changed = safefs::state(&f.project.path(rel)).and_then(|s| s.modified);
         if let (Some(built), Some(changed)) = (built, changed) {
             if changed > built {
                 return Finding::warn(
