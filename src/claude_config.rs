@@ -200,6 +200,15 @@ pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
                             .for_each(|s| secrets.add(s));
                     }
                 }
+                // A key in a query string (`?api_key=...`) is a secret like a header.
+                if key == "url" {
+                    if let Some(url) = v.as_str().and_then(|u| reqwest::Url::parse(u).ok()) {
+                        url.query_pairs().for_each(|(_, value)| secrets.add(&value));
+                        if let Some(pw) = url.password() {
+                            secrets.add(pw);
+                        }
+                    }
+                }
                 collect_secrets(v, secrets);
             }
         }

@@ -51,7 +51,7 @@ pub struct Cli {
     #[arg(long, value_name = "GLOB")]
     pub skip: Vec<String>,
     /// Per-probe deadline, e.g. 2s, 500ms
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION", global = true)]
     pub timeout: Duration,
     /// Same as --format json
     #[arg(long, conflicts_with = "format")]

@@ -184,24 +184,24 @@ impl Engine {
                             &inst,
                             Finding::skip(reason),
                             Duration::ZERO,
-                            &facts.project.root,
+                            &facts.project,
                         );
                     }
                 }
             }
             let started = Instant::now();
             let finding = run_probe(&inst, facts.clone()).await;
-            finish(&inst, finding, started.elapsed(), &facts.project.root)
+            finish(&inst, finding, started.elapsed(), &facts.project)
         });
         let fallback = self.instances[i].clone();
-        let root = self.facts.project.root.clone();
+        let project = self.facts.project.clone();
         let fut: BoxFuture<'static, CheckResult> = async move {
             task.await.unwrap_or_else(|e| {
                 finish(
                     &fallback,
                     Finding::internal(e.to_string()),
                     Duration::ZERO,
-                    &root,
+                    &project,
                 )
             })
         }
@@ -264,12 +264,9 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .map_or_else(|| "it panicked".into(), |m| format!("it panicked: {m}"))
 }
 
-fn finish(
-    inst: &Instance,
-    finding: Finding,
-    took: Duration,
-    root: &std::path::Path,
-) -> CheckResult {
+fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) -> CheckResult {
+    let root = &project.root;
+    let finding = crate::fixes::inside_the_fence(finding, project);
     let plan = finding
         .fix
         .as_ref()

@@ -8,6 +8,10 @@ pub mod flow;
 
 use std::path::{Path, PathBuf};
 
+use crate::model::Finding;
+use crate::project::Project;
+use crate::safefs::Fence;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Delete one file; a symlink is removed itself, never its target.
@@ -83,6 +87,35 @@ impl Action {
             }
         }
     }
+}
+
+/// Takes out of `finding`'s plan every action on a file outside the fence (a config dir
+/// known only from a container's mounts): such a finding is diagnosed as usual, and its
+/// hint says what to do by hand instead.
+pub fn inside_the_fence(mut finding: Finding, project: &Project) -> Finding {
+    let Some(plan) = finding.fix.take() else {
+        return finding;
+    };
+    let fence = Fence::new(project.fence_roots());
+    let (inside, outside): (Vec<Action>, Vec<Action>) = plan
+        .actions
+        .into_iter()
+        .partition(|a| a.file().is_none_or(|p| fence.check(p).is_ok()));
+    if !outside.is_empty() {
+        let by_hand: Vec<String> = outside.iter().map(|a| a.describe(&project.root)).collect();
+        let note = format!(
+            "not repaired automatically: it lies outside the project root and the folders pd-doctor.toml names (a folder known only from a container's mounts); by hand: {}",
+            by_hand.join("; ")
+        );
+        finding.hint = Some(match finding.hint.take() {
+            Some(h) => format!("{h}; {note}"),
+            None => note,
+        });
+    }
+    if !inside.is_empty() {
+        finding.fix = Some(FixPlan { actions: inside });
+    }
+    finding
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

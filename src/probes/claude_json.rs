@@ -7,12 +7,32 @@ use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
 use crate::project::Agent;
+use crate::safefs;
 
 pub fn probe(f: &Facts, agent: &Agent) -> Finding {
     let path = agent.config_dir.join(".claude.json");
     let shown = f.project.show(&path);
     let restore = || {
         let backup = claude_config::newest_parsable_backup(&agent.config_dir);
+        // Links among the backups are passed over; the plan says so.
+        let passed_over: Vec<String> = claude_config::backups(&agent.config_dir)
+            .iter()
+            .filter(|b| safefs::state(b).is_some_and(|s| s.kind == safefs::Kind::Link))
+            .map(|b| {
+                format!(
+                    "{} is a symlink: passed over (only regular files in backups/ are restored)",
+                    f.project.show(b)
+                )
+            })
+            .chain(
+                safefs::state(&agent.config_dir.join("backups"))
+                    .filter(|s| s.kind == safefs::Kind::Link)
+                    .map(|_| {
+                        "backups/ is a symlink out of the config dir: its files are not used"
+                            .to_string()
+                    }),
+            )
+            .collect();
         let hint = match &backup {
             Some(b) => format!("restore the newest backup that parses: cp {} {shown}", f.project.show(b)),
             None => format!("no backup parses; move it aside and let Claude Code start afresh: mv {shown} {shown}.corrupt"),
@@ -23,6 +43,7 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
                 backup,
             }),
             hint,
+            passed_over,
         )
     };
     match f.claude_json(agent) {
@@ -57,21 +78,23 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
             ))
         }
         JsonFile::Empty => {
-            let (plan, hint) = restore();
+            let (plan, hint, passed_over) = restore();
             Finding::fail(
                 "empty",
                 format!(
                     "{shown} is empty: Claude Code will say the configuration file is corrupted"
                 ),
             )
+            .evidence_all(passed_over)
             .hint(hint)
             .fix(plan)
         }
         JsonFile::Corrupt(why) => {
-            let (plan, hint) = restore();
+            let (plan, hint, passed_over) = restore();
             Finding::fail("corrupt", format!("{shown} does not parse: Claude Code will say the configuration file is corrupted"))
                 .evidence(why.clone())
                 .evidence("usually two containers wrote it at once (see config.isolation)")
+                .evidence_all(passed_over)
                 .hint(hint)
                 .fix(plan)
         }

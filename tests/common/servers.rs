@@ -20,13 +20,16 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub struct QmsTools {
     tool_router: ToolRouter<Self>,
+    /// The name and version the server gives in `initialize`, when the test sets them.
+    identity: Option<(String, String)>,
 }
 
 #[tool_router]
 impl QmsTools {
-    fn new() -> Self {
+    fn new(identity: Option<(String, String)>) -> Self {
         QmsTools {
             tool_router: Self::tool_router(),
+            identity,
         }
     }
 
@@ -44,7 +47,12 @@ impl QmsTools {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for QmsTools {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        if let Some((name, version)) = &self.identity {
+            info.server_info.name = name.clone();
+            info.server_info.version = version.clone();
+        }
+        info
     }
 }
 
@@ -56,6 +64,8 @@ pub struct McpOptions {
     /// Accept `Host: host.docker.internal` (rmcp's default refuses it).
     pub allow_docker_host: bool,
     pub bind: Bind,
+    /// The server's name and version in `initialize` (rmcp's own when `None`).
+    pub identity: Option<(String, String)>,
 }
 
 impl Default for McpOptions {
@@ -65,6 +75,7 @@ impl Default for McpOptions {
             key: None,
             allow_docker_host: true,
             bind: Bind::Loopback,
+            identity: None,
         }
     }
 }
@@ -128,8 +139,12 @@ pub async fn mcp_server(opts: McpOptions) -> Served {
     if opts.allow_docker_host {
         config = config.with_allowed_hosts(["localhost", "127.0.0.1", "host.docker.internal"]);
     }
-    let service: StreamableHttpService<QmsTools, LocalSessionManager> =
-        StreamableHttpService::new(|| Ok(QmsTools::new()), Default::default(), config);
+    let identity = opts.identity.clone();
+    let service: StreamableHttpService<QmsTools, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(QmsTools::new(identity.clone())),
+        Default::default(),
+        config,
+    );
     let mut router = axum::Router::new().nest_service("/mcp", service);
     if let Some(key) = opts.key {
         router = router.layer(axum::middleware::from_fn_with_state(
@@ -161,6 +176,10 @@ pub enum Fault {
     Huge(usize),
     /// Up, but not ready for MCP: 406 to a GET, 503 to a POST (still starting).
     NotReady,
+    /// 307 to this URL, for every request.
+    Redirect(String),
+    /// 200 and complete event-stream events as fast as the socket takes them, for a minute.
+    Flood,
 }
 
 pub fn ok_json(body: &str) -> Fault {
@@ -224,6 +243,24 @@ fn serve_fault(listener: TcpListener, fault: Fault) {
                                 return;
                             }
                             tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    Fault::Redirect(to) => {
+                        let head = format!(
+                            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = sock.write_all(head.as_bytes()).await;
+                    }
+                    Fault::Flood => {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+                            .await;
+                        let event = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n".repeat(256);
+                        let until = tokio::time::Instant::now() + Duration::from_secs(60);
+                        while tokio::time::Instant::now() < until {
+                            if sock.write_all(&event).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     Fault::Huge(n) => {
