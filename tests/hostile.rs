@@ -12,6 +12,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
+use common::lab::{docker, lab_or_skip, Lab, GATEWAY};
 use common::servers::{self, Fault, McpOptions};
 use common::{free_port, run, run_json, Run, Tree};
 
@@ -474,4 +475,71 @@ async fn a_timeout_out_of_range_is_a_usage_error() {
         assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
         assert!(!r.stderr.contains("panicked"), "{bad}: {}", r.stderr);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_log_with_escapes_reaches_no_terminal() {
+    let Some((lab, curl)) = lab_or_skip("a_container_log_with_escapes", "escapes", "curl") else {
+        return;
+    };
+    let t = qa_tree("healthy");
+    lab.configure(&t, "");
+    let mut args = Lab::standard_args(&t, "qa");
+    args.push(GATEWAY.into());
+    let script = r"printf '\033]0;owned\007\033[2J\033[1A\rall checks passed\233\n' >&2; exit 3";
+    lab.launch(&lab.name("qa"), true, &args, &[&curl, "bash", "-c", script]);
+    for _ in 0..50 {
+        if docker(&["inspect", "-f", "{{.State.Status}}", &lab.name("qa")]) == "exited" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let only = ["--only", "container.state*", "--timeout", "3s"];
+    let r = run(t.root(), &[&only[..], &["--color", "never", "-v"]].concat()).await;
+    assert_no_control_characters(&r);
+    assert!(r.stdout.contains("\\x1b]0;owned"), "{}", r.stdout);
+    let j = run_json(t.root(), &only).await;
+    j.expect("container.state[qa]", "fail", "stopped");
+}
+
+/// A container named like an agent that mounts a folder outside the project as its
+/// config dir: diagnosed as usual, never repaired.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_dir_mounted_from_outside_the_project_is_never_repaired() {
+    let Some((lab, curl)) = lab_or_skip("a_config_dir_outside", "outside", "curl") else {
+        return;
+    };
+    let t = qa_tree("healthy");
+    lab.configure(&t, "");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join(".mcp-configured"), "").unwrap();
+    std::fs::write(outside.path().join(".claude.json"), "{}").unwrap();
+    let args = vec![
+        "-v".to_string(),
+        format!("{}:/claude-config:rw", outside.path().display()),
+        GATEWAY.into(),
+    ];
+    lab.start(&lab.name("evil"), false, &args, &[&curl]);
+    // A container check asks the engine, which makes the agent known.
+    let only = [
+        "--only",
+        "config.marker*",
+        "--only",
+        "container.state*",
+        "--timeout",
+        "3s",
+    ];
+    let r = run_json(t.root(), &only).await;
+    let c = r.expect("config.marker[evil,qms]", "fail", "stale-marker");
+    assert_eq!(c["fix"]["available"], false, "{c}");
+    assert!(
+        c["hint"]
+            .as_str()
+            .unwrap()
+            .contains("not repaired automatically"),
+        "{c}"
+    );
+    let fixed = run_json(t.root(), &[&["--fix", "--yes"][..], &only].concat()).await;
+    fixed.expect("config.marker[evil,qms]", "fail", "stale-marker");
+    assert!(outside.path().join(".mcp-configured").exists());
 }
