@@ -14,6 +14,8 @@ pub mod paths;
 pub mod printable;
 pub mod probes;
 pub mod project;
+#[cfg(test)]
+mod proptests;
 pub mod redact;
 pub mod report;
 pub mod run;

@@ -468,7 +468,7 @@ pub async fn read_file(client: &Docker, container: &str, path: &str) -> Option<V
 
 /// The content of the first regular file in a tar archive; PAX and GNU extension
 /// headers before it are stepped over.
-fn first_tar_entry(tar: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn first_tar_entry(tar: &[u8]) -> Option<Vec<u8>> {
     let mut at = 0;
     while let Some(header) = tar.get(at..at + 512) {
         let size_field = std::str::from_utf8(&header[124..136]).ok()?;

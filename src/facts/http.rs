@@ -123,22 +123,9 @@ pub async fn read_sse_until<T>(
     deadline: Instant,
     mut want: impl FnMut(&str) -> Option<T>,
 ) -> Result<Option<T>, NetError> {
-    let mut buf = String::new();
+    let mut decoder = SseDecoder::default();
     let mut total = 0usize;
     loop {
-        while let Some(end) = event_end(&buf) {
-            let event: String = buf.drain(..end).collect();
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            if !data.is_empty() {
-                if let Some(found) = want(&data.join("\n")) {
-                    return Ok(Some(found));
-                }
-            }
-        }
         match tokio::time::timeout_at(deadline, resp.chunk()).await {
             Err(_) => return Err(NetError::Timeout),
             Ok(Err(e)) => return Err(classify(&e)),
@@ -150,14 +137,77 @@ pub async fn read_sse_until<T>(
                         "event stream passed {MAX_BODY_BYTES} bytes without an answer"
                     )));
                 }
-                buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+                for data in decoder.push(&chunk) {
+                    if let Some(found) = want(&data) {
+                        return Ok(Some(found));
+                    }
+                }
             }
         }
     }
 }
 
-fn event_end(buf: &str) -> Option<usize> {
-    buf.find("\n\n").map(|i| i + 2)
+/// The `data` of each complete event in a `text/event-stream`, fed chunk by chunk. It
+/// buffers bytes, not text, so a UTF-8 character or a CRLF split across two chunks is
+/// decoded whole, and it scans only the bytes that arrived since the last event.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    buf: Vec<u8>,
+    scanned: usize,
+}
+
+impl SseDecoder {
+    /// Feeds one chunk; returns the data of every event it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buf.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(end) = self.event_end() {
+            let event: Vec<u8> = self.buf.drain(..end).collect();
+            self.scanned = 0;
+            let text = String::from_utf8_lossy(&event);
+            let data: Vec<&str> = text
+                .split(['\n', '\r'])
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if !data.is_empty() {
+                events.push(data.join("\n"));
+            }
+        }
+        events
+    }
+
+    /// Where the first event ends: after a blank line (LF LF, CRLF CRLF, CR CR, or mixed).
+    fn event_end(&mut self) -> Option<usize> {
+        // Two line ends in a row; a CRLF counts as one. Rescan from one byte back, so a
+        // line end split across chunks is seen.
+        let from = self.scanned.saturating_sub(3);
+        let b = &self.buf;
+        let mut i = from;
+        let mut ends = 0;
+        while i < b.len() {
+            let len = match (b[i], b.get(i + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                (b'\r', None) => {
+                    // A CR at the end may be the first half of a CRLF: wait for more.
+                    break;
+                }
+                (b'\r' | b'\n', _) => 1,
+                _ => {
+                    ends = 0;
+                    i += 1;
+                    continue;
+                }
+            };
+            ends += 1;
+            i += len;
+            if ends == 2 {
+                return Some(i);
+            }
+        }
+        self.scanned = b.len();
+        None
+    }
 }
 
 /// Time left before the deadline, for messages.

@@ -34,6 +34,16 @@ pub enum PidFile {
     },
 }
 
+/// The PID a PID file holds, or its first characters for the evidence.
+pub fn parse(bytes: &[u8]) -> Result<u32, String> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_string();
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| text.chars().take(32).collect())
+}
+
 pub fn read(f: &Facts, server: &Server) -> PidFile {
     let path = &server.pid_file;
     let Some(written) = safefs::state(path).and_then(|s| s.modified) else {
@@ -44,9 +54,9 @@ pub fn read(f: &Facts, server: &Server) -> PidFile {
         Err(ReadError::Missing) => return PidFile::Absent,
         Err(e) => return PidFile::Unreadable(e.to_string()),
     };
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_string();
-    let Some(pid) = text.trim().parse::<u32>().ok().filter(|p| *p > 0) else {
-        return PidFile::Garbage(text.chars().take(32).collect());
+    let pid = match parse(&bytes) {
+        Ok(pid) => pid,
+        Err(shown) => return PidFile::Garbage(shown),
     };
     let Some(process) = f.processes().get(pid) else {
         return PidFile::Dead(pid);

@@ -2,7 +2,7 @@
 //! prints and never changes anything.
 
 mod claude_json;
-mod docker;
+pub(crate) mod docker;
 mod generic;
 mod isolation;
 mod listen;

@@ -11,7 +11,7 @@ use crate::paths;
 use crate::project::{Agent, Server};
 use crate::safefs;
 
-mod reach;
+pub(crate) mod reach;
 
 pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
     let d = match f.docker().await {

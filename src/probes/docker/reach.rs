@@ -32,7 +32,7 @@ const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
 printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
 n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
 
-enum Answer {
+pub(crate) enum Answer {
     Status(u16, String),
     Failed(&'static str, String),
 }
@@ -85,7 +85,7 @@ fn error_kind(text: &str) -> Option<&'static str> {
     }
 }
 
-fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
+pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
     let code = out.exit_code.unwrap_or(-1);
     match client {
         "curl" => {
