@@ -203,9 +203,13 @@ pub fn read(path: &Path, cap: u64, links: Links) -> Result<Vec<u8>, ReadError> {
     if !before.is_file() {
         return Err(ReadError::NotRegular(kind_word(before.file_type())));
     }
-    let file = open_read(path, links)?;
+    read_handle(open_read(path, links)?, cap).map(|(bytes, _)| bytes)
+}
+
+/// Reads an opened file: its type and size judged on the handle (what was looked at
+/// before the open may have been swapped since), at most `cap` bytes.
+fn read_handle(file: std::fs::File, cap: u64) -> Result<(Vec<u8>, std::fs::Metadata), ReadError> {
     let meta = file.metadata().map_err(ReadError::Io)?;
-    // Swapped between the look and the open: the handle is what counts.
     if !meta.is_file() {
         return Err(ReadError::NotRegular(kind_word(meta.file_type())));
     }
@@ -225,7 +229,7 @@ pub fn read(path: &Path, cap: u64, links: Links) -> Result<Vec<u8>, ReadError> {
             cap,
         });
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 /// [`read`] as text; bytes that are not UTF-8 become U+FFFD.
@@ -393,28 +397,7 @@ impl Dir {
             }
             Some(_) => {}
         }
-        let file = self.open_at(name)?;
-        let meta = file.metadata().map_err(ReadError::Io)?;
-        if !meta.is_file() {
-            return Err(ReadError::NotRegular(kind_word(meta.file_type())));
-        }
-        if meta.len() > cap {
-            return Err(ReadError::TooLarge {
-                size: meta.len(),
-                cap,
-            });
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(cap + 1)
-            .read_to_end(&mut bytes)
-            .map_err(ReadError::Io)?;
-        if bytes.len() as u64 > cap {
-            return Err(ReadError::TooLarge {
-                size: bytes.len() as u64,
-                cap,
-            });
-        }
-        Ok((bytes, meta))
+        read_handle(self.open_at(name)?, cap)
     }
 
     #[cfg(unix)]
