@@ -97,18 +97,64 @@ impl SecretSet {
     }
 }
 
-/// A URL fit for printing: userinfo replaced.
+/// A URL fit for printing: userinfo and query values replaced (`DOCKER_HOST`, server
+/// URLs and redirects may carry a password or a token in either).
 pub fn display_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
-                None => url.to_string(),
-            }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("[redacted]@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let (path, fragment) = match tail.find('#') {
+        Some(hash) => tail.split_at(hash),
+        None => (tail, ""),
+    };
+    let path = match path.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, value)) if !value.is_empty() => format!("{name}=[redacted]"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
         }
-        None => url.to_string(),
+        None => path.to_string(),
+    };
+    format!("{scheme}://{authority}{path}{fragment}")
+}
+
+/// The parts of a URL that [`display_url`] hides: the userinfo (and its password alone)
+/// and each query value, for the run's [`SecretSet`] to scrub wherever they surface.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Vec::new();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut secrets = Vec::new();
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        secrets.push(userinfo.to_string());
+        if let Some((_, password)) = userinfo.split_once(':') {
+            secrets.push(password.to_string());
+        }
     }
+    let tail = tail.split('#').next().unwrap_or_default();
+    if let Some((_, query)) = tail.split_once('?') {
+        secrets.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(_, value)| value.to_string())
+                .filter(|v| !v.is_empty()),
+        );
+    }
+    secrets
 }
 
 #[cfg(test)]
@@ -139,6 +185,31 @@ mod tests {
             "http://[redacted]@h:1/mcp"
         );
         assert_eq!(display_url("http://h:1/a@b"), "http://h:1/a@b");
+        assert_eq!(
+            display_url("tcp://user:s3cretpw@127.0.0.1:2376"),
+            "tcp://[redacted]@127.0.0.1:2376"
+        );
+    }
+
+    #[test]
+    fn urls_lose_their_query_values() {
+        assert_eq!(
+            display_url("tcp://u:pw@h:2376?token=abc123secret&x=&flag"),
+            "tcp://[redacted]@h:2376?token=[redacted]&x=&flag"
+        );
+        assert_eq!(
+            display_url("http://h:1/mcp?key=a@b#frag"),
+            "http://h:1/mcp?key=[redacted]#frag"
+        );
+        assert_eq!(
+            display_url("unix:///var/run/docker.sock"),
+            "unix:///var/run/docker.sock"
+        );
+        assert_eq!(
+            url_secrets("tcp://user:s3cretpw@h:1?token=abc123secret&x="),
+            ["user:s3cretpw", "s3cretpw", "abc123secret"]
+        );
+        assert!(url_secrets("unix:///var/run/docker.sock").is_empty());
     }
 
     #[test]
