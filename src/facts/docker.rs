@@ -162,8 +162,10 @@ pub fn endpoint() -> Endpoint {
         .ok()
         .filter(|c| !c.is_empty())
         .or_else(|| {
-            let text = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
-            let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let bytes =
+                read_small_file(&config_dir.as_ref()?.join("config.json"), MAX_CONFIG_BYTES)
+                    .ok()?;
+            let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
             config["currentContext"].as_str().map(str::to_string)
         });
     match (context, config_dir) {
@@ -190,14 +192,54 @@ fn context_host(config_dir: &Path, name: &str) -> Option<String> {
         .ok()?
         .filter_map(Result::ok)
         .find_map(|entry| {
-            let text = std::fs::read_to_string(entry.path().join("meta.json")).ok()?;
-            let meta: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let bytes = read_small_file(&entry.path().join("meta.json"), MAX_CONFIG_BYTES).ok()?;
+            let meta: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
             (meta["Name"] == name).then(|| {
                 meta["Endpoints"]["docker"]["Host"]
                     .as_str()
                     .map(str::to_string)
             })?
         })
+}
+
+/// The most pd-doctor reads of the docker CLI's config.json or a context's meta.json.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a small file without hanging or reading without end: opened non-blocking (a
+/// FIFO does not wait for a writer), refused unless the open handle is a regular file,
+/// and at most `cap` bytes.
+pub(crate) fn read_small_file(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let too_big = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {cap} bytes"),
+        )
+    };
+    if meta.len() > cap {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// Which agent a container serves: by name (`agent-<agent>`), by compose labels, or by
@@ -519,6 +561,29 @@ mod tests {
         h[124..136].copy_from_slice(size.as_bytes());
         h[156] = kind;
         h
+    }
+
+    #[test]
+    fn small_files_are_read_whole_and_nothing_else_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_small_file(&file, 16).unwrap(), b"{}");
+        std::fs::write(&file, vec![b' '; 17]).unwrap();
+        assert!(read_small_file(&file, 16).is_err());
+        assert!(read_small_file(dir.path(), 16).is_err());
+        #[cfg(unix)]
+        {
+            // A FIFO with no writer: a blocking open would wait for ever.
+            let fifo = dir.path().join("fifo");
+            let status = std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let err = read_small_file(&fifo, 16).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        }
     }
 
     #[test]
