@@ -85,12 +85,24 @@ pub struct DockerFacts {
     pub clients: HashMap<String, tokio::sync::OnceCell<Option<&'static str>>>,
 }
 
+/// bollard counts its request timeout in whole seconds: round the run's timeout up, so
+/// `--timeout 500ms` is one second and not zero (which times every call out at once).
+fn client_timeout(timeout: Duration) -> Duration {
+    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    Duration::from_secs(secs.max(1))
+}
+
 /// Connects as the docker CLI would (DOCKER_HOST, else the local socket or named pipe),
-/// negotiates the API version, and finds the project's agent containers.
-pub async fn gather(project: &Project, deadline: Instant) -> Result<DockerFacts, String> {
+/// negotiates the API version, and finds the project's agent containers. Every call the
+/// client makes, here and in the probes and fixes that share it, is bounded by
+/// `timeout` (bollard's default is 120 s).
+pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts, String> {
+    let deadline = Instant::now() + timeout;
     let endpoint = endpoint();
     let connect = async {
-        let client = Docker::connect_with_host(&endpoint.host).map_err(|e| e.to_string())?;
+        let client = Docker::connect_with_host(&endpoint.host)
+            .map_err(|e| e.to_string())?
+            .with_timeout(client_timeout(timeout));
         let client = client
             .negotiate_version()
             .await
@@ -561,6 +573,22 @@ mod tests {
         h[124..136].copy_from_slice(size.as_bytes());
         h[156] = kind;
         h
+    }
+
+    #[test]
+    fn client_timeout_rounds_up_to_whole_seconds() {
+        assert_eq!(
+            client_timeout(Duration::from_millis(300)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            client_timeout(Duration::from_millis(1500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            client_timeout(Duration::from_secs(2)),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

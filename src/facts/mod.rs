@@ -62,7 +62,7 @@ impl Facts {
     pub async fn docker(&self) -> &Result<docker::DockerFacts, String> {
         self.docker
             .get_or_init(|| async {
-                let gathered = docker::gather(&self.project, Instant::now() + self.timeout).await;
+                let gathered = docker::gather(&self.project, self.timeout).await;
                 // Tokens in container environments may surface in logs a probe quotes.
                 if let Ok(d) = &gathered {
                     for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
