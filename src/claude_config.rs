@@ -202,11 +202,10 @@ pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
                 }
                 // A key in a query string (`?api_key=...`) is a secret like a header.
                 if key == "url" {
-                    if let Some(url) = v.as_str().and_then(|u| reqwest::Url::parse(u).ok()) {
-                        url.query_pairs().for_each(|(_, value)| secrets.add(&value));
-                        if let Some(pw) = url.password() {
-                            secrets.add(pw);
-                        }
+                    if let Some(url) = v.as_str() {
+                        crate::redact::url_secrets(url)
+                            .iter()
+                            .for_each(|s| secrets.add(s));
                     }
                 }
                 collect_secrets(v, secrets);

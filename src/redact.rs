@@ -99,12 +99,11 @@ impl SecretSet {
     }
 }
 
-/// A URL fit for printing: userinfo and every query value replaced
-/// (`?api_key=[redacted]`), since either may carry a credential.
+/// A URL fit for printing: userinfo and query values replaced (`DOCKER_HOST`, server
+/// URLs and redirects may carry a password or a token in either).
 pub fn display_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some(parts) => parts,
-        None => return url.to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -112,24 +111,52 @@ pub fn display_url(url: &str) -> String {
         Some(at) => format!("[redacted]@{}", &authority[at + 1..]),
         None => authority.to_string(),
     };
-    let tail = match tail.split_once('?') {
+    let (path, fragment) = match tail.find('#') {
+        Some(hash) => tail.split_at(hash),
+        None => (tail, ""),
+    };
+    let path = match path.split_once('?') {
         Some((path, query)) => {
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, format!("#{f}")),
-                None => (query, String::new()),
-            };
             let pairs: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) => format!("{k}=[redacted]"),
-                    None => pair.to_string(),
+                    Some((name, value)) if !value.is_empty() => format!("{name}=[redacted]"),
+                    _ => pair.to_string(),
                 })
                 .collect();
-            format!("{path}?{}{fragment}", pairs.join("&"))
+            format!("{path}?{}", pairs.join("&"))
         }
-        None => tail.to_string(),
+        None => path.to_string(),
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{scheme}://{authority}{path}{fragment}")
+}
+
+/// The parts of a URL that [`display_url`] hides: the userinfo (and its password alone)
+/// and each query value, for the run's [`SecretSet`] to scrub wherever they surface.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Vec::new();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut secrets = Vec::new();
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        secrets.push(userinfo.to_string());
+        if let Some((_, password)) = userinfo.split_once(':') {
+            secrets.push(password.to_string());
+        }
+    }
+    let tail = tail.split('#').next().unwrap_or_default();
+    if let Some((_, query)) = tail.split_once('?') {
+        secrets.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(_, value)| value.to_string())
+                .filter(|v| !v.is_empty()),
+        );
+    }
+    secrets
 }
 
 /// A process's command line fit for printing: at most six arguments; the value after a
@@ -185,10 +212,35 @@ mod tests {
             "http://[redacted]@h:1/mcp"
         );
         assert_eq!(display_url("http://h:1/a@b"), "http://h:1/a@b");
+        assert_eq!(
+            display_url("tcp://user:s3cretpw@127.0.0.1:2376"),
+            "tcp://[redacted]@127.0.0.1:2376"
+        );
     }
 
     #[test]
     fn urls_lose_their_query_values() {
+        assert_eq!(
+            display_url("tcp://u:pw@h:2376?token=abc123secret&x=&flag"),
+            "tcp://[redacted]@h:2376?token=[redacted]&x=&flag"
+        );
+        assert_eq!(
+            display_url("http://h:1/mcp?key=a@b#frag"),
+            "http://h:1/mcp?key=[redacted]#frag"
+        );
+        assert_eq!(
+            display_url("unix:///var/run/docker.sock"),
+            "unix:///var/run/docker.sock"
+        );
+        assert_eq!(
+            url_secrets("tcp://user:s3cretpw@h:1?token=abc123secret&x="),
+            ["user:s3cretpw", "s3cretpw", "abc123secret"]
+        );
+        assert!(url_secrets("unix:///var/run/docker.sock").is_empty());
+    }
+
+    #[test]
+    fn query_values_go_fragments_and_bare_flags_stay() {
         assert_eq!(
             display_url("http://h:1/mcp?api_key=abc123&debug#top"),
             "http://h:1/mcp?api_key=[redacted]&debug#top"

@@ -14,6 +14,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use super::docker_tls::{self, Tls};
 use crate::paths;
 use crate::project::Project;
 
@@ -85,28 +86,179 @@ pub struct DockerFacts {
     pub clients: HashMap<String, tokio::sync::OnceCell<Option<&'static str>>>,
 }
 
-/// Connects as the docker CLI would (DOCKER_HOST, else the local socket or named pipe),
-/// negotiates the API version, and finds the project's agent containers.
-pub async fn gather(project: &Project, deadline: Instant) -> Result<DockerFacts, String> {
+/// Why the engine could not be asked, as `docker.engine` reports it.
+#[derive(Debug, Clone)]
+pub struct EngineError {
+    /// `unreachable`, `tls` (TLS material or handshake) or `unsupported` (a host
+    /// pd-doctor cannot dial, such as `ssh://`).
+    pub cause: &'static str,
+    pub message: String,
+    pub hint: String,
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+const UNREACHABLE_HINT: &str = "start Docker (Docker Desktop, or: sudo systemctl start docker), then check `docker version` and DOCKER_HOST";
+
+impl EngineError {
+    fn unreachable(message: String) -> EngineError {
+        EngineError {
+            cause: "unreachable",
+            message: format!("the Docker engine does not answer: {message}"),
+            hint: UNREACHABLE_HINT.into(),
+        }
+    }
+
+    /// TLS was asked for and could not be had: `files` when the material is missing or
+    /// bad (nothing was dialled), else the handshake failed.
+    fn tls(message: String, endpoint: &Endpoint, files: bool) -> EngineError {
+        let hint = match (&endpoint.context, files) {
+            (Some(name), true) => format!(
+                "a context's TLS files are ca.pem, cert.pem and key.pem in its store; set them with: docker context update {name} --docker \"host=...,ca=CA.pem,cert=CERT.pem,key=KEY.pem\", then check `docker version`"
+            ),
+            (None, true) => "TLS is dialled as the docker CLI does, with ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH (default: DOCKER_CONFIG, else ~/.docker): put the engine's CA and your client certificate there and check `docker --tlsverify version`, or unset DOCKER_TLS_VERIFY for an engine without TLS".into(),
+            (_, false) => "the engine's certificate must be signed by ca.pem and name the host dialled, and the engine must trust cert.pem: `docker version` with the same settings shows the same refusal".into(),
+        };
+        EngineError {
+            cause: "tls",
+            message: format!("no TLS connection to the Docker engine at {endpoint}: {message}"),
+            hint,
+        }
+    }
+
+    fn unsupported(endpoint: &Endpoint, scheme: &str) -> EngineError {
+        let hint = if scheme == "ssh" {
+            "forward the engine's socket and point DOCKER_HOST at it (ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST, then DOCKER_HOST=unix:///tmp/docker.sock), or use a docker context with tcp:// and TLS"
+        } else {
+            "set DOCKER_HOST to unix://, tcp:// (with DOCKER_TLS_VERIFY for TLS) or npipe:// on Windows"
+        };
+        EngineError {
+            cause: "unsupported",
+            message: format!(
+                "pd-doctor cannot dial {scheme}:// engines ({endpoint}); nothing was sent"
+            ),
+            hint: hint.into(),
+        }
+    }
+
+    /// A failed engine call: a TLS problem anywhere in the chain is `tls`.
+    fn from_call(e: &bollard::errors::Error, endpoint: &Endpoint) -> EngineError {
+        if endpoint.tls.is_some() && docker_tls::is_tls_error(e) {
+            EngineError::tls(describe(e), endpoint, false)
+        } else {
+            EngineError::unreachable(format!("{} (at {endpoint})", describe(e)))
+        }
+    }
+}
+
+/// An error and its causes in one line, each cause once ("client error (Connect): tcp
+/// connect error: Connection refused").
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    // bollard's wrapper says nothing the causes do not.
+    if let Some(rest) = text.strip_prefix("Error in the hyper legacy client: ") {
+        text = rest.to_string();
+    }
+    let mut next = err.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}
+
+/// bollard counts its request timeout in whole seconds: round the run's timeout up, so
+/// `--timeout 500ms` is one second and not zero (which times every call out at once).
+fn client_timeout(timeout: Duration) -> Duration {
+    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    Duration::from_secs(secs.max(1))
+}
+
+/// A client for `endpoint`, with the run's timeout on every call it makes (bollard's
+/// default is 120 s). TLS material is read here, before any connection is made.
+fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, EngineError> {
+    let timeout = client_timeout(timeout);
+    let (scheme, authority) = match endpoint.host.split_once("://") {
+        Some((scheme, rest)) => (scheme, authority(rest)),
+        None => ("tcp", authority(&endpoint.host)),
+    };
+    let plain = |host: &str| {
+        Docker::connect_with_host(host)
+            .map(|c| c.with_timeout(timeout))
+            .map_err(|e| EngineError::unreachable(format!("{} (at {endpoint})", describe(&e))))
+    };
+    match (scheme, &endpoint.tls) {
+        ("tcp" | "http" | "https", Some(tls)) => {
+            let config = docker_tls::client_config(tls)
+                .map_err(|message| EngineError::tls(message, endpoint, true))?;
+            docker_tls::connect(authority, config, timeout)
+                .map(|c| c.with_timeout(timeout))
+                .map_err(|e| EngineError::tls(describe(&e), endpoint, true))
+        }
+        // Only reached without TLS material (`endpoint` gives https:// TLS always).
+        ("https", None) => Err(EngineError::tls(
+            "https:// without TLS material".into(),
+            endpoint,
+            true,
+        )),
+        ("tcp" | "http", None) => plain(&format!("tcp://{authority}")),
+        ("unix", _) if cfg!(unix) => plain(&endpoint.host),
+        ("npipe", _) if cfg!(windows) => plain(&endpoint.host),
+        (other, _) => Err(EngineError::unsupported(endpoint, other)),
+    }
+}
+
+/// `host:port` out of what follows `scheme://`: userinfo, path and query dropped (the
+/// engine API has no use for them, and they may hold secrets).
+fn authority(rest: &str) -> &str {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+}
+
+/// Connects as the docker CLI would (DOCKER_HOST and its TLS variables, else the current
+/// context with its TLS material, else the local socket or named pipe), negotiates the
+/// API version, and finds the project's agent containers; every call under `timeout`.
+pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts, EngineError> {
+    let deadline = Instant::now() + timeout;
     let endpoint = endpoint();
+    // Shown redacted everywhere; scrubbed too, should an error quote the host whole.
+    for secret in crate::redact::url_secrets(&endpoint.host) {
+        project.secrets.add(&secret);
+    }
+    let client = connect(&endpoint, timeout)?;
     let connect = async {
-        let client = Docker::connect_with_host(&endpoint.host).map_err(|e| e.to_string())?;
         let client = client
             .negotiate_version()
             .await
-            .map_err(|e| e.to_string())?;
-        let version = client.version().await.map_err(|e| e.to_string())?;
+            .map_err(|e| EngineError::from_call(&e, &endpoint))?;
+        let version = client
+            .version()
+            .await
+            .map_err(|e| EngineError::from_call(&e, &endpoint))?;
         let engine = Engine {
             version: version.version.unwrap_or_else(|| "?".into()),
             api: client.client_version().to_string(),
             endpoint: endpoint.to_string(),
         };
-        let containers = discover(&client, project).await?;
+        let containers = discover(&client, project)
+            .await
+            .map_err(|e| EngineError::unreachable(format!("{e} (at {endpoint})")))?;
         let clients = containers
             .iter()
             .map(|c| (c.id.clone(), Default::default()))
             .collect();
-        Ok::<_, String>(DockerFacts {
+        Ok::<_, EngineError>(DockerFacts {
             client,
             engine,
             containers,
@@ -114,8 +266,10 @@ pub async fn gather(project: &Project, deadline: Instant) -> Result<DockerFacts,
         })
     };
     match tokio::time::timeout_at(deadline, connect).await {
-        Ok(result) => result.map_err(|e| format!("{e} (at {endpoint})")),
-        Err(_) => Err(format!("the engine at {endpoint} did not answer in time")),
+        Ok(result) => result,
+        Err(_) => Err(EngineError::unreachable(format!(
+            "the engine at {endpoint} did not answer in time"
+        ))),
     }
 }
 
@@ -127,77 +281,198 @@ fn default_endpoint() -> &'static str {
     }
 }
 
-/// Where the engine is, and what said so.
+/// Where the docker CLI dials when TLS is asked for and no host is given.
+const DEFAULT_TLS_HOST: &str = "tcp://localhost:2376";
+
+/// Where the engine is, what said so, and the TLS to dial it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// As configured; may hold userinfo or a query: print it only through `Display`.
     pub host: String,
     pub context: Option<String>,
+    pub tls: Option<Tls>,
 }
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.context {
-            Some(name) => write!(f, "{} (context {name})", self.host),
-            None => f.write_str(&self.host),
+        f.write_str(&crate::redact::display_url(&self.host))?;
+        let mut notes = Vec::new();
+        if let Some(name) = &self.context {
+            notes.push(format!("context {name}"));
         }
+        match &self.tls {
+            Some(tls) if tls.verify => notes.push("TLS".to_string()),
+            Some(_) => notes.push("TLS, engine certificate not verified".to_string()),
+            None => {}
+        }
+        if !notes.is_empty() {
+            write!(f, " ({})", notes.join(", "))?;
+        }
+        Ok(())
     }
+}
+
+/// The docker CLI's config folder: DOCKER_CONFIG, else ~/.docker.
+fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+}
+
+/// Where the CLI's TLS files are: DOCKER_CERT_PATH, else the config folder.
+fn cert_dir(config_dir: Option<&Path>) -> (PathBuf, String) {
+    match std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
+        Some(path) => (PathBuf::from(path), "DOCKER_CERT_PATH".into()),
+        None => (
+            config_dir.map(Path::to_path_buf).unwrap_or_default(),
+            "the default DOCKER_CERT_PATH".into(),
+        ),
+    }
+}
+
+/// TLS as DOCKER_TLS_VERIFY / DOCKER_TLS ask for it (any non-empty value, as the CLI
+/// reads them). With DOCKER_TLS_VERIFY all three files must be there.
+fn env_tls(config_dir: Option<&Path>) -> Option<Tls> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let verify = set("DOCKER_TLS_VERIFY");
+    if !verify && !set("DOCKER_TLS") {
+        return None;
+    }
+    let (dir, source) = cert_dir(config_dir);
+    Some(Tls {
+        dir,
+        source,
+        verify,
+        client_cert_required: verify,
+    })
 }
 
 /// Where the docker CLI would connect: DOCKER_HOST; else the current context's endpoint
 /// (DOCKER_CONTEXT, else `currentContext` in the CLI's config.json), which is how Docker
 /// Desktop, rootless Docker and colima are reached; else the platform's default socket.
+/// TLS comes from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH for DOCKER_HOST and the default,
+/// and from the context's own TLS store for a context, as the CLI takes it.
 pub fn endpoint() -> Endpoint {
+    let config_dir = config_dir();
+    let env_tls = env_tls(config_dir.as_deref());
+    // TLS applies to TCP only; a local socket or pipe is dialled as it is.
+    let tls_for = |host: &str, tls: Option<Tls>| {
+        let scheme = host.split_once("://").map_or("", |(s, _)| s);
+        match scheme {
+            "tcp" | "http" => tls,
+            // https:// is TLS whatever the variables say, verified unless told otherwise.
+            "https" => Some(tls.unwrap_or_else(|| {
+                let (dir, source) = cert_dir(config_dir.as_deref());
+                Tls {
+                    dir,
+                    source,
+                    verify: true,
+                    client_cert_required: false,
+                }
+            })),
+            _ => None,
+        }
+    };
     if let Ok(host) = std::env::var("DOCKER_HOST") {
         if !host.is_empty() {
+            // `host:port` alone is TCP to the CLI.
+            let host = if host.contains("://") {
+                host
+            } else {
+                format!("tcp://{host}")
+            };
+            let tls = tls_for(&host, env_tls);
             return Endpoint {
                 host,
                 context: None,
+                tls,
             };
         }
     }
-    let config_dir = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
     let context = std::env::var("DOCKER_CONTEXT")
         .ok()
         .filter(|c| !c.is_empty())
         .or_else(|| {
-            let text = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
-            let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let bytes = read_small_file(&config_dir.as_ref()?.join("config.json")).ok()?;
+            let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
             config["currentContext"].as_str().map(str::to_string)
         });
-    match (context, config_dir) {
-        (Some(name), Some(dir)) if name != "default" => match context_host(&dir, &name) {
-            Some(host) => Endpoint {
-                host,
+    match (context, &config_dir) {
+        (Some(name), Some(dir)) if name != "default" => match context_endpoint(dir, &name) {
+            Some(found) => Endpoint {
+                tls: tls_for(&found.host, found.tls),
+                host: found.host,
                 context: Some(name),
             },
             None => Endpoint {
                 host: default_endpoint().into(),
                 context: Some(format!("{name}, not found")),
+                tls: None,
             },
         },
-        _ => Endpoint {
-            host: default_endpoint().into(),
-            context: None,
-        },
+        // The default context: TLS from the environment, and then the CLI's TLS port.
+        _ => {
+            let host = if env_tls.is_some() {
+                DEFAULT_TLS_HOST
+            } else {
+                default_endpoint()
+            };
+            Endpoint {
+                host: host.into(),
+                context: None,
+                tls: tls_for(host, env_tls),
+            }
+        }
     }
 }
 
-/// The docker endpoint of context `name`: contexts live in `contexts/meta/<digest>/meta.json`.
-fn context_host(config_dir: &Path, name: &str) -> Option<String> {
+struct ContextEndpoint {
+    host: String,
+    tls: Option<Tls>,
+}
+
+/// The docker endpoint of context `name`: contexts live in `contexts/meta/<digest>/meta.json`,
+/// their TLS files in `contexts/tls/<digest>/docker/{ca,cert,key}.pem`. The CLI dials
+/// with TLS when any of those files is there or the endpoint says `SkipTLSVerify`.
+fn context_endpoint(config_dir: &Path, name: &str) -> Option<ContextEndpoint> {
     std::fs::read_dir(config_dir.join("contexts").join("meta"))
         .ok()?
         .filter_map(Result::ok)
         .find_map(|entry| {
-            let text = std::fs::read_to_string(entry.path().join("meta.json")).ok()?;
-            let meta: serde_json::Value = serde_json::from_str(&text).ok()?;
-            (meta["Name"] == name).then(|| {
-                meta["Endpoints"]["docker"]["Host"]
-                    .as_str()
-                    .map(str::to_string)
-            })?
+            let bytes = read_small_file(&entry.path().join("meta.json")).ok()?;
+            let meta: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            if meta["Name"] != name {
+                return None;
+            }
+            let docker = &meta["Endpoints"]["docker"];
+            let host = docker["Host"].as_str()?.to_string();
+            let skip_verify = docker["SkipTLSVerify"].as_bool().unwrap_or(false);
+            let dir = config_dir
+                .join("contexts")
+                .join("tls")
+                .join(entry.file_name())
+                .join("docker");
+            let has_material = ["ca.pem", "cert.pem", "key.pem"]
+                .iter()
+                .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok());
+            let tls = (has_material || skip_verify).then(|| Tls {
+                dir,
+                source: format!("context {name}"),
+                verify: !skip_verify,
+                client_cert_required: false,
+            });
+            Some(ContextEndpoint { host, tls })
         })
+}
+
+/// The most pd-doctor reads of the docker CLI's config.json, a context's meta.json or a
+/// TLS file.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads one of the docker CLI's files through the trust boundary (non-blocking, capped).
+pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>, crate::safefs::ReadError> {
+    crate::safefs::read(path, MAX_CONFIG_BYTES, crate::safefs::Links::Follow)
 }
 
 /// Which agent a container serves: by name (`agent-<agent>`), by compose labels, or by
@@ -519,6 +794,80 @@ mod tests {
         h[124..136].copy_from_slice(size.as_bytes());
         h[156] = kind;
         h
+    }
+
+    #[test]
+    fn client_timeout_rounds_up_to_whole_seconds() {
+        assert_eq!(
+            client_timeout(Duration::from_millis(300)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            client_timeout(Duration::from_millis(1500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            client_timeout(Duration::from_secs(2)),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn authority_drops_userinfo_path_and_query() {
+        assert_eq!(authority("u:pw@h:2376/x?token=t"), "h:2376");
+        assert_eq!(authority("h:2376?a=b@c"), "h:2376");
+        assert_eq!(authority("[::1]:2376"), "[::1]:2376");
+    }
+
+    fn context(dir: &Path, digest: &str, name: &str, host: &str, skip: bool, files: &[&str]) {
+        let meta = dir.join("contexts/meta").join(digest);
+        std::fs::create_dir_all(&meta).unwrap();
+        let doc = serde_json::json!({"Name": name, "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip}}});
+        std::fs::write(meta.join("meta.json"), doc.to_string()).unwrap();
+        let tls = dir.join("contexts/tls").join(digest).join("docker");
+        std::fs::create_dir_all(&tls).unwrap();
+        for f in files {
+            std::fs::write(tls.join(f), "x").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_context_dials_tls_when_it_has_material_or_skips_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        context(dir.path(), "aa", "plain", "tcp://h:2375", false, &[]);
+        context(dir.path(), "bb", "ca", "tcp://h:2376", false, &["ca.pem"]);
+        context(dir.path(), "cc", "skip", "tcp://h:2376", true, &[]);
+        let plain = context_endpoint(dir.path(), "plain").unwrap();
+        assert_eq!((plain.host.as_str(), plain.tls), ("tcp://h:2375", None));
+        let ca = context_endpoint(dir.path(), "ca").unwrap().tls.unwrap();
+        assert!(ca.verify && !ca.client_cert_required);
+        assert_eq!(ca.dir, dir.path().join("contexts/tls/bb/docker"));
+        assert!(
+            !context_endpoint(dir.path(), "skip")
+                .unwrap()
+                .tls
+                .unwrap()
+                .verify
+        );
+        assert!(context_endpoint(dir.path(), "none").is_none());
+    }
+
+    #[test]
+    fn an_endpoint_never_shows_its_secrets() {
+        let e = Endpoint {
+            host: "tcp://user:s3cretpw@h:2376?token=abc123secret".into(),
+            context: Some("lab".into()),
+            tls: Some(Tls {
+                dir: PathBuf::from("/certs"),
+                source: "DOCKER_CERT_PATH".into(),
+                verify: true,
+                client_cert_required: true,
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "tcp://[redacted]@h:2376?token=[redacted] (context lab, TLS)"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `server.mcp` and `server.session` share one handshake.
 
 pub mod docker;
+mod docker_tls;
 pub mod http;
 pub mod mcp;
 pub mod pidfile;
@@ -33,7 +34,7 @@ pub struct Facts {
     handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
     /// The engine and the agent containers, asked for by the first container probe, so
     /// a hung engine costs its timeout alongside the host probes, not before them.
-    docker: OnceCell<Result<docker::DockerFacts, String>>,
+    docker: OnceCell<Result<docker::DockerFacts, docker::EngineError>>,
 }
 
 impl Facts {
@@ -59,10 +60,10 @@ impl Facts {
     }
 
     /// The engine's answer, gathered once per run.
-    pub async fn docker(&self) -> &Result<docker::DockerFacts, String> {
+    pub async fn docker(&self) -> &Result<docker::DockerFacts, docker::EngineError> {
         self.docker
             .get_or_init(|| async {
-                let gathered = docker::gather(&self.project, Instant::now() + self.timeout).await;
+                let gathered = docker::gather(&self.project, self.timeout).await;
                 // Tokens in container environments may surface in logs a probe quotes.
                 if let Ok(d) = &gathered {
                     for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
@@ -77,7 +78,7 @@ impl Facts {
     }
 
     /// The engine's answer if some probe already asked for it.
-    pub fn docker_if_gathered(&self) -> Option<&Result<docker::DockerFacts, String>> {
+    pub fn docker_if_gathered(&self) -> Option<&Result<docker::DockerFacts, docker::EngineError>> {
         self.docker.get()
     }
 

@@ -17,8 +17,7 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
     let d = match f.docker().await {
         Ok(d) => d,
         Err(e) if name == "docker-engine" => {
-            return Finding::fail("unreachable", format!("the Docker engine does not answer: {e}"))
-                .hint("start Docker (Docker Desktop, or: sudo systemctl start docker), then check `docker version` and DOCKER_HOST")
+            return Finding::fail(e.cause, e.message.clone()).hint(e.hint.clone())
         }
         Err(_) => return Finding::skip("needs the Docker engine checks"),
     };
