@@ -429,7 +429,10 @@ async fn nothing_outside_the_root_is_touched() {
     // Outside the fence a repair is not even planned; the hint says why and what to do.
     assert_eq!(c["fix"]["available"], false, "{c}");
     assert!(
-        c["hint"].as_str().unwrap().contains("outside the project root"),
+        c["hint"]
+            .as_str()
+            .unwrap()
+            .contains("outside the project root"),
         "{c}"
     );
     assert_eq!(std::fs::read_to_string(&pid).unwrap(), "garbage");
