@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::expand::{self, Env, Expanded};
 use crate::redact::{Secret, SecretSet};
 use crate::safefs::{self, Links, ReadError};
 
@@ -116,6 +117,51 @@ impl ServerEntry {
         self.headers.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// Whether the URL or a header value holds a `${...}` reference.
+    pub fn has_references(&self) -> bool {
+        self.url.as_deref().is_some_and(|u| u.contains("${"))
+            || self.headers.iter().any(|(_, v)| v.expose().contains("${"))
+    }
+
+    /// The entry as Claude Code uses it in `env`: `${VAR}` references in the URL and the
+    /// header values expanded, with the variables that stayed unset. Header values that
+    /// came from the environment join `secrets`.
+    pub fn expanded(&self, env: &Env, secrets: &SecretSet) -> (ServerEntry, Vec<String>) {
+        let mut unset = Vec::new();
+        let mut note = |e: &Expanded| {
+            for name in &e.unset {
+                if !unset.contains(name) {
+                    unset.push(name.clone());
+                }
+            }
+        };
+        let url = self.url.as_ref().map(|u| {
+            let e = expand::expand(u, env);
+            note(&e);
+            e.text
+        });
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let e = expand::expand(value.expose(), env);
+                note(&e);
+                if e.from_env {
+                    secrets.add(&e.text);
+                }
+                (name.clone(), Secret::new(e.text))
+            })
+            .collect();
+        (
+            ServerEntry {
+                url,
+                headers,
+                ..self.clone()
+            },
+            unset,
+        )
+    }
+
     /// Same URL and same headers (names case-insensitive, values exact).
     pub fn same_as(&self, other: &ServerEntry) -> bool {
         self.url == other.url
@@ -144,6 +190,25 @@ pub fn user_scope(doc: &Value) -> Option<&Value> {
 /// The local-scope `mcpServers` for one project directory (`/pipe-dream`).
 pub fn local_scope<'a>(doc: &'a Value, project_dir: &str) -> Option<&'a Value> {
     doc.get("projects")?.get(project_dir)?.get("mcpServers")
+}
+
+/// The project entry of a `.claude.json` for one project directory, where Claude Code
+/// keeps local scope and the answers to the project-scope approval prompt.
+pub fn project_entry<'a>(doc: &'a Value, project_dir: &str) -> Option<&'a Value> {
+    doc.get("projects")?.get(project_dir)
+}
+
+/// The strings of the array `key` of `doc` (an approval list, say); nothing when absent.
+pub fn names(doc: Option<&Value>, key: &str) -> Vec<String> {
+    doc.and_then(|d| d.get(key))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Why a parsed `.claude.json` is not the shape Claude Code writes, if it is not.

@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod claude_config;
 pub mod cli;
 pub mod engine;
+pub mod expand;
 pub mod facts;
 pub mod fixes;
 pub mod model;

@@ -35,6 +35,10 @@ pub struct Layout {
     pub compose_agent: String,
     /// The agent that needs no identity file.
     pub default_agent: String,
+    /// The project's own settings file, mounted over the container's local project
+    /// settings (it approves the project-scope servers), and where it is mounted.
+    pub settings_overlay: String,
+    pub settings_mount: String,
 }
 
 impl Default for Layout {
@@ -54,6 +58,8 @@ impl Default for Layout {
             compose_service: "claude-agent".into(),
             compose_agent: "claude".into(),
             default_agent: "claude".into(),
+            settings_overlay: "docker/.claude-settings.json".into(),
+            settings_mount: "/pipe-dream/.claude/settings.local.json".into(),
         }
     }
 }

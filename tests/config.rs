@@ -143,6 +143,8 @@ async fn project_scope_key_differs_from_user_scope() {
         "docker/.mcp.json",
         &t.ported(&common::fixture_text("project-scope/.mcp.json")),
     );
+    // Claude Code uses the project copy only once it is approved.
+    t.approve();
     let r = diagnose_tree(&t).await;
     // Project scope wins over user scope and is what docker/.mcp.json says: a warning.
     r.expect("config.scope_conflict[qa,qms]", "warn", "conflict");

@@ -33,6 +33,8 @@ async fn running_and_healthy_lab_passes_every_check() {
     let curl = &curl;
     let (qms, git) = servers::reachable_pair().await;
     let t = tree(&lab, qms, git, &["claude", "qa"]);
+    // Approved as Pipe Dream approves them: the settings overlay, mounted.
+    t.approve();
     lab.start_agent(&t, "claude", curl, &[]);
     lab.start_agent(&t, "qa", curl, &[]);
     let r = diagnose(&t).await;

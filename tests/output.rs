@@ -13,6 +13,8 @@ async fn healthy_host() -> Tree {
     let t = Tree::new(qms, git);
     t.agent("claude", "healthy").agent("qa", "healthy");
     t.config("");
+    // Healthy as Pipe Dream is: the project-scope servers approved.
+    t.approve();
     t
 }
 

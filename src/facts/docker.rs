@@ -226,6 +226,20 @@ fn authority(rest: &str) -> &str {
         .map_or(authority, |(_, host)| host)
 }
 
+impl DockerFacts {
+    /// The container the agent works in: a running one first, then the most recently
+    /// started.
+    pub fn container_of(&self, agent: &str) -> Option<&Container> {
+        let mut mine: Vec<&Container> = self
+            .containers
+            .iter()
+            .filter(|c| c.agent == agent)
+            .collect();
+        mine.sort_by(|a, b| (b.running, &b.started_at).cmp(&(a.running, &a.started_at)));
+        mine.first().copied()
+    }
+}
+
 /// Connects as the docker CLI would (DOCKER_HOST and its TLS variables, else the current
 /// context with its TLS material, else the local socket or named pipe), negotiates the
 /// API version, and finds the project's agent containers; every call under `timeout`.

@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::claude_config::{self, JsonFile};
+use crate::expand::Env;
 use crate::project::{Agent, Project, Server};
 use processes::ProcessTable;
 use sockets::Listener;
@@ -141,6 +142,57 @@ impl Facts {
     pub fn user_entry(&self, agent: &Agent, server: &Server) -> Option<claude_config::ServerEntry> {
         let doc = self.claude_json(agent).parsed()?;
         claude_config::user_scope(doc)?
+            .get(&server.name)
+            .map(claude_config::ServerEntry::from_value)
+    }
+
+    /// The environment `agent`'s Claude Code expands `${VAR}` in: its container's
+    /// (`Config.Env`, which carries `docker run -e` and compose's `environment:`), else the
+    /// host's as a stand-in, marked as such.
+    pub async fn env_of(&self, agent: &Agent) -> Env {
+        if let Ok(d) = self.docker().await {
+            if let Some(c) = d.container_of(&agent.name) {
+                return Env::new(format!("container {}", c.name), c.env.clone(), true);
+            }
+        }
+        Env::new(
+            format!(
+                "the host environment (agent {} has no container)",
+                agent.name
+            ),
+            std::env::vars(),
+            false,
+        )
+    }
+
+    /// The environments the servers are used from: every running agent container's, or
+    /// the host's when none runs.
+    pub async fn running_envs(&self) -> Vec<(String, Env)> {
+        let mut envs = Vec::new();
+        if let Ok(d) = self.docker().await {
+            for c in d.containers.iter().filter(|c| c.running) {
+                if !envs.iter().any(|(a, _)| a == &c.agent) {
+                    envs.push((
+                        c.agent.clone(),
+                        Env::new(format!("container {}", c.name), c.env.clone(), true),
+                    ));
+                }
+            }
+        }
+        if envs.is_empty() {
+            envs.push((String::new(), Env::host()));
+        }
+        envs
+    }
+
+    /// The agent's local-scope entry for `server` (`projects["/pipe-dream"].mcpServers`).
+    pub fn local_entry(
+        &self,
+        agent: &Agent,
+        server: &Server,
+    ) -> Option<claude_config::ServerEntry> {
+        let doc = self.claude_json(agent).parsed()?;
+        claude_config::local_scope(doc, &self.project.layout.project_mount)?
             .get(&server.name)
             .map(claude_config::ServerEntry::from_value)
     }

@@ -95,6 +95,13 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
         Action::RemoveFile { path, .. } => remove_file(path, cx),
         Action::RestoreClaudeJson { path, backup } => restore(path, backup.as_deref(), cx),
         Action::RewriteServerEntry { path, server } => rewrite_entry(path, server, cx),
+        Action::EditNameList {
+            path,
+            at,
+            name,
+            add,
+            ..
+        } => edit_name_list(path, at, name, *add, cx),
         Action::RemoveContainer { id, name } => return remove_container(id, name, cx).await,
         Action::StopServer {
             server,
@@ -252,6 +259,63 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
     Ok(format!(
         "rewrote {server} in {shown} from {} (backup: {})",
         cx.project.layout.mcp_json,
+        cx.show(&saved)
+    ))
+}
+
+/// Adds `name` to (creating the keys on the way) or removes it from the list at `at`;
+/// unknown fields and key order are kept.
+fn edit_name_list(
+    path: &Path,
+    at: &[String],
+    name: &str,
+    add: bool,
+    cx: &Context,
+) -> Result<String, String> {
+    let (dir, file) = config_file(path, cx)?;
+    let shown = cx.show(path);
+    let (original, _) = dir
+        .read(&file, safefs::JSON_CAP)
+        .map_err(|e| format!("{shown} {e}"))?;
+    let mut doc: Value = match claude_config::parse_json(&original) {
+        JsonFile::Parsed(v @ Value::Object(_)) => v,
+        _ => return Err(format!("{shown} no longer parses")),
+    };
+    let mut node = &mut doc;
+    for key in at {
+        let Value::Object(map) = node else {
+            return Err(format!("{shown} is not shaped as expected at {key}"));
+        };
+        node = map.entry(key.clone()).or_insert_with(|| {
+            if key == at.last().unwrap_or(key) {
+                Value::Array(Vec::new())
+            } else {
+                Value::Object(Default::default())
+            }
+        });
+    }
+    let Value::Array(list) = node else {
+        return Err(format!("{shown}: {} is not a list", at.join(".")));
+    };
+    let had = list.iter().any(|v| v.as_str() == Some(name));
+    match (add, had) {
+        (true, false) => list.push(Value::String(name.to_string())),
+        (false, true) => list.retain(|v| v.as_str() != Some(name)),
+        _ => return Ok(format!("{shown} already had it as wanted")),
+    }
+    let saved =
+        safefs::backup(&dir, &file, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
+    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    if original.ends_with(b"\n") {
+        text.push('\n');
+    }
+    safefs::write_atomic(&dir, &file, text.as_bytes())
+        .map_err(|e| format!("writing {shown}: {e}"))?;
+    Ok(format!(
+        "{} {name} {} {} in {shown} (backup: {})",
+        if add { "added" } else { "removed" },
+        if add { "to" } else { "from" },
+        at.last().map(String::as_str).unwrap_or(""),
         cx.show(&saved)
     ))
 }

@@ -23,6 +23,15 @@ pub enum Action {
     },
     /// Rewrite one server entry of a `.claude.json` from `docker/.mcp.json`.
     RewriteServerEntry { path: PathBuf, server: String },
+    /// Add `name` to, or take it off, a JSON list of server names (an approval list) at
+    /// the keys `at`, after a backup; `now` is the list when the plan was made.
+    EditNameList {
+        path: PathBuf,
+        at: Vec<String>,
+        name: String,
+        add: bool,
+        now: Vec<String>,
+    },
     /// Remove one container; a running one only with `--force`.
     RemoveContainer { id: String, name: String },
     /// SIGTERM a server named by its PID file, once it is verified to be that server.
@@ -42,7 +51,7 @@ impl Action {
             Action::StopServer { .. } => 0,
             Action::RemoveContainer { .. } => 1,
             Action::RestoreClaudeJson { .. } => 2,
-            Action::RewriteServerEntry { .. } => 3,
+            Action::RewriteServerEntry { .. } | Action::EditNameList { .. } => 3,
             Action::RemoveFile { .. } => 4,
         }
     }
@@ -52,7 +61,8 @@ impl Action {
         match self {
             Action::RemoveFile { path, .. }
             | Action::RestoreClaudeJson { path, .. }
-            | Action::RewriteServerEntry { path, .. } => Some(path),
+            | Action::RewriteServerEntry { path, .. }
+            | Action::EditNameList { path, .. } => Some(path),
             Action::RemoveContainer { .. } | Action::StopServer { .. } => None,
         }
     }
@@ -74,6 +84,36 @@ impl Action {
                 "rewrite server {server} in {} from docker/.mcp.json (backup first)",
                 show(path)
             ),
+            Action::EditNameList {
+                path,
+                at,
+                name,
+                add,
+                now,
+            } => {
+                let after: Vec<&String> = if *add {
+                    now.iter().chain(std::iter::once(name)).collect()
+                } else {
+                    now.iter().filter(|n| *n != name).collect()
+                };
+                let key = at
+                    .iter()
+                    .map(|k| {
+                        if k.contains('/') {
+                            format!("[{k:?}]")
+                        } else {
+                            format!(".{k}")
+                        }
+                    })
+                    .collect::<String>();
+                format!(
+                    "{} \"{name}\" {} {} in {}: {now:?} -> {after:?} (backup first)",
+                    if *add { "add" } else { "remove" },
+                    if *add { "to" } else { "from" },
+                    key.trim_start_matches('.'),
+                    show(path)
+                )
+            }
             Action::RemoveContainer { name, .. } => format!("remove container {name}"),
             Action::StopServer {
                 server,

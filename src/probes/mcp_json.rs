@@ -2,11 +2,12 @@
 //! and names every server at a URL a container can reach.
 
 use super::server_entry::is_local_host;
-use crate::claude_config::{self, JsonFile};
+use crate::claude_config::{self, JsonFile, ServerEntry};
+use crate::expand::Env;
 use crate::facts::Facts;
 use crate::model::Finding;
 
-pub fn probe(f: &Facts) -> Finding {
+pub async fn probe(f: &Facts) -> Finding {
     let layout = &f.project.layout;
     let shown = &layout.mcp_json;
     let doc = match &f.project.mcp_json {
@@ -31,6 +32,33 @@ pub fn probe(f: &Facts) -> Finding {
     }
     let entries = claude_config::server_entries(doc.get("mcpServers"));
     let mut problems = Vec::new();
+    // `${VAR}` is expanded where Claude Code runs: in every running agent container
+    // (the host's environment when none runs). A variable unset there is sent literally.
+    let envs = if entries.iter().any(|(_, e)| e.has_references()) {
+        f.running_envs().await
+    } else {
+        vec![(String::new(), Env::host())]
+    };
+    for (name, entry) in &entries {
+        for (_, env) in &envs {
+            for var in entry.expanded(env, &f.project.secrets).1 {
+                problems.push((
+                    "unset-variable",
+                    format!(
+                        "{name} refers to ${{{var}}}, which {} does not set: Claude Code sends it literally",
+                        env.place
+                    ),
+                ));
+            }
+        }
+    }
+    let entries: Vec<(String, ServerEntry)> = entries
+        .into_iter()
+        .map(|(n, e)| {
+            let used = e.expanded(&envs[0].1, &f.project.secrets).0;
+            (n, used)
+        })
+        .collect();
     for server in &f.project.servers {
         let Some((_, entry)) = entries.iter().find(|(n, _)| *n == server.name) else {
             problems.push((
@@ -75,9 +103,10 @@ pub fn probe(f: &Facts) -> Finding {
         ),
         Some((cause, first)) => Finding::fail(cause, format!("{shown}: {first}"))
             .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
-            .hint(format!(
-                "use http://{}:PORT/mcp for every server",
-                layout.host_name
-            )),
+            .hint(if *cause == "unset-variable" {
+                "set it where the agents run: docker run -e NAME=value, or compose `environment:` / `env_file:`; or give it a default: ${NAME:-value}".to_string()
+            } else {
+                format!("use http://{}:PORT/mcp for every server", layout.host_name)
+            }),
     }
 }

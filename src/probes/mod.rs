@@ -1,6 +1,7 @@
 //! One module per probe kind. A probe reads facts and returns a [`Finding`]; it never
 //! prints and never changes anything.
 
+mod approval;
 mod claude_json;
 pub(crate) mod docker;
 mod generic;
@@ -41,6 +42,7 @@ const BUILTIN: &[&str] = &[
     "server-entry",
     "scope-conflict",
     "mcp-json",
+    "approval",
     "containers-stale",
     "containers-duplicate",
 ];
@@ -77,9 +79,10 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
         ("isolation", _, _) => isolation::probe(f).await,
         ("claude-json", _, Some(a)) => claude_json::probe(f, a),
         ("marker", Some(s), Some(a)) => marker::probe(f, a, s),
-        ("server-entry", Some(s), Some(a)) => server_entry::probe(f, a, s),
-        ("scope-conflict", Some(s), Some(a)) => scope_conflict::probe(f, a, s),
-        ("mcp-json", _, _) => mcp_json::probe(f),
+        ("server-entry", Some(s), Some(a)) => server_entry::probe(f, a, s).await,
+        ("scope-conflict", Some(s), Some(a)) => scope_conflict::probe(f, a, s).await,
+        ("mcp-json", _, _) => mcp_json::probe(f).await,
+        ("approval", Some(s), Some(a)) => approval::probe(f, a, s).await,
         (n, _, _) if n.starts_with("docker") || n.starts_with("container") => {
             docker::probe(f, n, &subject).await
         }

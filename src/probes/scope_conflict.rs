@@ -1,28 +1,42 @@
 //! `config.scope_conflict`: the same server named in local, project and user scope with
 //! different URLs or headers. Claude Code takes local over project over user.
 
+use super::approval::{self, Approval};
 use super::server_entry::expected;
-use crate::claude_config::{self, ServerEntry};
+use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
 use crate::model::Finding;
 use crate::project::{Agent, Server};
 
-pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
-    let Some(doc) = f.claude_json(agent).parsed() else {
+pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
+    if f.claude_json(agent).parsed().is_none() {
         return Finding::ok("ok", "no .claude.json yet: only project scope applies");
-    };
+    }
     let layout = &f.project.layout;
-    let local = claude_config::local_scope(doc, &layout.project_mount)
-        .and_then(|s| s.get(&server.name))
-        .map(ServerEntry::from_value);
+    // The project copy takes part only once approved: until then Claude Code does not
+    // use it (config.approval says so).
+    let approved = matches!(
+        approval::approval(f, agent, server).await,
+        Approval::Approved(_)
+    );
     let scopes: Vec<(&str, ServerEntry)> = [
-        ("local", local),
-        ("project", server.expected.clone()),
+        ("local", f.local_entry(agent, server)),
+        ("project", server.expected.clone().filter(|_| approved)),
         ("user", f.user_entry(agent, server)),
     ]
     .into_iter()
     .filter_map(|(n, e)| e.map(|e| (n, e)))
     .collect();
+    // Compared as Claude Code uses them: `${VAR}` expanded in the agent's environment.
+    let scopes = if scopes.iter().any(|(_, e)| e.has_references()) {
+        let env = f.env_of(agent).await;
+        scopes
+            .into_iter()
+            .map(|(n, e)| (n, e.expanded(&env, &f.project.secrets).0))
+            .collect()
+    } else {
+        scopes
+    };
     let Some((winner, effective)) = scopes.first() else {
         return Finding::ok(
             "ok",
@@ -57,7 +71,13 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         differing.join(", ")
     );
     let remove = format!("claude mcp remove {} -s {winner}", server.name);
-    if effective.same_as(&expected(f, server)) {
+    let want = expected(f, server);
+    let want = if want.has_references() {
+        want.expanded(&f.env_of(agent).await, &f.project.secrets).0
+    } else {
+        want
+    };
+    if effective.same_as(&want) {
         Finding::warn("conflict", message)
             .evidence_all(evidence)
             .hint(format!("the copy in use is right; remove the others so they cannot surprise you later: claude mcp remove {} -s <scope>", server.name))

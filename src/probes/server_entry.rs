@@ -1,6 +1,7 @@
 //! `config.server_entry`: the agent's user-scope entry for a server is what
 //! `docker/.mcp.json` says it should be: type, host, port, path and every header.
 
+use super::approval::{self, Approval};
 use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -109,28 +110,90 @@ fn show_port(url: &reqwest::Url) -> String {
         .map_or("?".into(), |p| p.to_string())
 }
 
-pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
+/// The copy of `server` that the agent's Claude Code uses, and its scope: local scope
+/// over project scope (when approved) over user scope (Claude Code's documented order).
+pub enum InUse {
+    Local(ServerEntry),
+    Project,
+    User(ServerEntry),
+    None,
+}
+
+pub async fn in_use(f: &Facts, agent: &Agent, server: &Server) -> InUse {
+    if let Some(e) = f.local_entry(agent, server) {
+        return InUse::Local(e);
+    }
+    if matches!(
+        approval::approval(f, agent, server).await,
+        Approval::Approved(_)
+    ) {
+        return InUse::Project;
+    }
+    match f.user_entry(agent, server) {
+        Some(e) => InUse::User(e),
+        None => InUse::None,
+    }
+}
+
+pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let path = agent.config_dir.join(".claude.json");
     let shown = f.project.show(&path);
-    let Some(entry) = f.user_entry(agent, server) else {
-        return if agent.has_marker(server) {
-            Finding::fail(
-                "missing",
+    let (scope, entry) = match in_use(f, agent, server).await {
+        InUse::Local(e) => ("local", e),
+        InUse::User(e) => ("user", e),
+        InUse::Project => {
+            return Finding::ok(
+                "ok",
                 format!(
-                    "{} is not registered in {shown}, though its marker exists",
-                    server.name
-                ),
+                "the project-scope copy from {} is in use (approved); config.mcp_json judges it",
+                f.project.layout.mcp_json
+            ),
             )
-            .hint("the marker stops the entrypoint from registering it: see config.marker")
-        } else {
-            Finding::warn(
-                "missing",
-                format!("{} is not registered in {shown} yet", server.name),
-            )
-            .hint("the entrypoint registers it on the next start")
-        };
+        }
+        InUse::None => {
+            return if agent.has_marker(server) {
+                Finding::fail(
+                    "missing",
+                    format!(
+                        "{} is not registered in {shown}, though its marker exists",
+                        server.name
+                    ),
+                )
+                .hint("the marker stops the entrypoint from registering it: see config.marker")
+            } else {
+                Finding::warn(
+                    "missing",
+                    format!("{} is not registered in {shown} yet", server.name),
+                )
+                .hint("the entrypoint registers it on the next start")
+            }
+        }
     };
     let want = expected(f, server);
+    // Judged as Claude Code uses it: `${VAR}` expanded in the agent's environment.
+    let (entry, want) = if entry.has_references() || want.has_references() {
+        let env = f.env_of(agent).await;
+        let (entry, unset) = entry.expanded(&env, &f.project.secrets);
+        if let Some(var) = unset.first() {
+            let message = format!(
+                "{}'s {scope}-scope entry for {} refers to ${{{var}}}, which {} does not set: Claude Code sends the text literally",
+                agent.name, server.name, env.place
+            );
+            let finding = if env.definite {
+                Finding::fail("unset-variable", message)
+            } else {
+                Finding::warn("unset-variable", message)
+            };
+            return finding
+                .evidence_all(unset.iter().skip(1).map(|v| format!("${{{v}}} is unset too")))
+                .hint(format!(
+                    "start the container with -e {var}=... (compose: environment: or env_file:), or write ${{{var}:-default}}"
+                ));
+        }
+        (entry, want.expanded(&env, &f.project.secrets).0)
+    } else {
+        (entry, want)
+    };
     let problems = differences(&entry, &want);
     let Some((cause, first)) = problems.first().cloned() else {
         let names = entry.header_names();
@@ -149,7 +212,10 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     };
     let mut finding = Finding::fail(
         cause,
-        format!("{}'s entry for {}: {first}", agent.name, server.name),
+        format!(
+            "{}'s {scope}-scope entry for {}: {first}",
+            agent.name, server.name
+        ),
     )
     .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
     .evidence(format!(
@@ -166,7 +232,9 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     {
         finding = finding.evidence("X-API-Key without Authorization makes Claude Code try OAuth discovery: 'Dynamic Client Registration rejected (HTTP 401)'");
     }
+    // The rewrite acts on the user-scope entry, the one the entrypoint writes.
     let fixable = server.expected.is_some()
+        && scope == "user"
         && problems
             .iter()
             .all(|(c, _)| matches!(*c, "localhost-url" | "missing-auth-header"));
@@ -182,7 +250,7 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
             }));
     } else {
         finding = finding.hint(format!(
-            "inside the container: claude mcp remove {} -s user, then add it as {} has it",
+            "inside the container: claude mcp remove {} -s {scope}, then add it as {} has it",
             server.name, f.project.layout.mcp_json
         ));
     }

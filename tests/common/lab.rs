@@ -199,6 +199,12 @@ impl Lab {
                 format!("{root}/.claude/agents/{agent}.md:/pipe-dream/CLAUDE.md:ro"),
             ]);
         }
+        if tree.path("docker/.claude-settings.json").exists() {
+            args.extend([
+                "-v".into(),
+                format!("{root}/docker/.claude-settings.json:/pipe-dream/.claude/settings.local.json:ro"),
+            ]);
+        }
         args
     }
 

@@ -99,6 +99,19 @@ impl Tree {
         self
     }
 
+    /// Approves the project-scope servers as Pipe Dream does: `docker/.claude-settings.json`
+    /// (mounted over the containers' local project settings) enables qms and git.
+    pub fn approve(&self) -> &Tree {
+        self.write(
+            "docker/.claude-settings.json",
+            "{\n  \"enabledMcpjsonServers\": [\"qms\", \"git\"]\n}\n",
+        );
+        // The mount point in the read-only project mount must exist, as it does in the
+        // real project.
+        self.write(".claude/settings.local.json", "{}\n");
+        self
+    }
+
     /// `pd-doctor.toml` with the two servers on this tree's ports plus `extra` lines.
     pub fn config(&self, extra: &str) {
         self.write(

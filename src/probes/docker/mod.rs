@@ -67,13 +67,7 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
 
 /// The container the agent works in: a running one first, then the most recently started.
 pub fn main_container<'a>(d: &'a DockerFacts, agent: &Agent) -> Option<&'a Container> {
-    let mut mine: Vec<&Container> = d
-        .containers
-        .iter()
-        .filter(|c| c.agent == agent.name)
-        .collect();
-    mine.sort_by(|a, b| (b.running, &b.started_at).cmp(&(a.running, &a.started_at)));
-    mine.first().copied()
+    d.container_of(&agent.name)
 }
 
 async fn state(d: &DockerFacts, c: &Container) -> Finding {

@@ -1,0 +1,216 @@
+//! `config.approval`: Claude Code uses a project-scope server (the project's `.mcp.json`,
+//! in the containers `docker/.mcp.json`) only once it is approved: named in
+//! `enabledMcpjsonServers` or covered by `enableAllProjectMcpServers` in a settings file
+//! the container sees (Pipe Dream overlays `docker/.claude-settings.json` as
+//! `/pipe-dream/.claude/settings.local.json`) or in the agent's `.claude.json` project
+//! entry, and not declined there (`disabledMcpjsonServers`, where a "no" to the prompt is
+//! kept for good). Settings may also deny a server outright (`deniedMcpServers`, or an
+//! `allowedMcpServers` list without it). Until then `claude mcp list` says the server is
+//! pending approval and the agent has none of its tools, while every file looks right.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::claude_config::{self, names, JsonFile};
+use crate::facts::Facts;
+use crate::fixes::{Action, FixPlan};
+use crate::model::Finding;
+use crate::project::{Agent, Server};
+
+/// One settings file the agent's Claude Code reads, and which one it is.
+struct Settings {
+    role: &'static str,
+    path: PathBuf,
+    doc: Option<Value>,
+}
+
+/// The settings files the container sees: user settings in the config dir, the
+/// project's shared settings through the read-only project mount, and the local project
+/// settings: the file mounted there when a container shows one, else the project's
+/// overlay when it has one.
+async fn settings_seen(f: &Facts, agent: &Agent) -> Vec<Settings> {
+    let layout = &f.project.layout;
+    let overlay = f.project.path(&layout.settings_overlay);
+    let local = match f.docker().await {
+        Ok(d) => match d.container_of(&agent.name) {
+            Some(c) => c
+                .mount_at(&layout.settings_mount)
+                .map(|m| PathBuf::from(&m.source))
+                .unwrap_or_else(|| f.project.path(".claude/settings.local.json")),
+            None => overlay.clone(),
+        },
+        Err(_) => overlay.clone(),
+    };
+    [
+        ("user settings", agent.config_dir.join("settings.json")),
+        ("project settings", f.project.path(".claude/settings.json")),
+        ("local project settings", local),
+    ]
+    .into_iter()
+    .map(|(role, path)| Settings {
+        role,
+        doc: claude_config::read_json(&path).parsed().cloned(),
+        path,
+    })
+    .collect()
+}
+
+/// A `deniedMcpServers` / `allowedMcpServers` list names the server: entries are
+/// `{"serverName": "..."}` objects (plain strings are taken too).
+fn lists(doc: &Value, key: &str, server: &str) -> Option<bool> {
+    let list = doc.get(key)?.as_array()?;
+    Some(list.iter().any(|e| {
+        e.get("serverName").and_then(Value::as_str) == Some(server) || e.as_str() == Some(server)
+    }))
+}
+
+pub enum Approval {
+    /// `docker/.mcp.json` does not name the server: nothing to approve.
+    NotProject,
+    Approved(String),
+    /// Declined in the agent's `.claude.json` (fixable) or in a settings file.
+    Declined {
+        in_claude_json: bool,
+        source: String,
+    },
+    Denied(String),
+    Pending,
+}
+
+pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
+    if server.expected.is_none() {
+        return Approval::NotProject;
+    }
+    let name = server.name.as_str();
+    let settings = settings_seen(f, agent).await;
+    let shown = |s: &Settings| format!("{} ({})", s.role, f.project.show(&s.path));
+    for s in &settings {
+        let Some(doc) = &s.doc else { continue };
+        if lists(doc, "deniedMcpServers", name) == Some(true) {
+            return Approval::Denied(format!("deniedMcpServers in {}", shown(s)));
+        }
+        if lists(doc, "allowedMcpServers", name) == Some(false)
+            && doc["allowedMcpServers"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        {
+            return Approval::Denied(format!("allowedMcpServers in {} leaves it out", shown(s)));
+        }
+    }
+    let claude_json = match f.claude_json(agent) {
+        JsonFile::Parsed(doc) => claude_config::project_entry(doc, &f.project.layout.project_mount),
+        _ => None,
+    };
+    if names(claude_json, "disabledMcpjsonServers")
+        .iter()
+        .any(|n| n == name)
+    {
+        return Approval::Declined {
+            in_claude_json: true,
+            source: format!(
+                "projects[\"{}\"].disabledMcpjsonServers in {}",
+                f.project.layout.project_mount,
+                f.project.show(&agent.config_dir.join(".claude.json"))
+            ),
+        };
+    }
+    for s in &settings {
+        if names(s.doc.as_ref(), "disabledMcpjsonServers")
+            .iter()
+            .any(|n| n == name)
+        {
+            return Approval::Declined {
+                in_claude_json: false,
+                source: format!("disabledMcpjsonServers in {}", shown(s)),
+            };
+        }
+    }
+    let approves = |doc: Option<&Value>| {
+        doc.and_then(|d| d.get("enableAllProjectMcpServers"))
+            .and_then(Value::as_bool)
+            == Some(true)
+            || names(doc, "enabledMcpjsonServers")
+                .iter()
+                .any(|n| n == name)
+    };
+    if let Some(s) = settings.iter().find(|s| approves(s.doc.as_ref())) {
+        return Approval::Approved(shown(s));
+    }
+    if approves(claude_json) {
+        return Approval::Approved(format!(
+            "the approval kept in {}",
+            f.project.show(&agent.config_dir.join(".claude.json"))
+        ));
+    }
+    Approval::Pending
+}
+
+pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
+    let layout = &f.project.layout;
+    let name = &server.name;
+    match approval(f, agent, server).await {
+        Approval::NotProject => Finding::ok(
+            "ok",
+            format!("{name} is not a project-scope server ({} does not name it)", layout.mcp_json),
+        ),
+        Approval::Approved(by) => Finding::ok("ok", format!("{name} from {} is approved by {by}", layout.mcp_json)),
+        Approval::Denied(by) => Finding::fail("denied", format!("{name} is denied to {}: {by}", agent.name))
+            .evidence("a denied server is never started, whatever else says")
+            .hint("remove it from deniedMcpServers (or add it to allowedMcpServers) in that settings file"),
+        Approval::Declined { in_claude_json, source } => {
+            let finding = Finding::fail(
+                "declined",
+                format!("{name} was declined for {}: {source}", agent.name),
+            )
+            .evidence("Claude Code keeps a 'no' to the approval prompt for good and never asks again");
+            let path = agent.config_dir.join(".claude.json");
+            let list = |doc: &Value| {
+                names(
+                    claude_config::project_entry(doc, &layout.project_mount),
+                    "disabledMcpjsonServers",
+                )
+            };
+            match (in_claude_json, f.claude_json(agent).parsed()) {
+                (true, Some(doc)) => finding
+                    .hint("pd-doctor --fix takes it off the list (backup first)")
+                    .fix(FixPlan::one(Action::EditNameList {
+                        path,
+                        at: vec!["projects".into(), layout.project_mount.clone(), "disabledMcpjsonServers".into()],
+                        name: name.clone(),
+                        add: false,
+                        now: list(doc),
+                    })),
+                _ => finding.hint(format!("remove {name} from that list")),
+            }
+        }
+        Approval::Pending => {
+            let elsewhere = f.user_entry(agent, server).is_some();
+            let message = format!(
+                "{name} from {} is not approved for {}: Claude Code lists it as pending approval and gives no tools from it",
+                layout.mcp_json, agent.name
+            );
+            let finding = if elsewhere {
+                Finding::warn("pending", message).evidence("the user-scope registration is used meanwhile")
+            } else {
+                Finding::fail("pending", message)
+            };
+            let overlay = f.project.path(&layout.settings_overlay);
+            match claude_config::read_json(&overlay) {
+                JsonFile::Parsed(doc @ Value::Object(_)) => finding
+                    .hint(format!("pd-doctor --fix adds it to enabledMcpjsonServers in {}", layout.settings_overlay))
+                    .fix(FixPlan::one(Action::EditNameList {
+                        path: overlay,
+                        at: vec!["enabledMcpjsonServers".into()],
+                        name: name.clone(),
+                        add: true,
+                        now: names(Some(&doc), "enabledMcpjsonServers"),
+                    })),
+                _ => finding.hint(format!(
+                    "approve it: {{\"enabledMcpjsonServers\": [\"{name}\"]}} in {}, mounted at {}",
+                    layout.settings_overlay, layout.settings_mount
+                )),
+            }
+        }
+    }
+}
