@@ -253,6 +253,31 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// The parts of a value that are not `${VAR}` references: a reference names a variable
+/// (printed in findings), its value is the secret and joins when expanded.
+fn literal_parts(value: &str) -> Vec<&str> {
+    if !value.contains("${") {
+        return vec![value];
+    }
+    let mut parts = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        parts.push(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => rest = &rest[start + end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    parts.push(rest);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "Bearer")
+        .collect()
+}
+
 /// Adds every header value of every `mcpServers` object in `doc` (any depth) to `secrets`.
 pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
     match doc {
@@ -262,6 +287,7 @@ pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
                     if let Some(h) = v.as_object() {
                         h.values()
                             .filter_map(Value::as_str)
+                            .flat_map(literal_parts)
                             .for_each(|s| secrets.add(s));
                     }
                 }

@@ -209,22 +209,58 @@ impl Facts {
         SocketAddr::new(dial(&bound), server.port)
     }
 
-    pub fn mcp_target(&self, server: &Server) -> Option<mcp::McpTarget> {
-        let url = reqwest::Url::parse(&server.container_url(&self.project.layout)).ok()?;
+    /// What `server.mcp` sends: the URL and headers of `docker/.mcp.json` with `${VAR}`
+    /// expanded as the agents' Claude Code expands them, in the first running agent
+    /// container's environment (the host's when none runs).
+    pub async fn mcp_target(&self, server: &Server) -> Option<mcp::McpTarget> {
+        let entry = server.expected.clone().unwrap_or_default();
+        let entry = if entry.has_references() {
+            let envs = self.running_envs().await;
+            entry.expanded(&envs[0].1, &self.project.secrets).0
+        } else {
+            entry
+        };
+        let url = entry
+            .url
+            .clone()
+            .unwrap_or_else(|| server.container_url(&self.project.layout));
         Some(mcp::McpTarget {
-            url,
+            url: reqwest::Url::parse(&url).ok()?,
             connect: self.connect_addr(server),
-            headers: server
-                .expected
-                .as_ref()
-                .map(|e| e.headers.clone())
-                .unwrap_or_default(),
+            headers: entry.headers,
+        })
+    }
+
+    /// When `server`'s entry expands differently in the running agents' environments, a
+    /// line saying so: the handshake's verdict holds for the first of them only.
+    pub async fn expansion_note(&self, server: &Server) -> Option<String> {
+        let entry = server.expected.as_ref().filter(|e| e.has_references())?;
+        let envs = self.running_envs().await;
+        let (first_agent, first_env) = &envs[0];
+        let first = entry.expanded(first_env, &self.project.secrets).0;
+        let differ: Vec<&str> = envs[1..]
+            .iter()
+            .filter(|(_, env)| !entry.expanded(env, &self.project.secrets).0.same_as(&first))
+            .map(|(a, _)| a.as_str())
+            .collect();
+        let probed = if first_agent.is_empty() {
+            first_env.place.clone()
+        } else {
+            format!("agent {first_agent}'s environment ({})", first_env.place)
+        };
+        Some(if differ.is_empty() {
+            format!("{} expanded in {probed}", self.project.layout.mcp_json)
+        } else {
+            format!(
+                "the result depends on the agent: probed as expanded in {probed}; {} expand it differently",
+                differ.join(", ")
+            )
         })
     }
 
     /// The one handshake per server that `server.mcp` and `server.session` both read.
     pub async fn handshake(&self, server: &Server) -> Option<&mcp::Handshake> {
-        let target = self.mcp_target(server)?;
+        let target = self.mcp_target(server).await?;
         let cell = self.handshakes.get(&server.name)?;
         Some(
             cell.get_or_init(|| async { mcp::handshake(&target, self.deadline()).await })

@@ -38,6 +38,7 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
     let Some(h) = f.handshake(server).await else {
         return no_target(f, server);
     };
+    let note = f.expansion_note(server).await;
     let finding = match &h.result {
         Ok(info) => {
             let missing: Vec<&String> = server
@@ -66,10 +67,24 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
                 )
             }
         }
-        Err(e) => Finding::fail(e.cause, format!("{}: {}", server.name, e.message))
-            .hint(hint(f, server, e.cause, h)),
+        Err(e) => {
+            let finding = Finding::fail(e.cause, format!("{}: {}", server.name, e.message));
+            // A header still reading `${VAR}` was never a wrong key: the variable is unset.
+            let literal = match f.mcp_target(server).await {
+                Some(t) => t.headers.iter().any(|(_, v)| v.expose().contains("${")),
+                None => false,
+            };
+            if e.cause == "unauthorized" && literal {
+                finding.hint(format!(
+                    "a header in {} is still a literal ${{...}}: its variable is unset where it is expanded (see config.mcp_json)",
+                    f.project.layout.mcp_json
+                ))
+            } else {
+                finding.hint(hint(f, server, e.cause, h))
+            }
+        }
     };
-    finding.evidence_all(h.evidence.clone())
+    finding.evidence_all(h.evidence.clone()).evidence_all(note)
 }
 
 fn join(items: &[&String]) -> String {
@@ -120,7 +135,7 @@ pub async fn session(f: &Facts, server: &Server) -> Finding {
         .as_ref()
         .map(|i| i.protocol.clone())
         .unwrap_or_else(|_| mcp::PROTOCOL_VERSION.into());
-    let Some(target) = f.mcp_target(server) else {
+    let Some(target) = f.mcp_target(server).await else {
         return no_target(f, server);
     };
     let (status, line) = mcp::unknown_session_status(&target, &protocol, f.deadline()).await;
