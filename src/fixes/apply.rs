@@ -206,47 +206,26 @@ fn restore(path: &Path, backup: Option<&Path>, cx: &Context) -> Result<String, S
     Ok(format!("{kept}restored {shown} from {source}{lacks}"))
 }
 
-fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, String> {
+/// Reads the JSON object at `path` (not a link, inside the fence), lets `edit` change
+/// it, and writes it back atomically after a backup, keeping unknown fields, key order
+/// and the trailing newline. Returns where the backup went, or `None` when `edit` found
+/// nothing to change.
+fn edit_json(
+    path: &Path,
+    cx: &Context,
+    edit: impl FnOnce(&mut Value) -> Result<bool, String>,
+) -> Result<Option<std::path::PathBuf>, String> {
     let (dir, name) = config_file(path, cx)?;
     let shown = cx.show(path);
-    let want = cx
-        .project
-        .mcp_json
-        .parsed()
-        .and_then(|d| d.get("mcpServers")?.get(server))
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| format!("{} does not define {server}", cx.project.layout.mcp_json))?;
     let (original, _) = dir
         .read(&name, safefs::JSON_CAP)
         .map_err(|e| format!("{shown} {e}"))?;
     let mut doc: Value = match claude_config::parse_json(&original) {
-        JsonFile::Parsed(v) => v,
+        JsonFile::Parsed(v @ Value::Object(_)) => v,
         _ => return Err(format!("{shown} no longer parses")),
     };
-    let entry = doc
-        .get_mut("mcpServers")
-        .and_then(|s| s.get_mut(server))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("{shown} no longer has an entry for {server}"))?;
-    if let Some(url) = want.get("url") {
-        entry.insert("url".into(), url.clone());
-    }
-    if let Some(Value::Object(headers)) = want.get("headers") {
-        let have = entry
-            .entry("headers")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Value::Object(have) = have {
-            for (name, value) in headers {
-                // Keep the key as the file spells it, and where it stands.
-                let key = have
-                    .keys()
-                    .find(|k| k.eq_ignore_ascii_case(name))
-                    .cloned()
-                    .unwrap_or_else(|| name.clone());
-                have.insert(key, value.clone());
-            }
-        }
+    if !edit(&mut doc)? {
+        return Ok(None);
     }
     let saved =
         safefs::backup(&dir, &name, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
@@ -256,15 +235,54 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
     }
     safefs::write_atomic(&dir, &name, text.as_bytes())
         .map_err(|e| format!("writing {shown}: {e}"))?;
+    Ok(Some(saved))
+}
+
+fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, String> {
+    let shown = cx.show(path);
+    let want = cx
+        .project
+        .mcp_json
+        .parsed()
+        .and_then(|d| d.get("mcpServers")?.get(server))
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| format!("{} does not define {server}", cx.project.layout.mcp_json))?;
+    let saved = edit_json(path, cx, |doc| {
+        let entry = doc
+            .get_mut("mcpServers")
+            .and_then(|s| s.get_mut(server))
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| format!("{shown} no longer has an entry for {server}"))?;
+        if let Some(url) = want.get("url") {
+            entry.insert("url".into(), url.clone());
+        }
+        if let Some(Value::Object(headers)) = want.get("headers") {
+            let have = entry
+                .entry("headers")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(have) = have {
+                for (name, value) in headers {
+                    // Keep the key as the file spells it, and where it stands.
+                    let key = have
+                        .keys()
+                        .find(|k| k.eq_ignore_ascii_case(name))
+                        .cloned()
+                        .unwrap_or_else(|| name.clone());
+                    have.insert(key, value.clone());
+                }
+            }
+        }
+        Ok(true)
+    })?;
     Ok(format!(
         "rewrote {server} in {shown} from {} (backup: {})",
         cx.project.layout.mcp_json,
-        cx.show(&saved)
+        saved.map(|p| cx.show(&p)).unwrap_or_default()
     ))
 }
 
-/// Adds `name` to (creating the keys on the way) or removes it from the list at `at`;
-/// unknown fields and key order are kept.
+/// Adds `name` to (creating the keys on the way) or removes it from the list at `at`.
 fn edit_name_list(
     path: &Path,
     at: &[String],
@@ -272,45 +290,41 @@ fn edit_name_list(
     add: bool,
     cx: &Context,
 ) -> Result<String, String> {
-    let (dir, file) = config_file(path, cx)?;
     let shown = cx.show(path);
-    let (original, _) = dir
-        .read(&file, safefs::JSON_CAP)
-        .map_err(|e| format!("{shown} {e}"))?;
-    let mut doc: Value = match claude_config::parse_json(&original) {
-        JsonFile::Parsed(v @ Value::Object(_)) => v,
-        _ => return Err(format!("{shown} no longer parses")),
-    };
-    let mut node = &mut doc;
-    for key in at {
-        let Value::Object(map) = node else {
-            return Err(format!("{shown} is not shaped as expected at {key}"));
+    let saved = edit_json(path, cx, |doc| {
+        let mut node = doc;
+        for key in at {
+            let Value::Object(map) = node else {
+                return Err(format!("{shown} is not shaped as expected at {key}"));
+            };
+            let last = Some(key) == at.last();
+            node = map.entry(key.clone()).or_insert_with(|| {
+                if last {
+                    Value::Array(Vec::new())
+                } else {
+                    Value::Object(Default::default())
+                }
+            });
+        }
+        let Value::Array(list) = node else {
+            return Err(format!("{shown}: {} is not a list", at.join(".")));
         };
-        node = map.entry(key.clone()).or_insert_with(|| {
-            if key == at.last().unwrap_or(key) {
-                Value::Array(Vec::new())
-            } else {
-                Value::Object(Default::default())
+        let had = list.iter().any(|v| v.as_str() == Some(name));
+        Ok(match (add, had) {
+            (true, false) => {
+                list.push(Value::String(name.to_string()));
+                true
             }
-        });
-    }
-    let Value::Array(list) = node else {
-        return Err(format!("{shown}: {} is not a list", at.join(".")));
+            (false, true) => {
+                list.retain(|v| v.as_str() != Some(name));
+                true
+            }
+            _ => false,
+        })
+    })?;
+    let Some(saved) = saved else {
+        return Ok(format!("{shown} already had it as wanted"));
     };
-    let had = list.iter().any(|v| v.as_str() == Some(name));
-    match (add, had) {
-        (true, false) => list.push(Value::String(name.to_string())),
-        (false, true) => list.retain(|v| v.as_str() != Some(name)),
-        _ => return Ok(format!("{shown} already had it as wanted")),
-    }
-    let saved =
-        safefs::backup(&dir, &file, cx.stamp).map_err(|e| format!("backing up {shown}: {e}"))?;
-    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    if original.ends_with(b"\n") {
-        text.push('\n');
-    }
-    safefs::write_atomic(&dir, &file, text.as_bytes())
-        .map_err(|e| format!("writing {shown}: {e}"))?;
     Ok(format!(
         "{} {name} {} {} in {shown} (backup: {})",
         if add { "added" } else { "removed" },
