@@ -27,6 +27,62 @@ pub struct Engine {
     pub endpoint: String,
 }
 
+/// A container's networking as `docker inspect` tells it.
+#[derive(Debug, Clone, Default)]
+pub struct NetSetup {
+    /// `HostConfig.NetworkMode`: `bridge`, `host`, `none`, `container:<id>`, or a
+    /// user-defined network's name (compose: `<project>_default`).
+    pub mode: String,
+    /// `NetworkSettings.Networks`, each with the gateway the engine reports.
+    pub networks: Vec<NetworkInfo>,
+    /// `HostConfig.ExtraHosts` (`name:address`, `address` may be `host-gateway`).
+    pub extra_hosts: Vec<String>,
+    /// For `container:<id>`: that container's name and networking, whose network
+    /// namespace (and /etc/hosts) this one shares.
+    pub peer: Option<(String, Box<NetSetup>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub gateway: String,
+    pub address: String,
+}
+
+impl NetSetup {
+    fn of(
+        host: &bollard::models::HostConfig,
+        settings: Option<&bollard::models::NetworkSettings>,
+    ) -> NetSetup {
+        NetSetup {
+            mode: host.network_mode.clone().unwrap_or_default(),
+            networks: settings
+                .and_then(|s| s.networks.as_ref())
+                .map(|n| {
+                    n.iter()
+                        .map(|(name, e)| NetworkInfo {
+                            name: name.clone(),
+                            gateway: e.gateway.clone().unwrap_or_default(),
+                            address: e.ip_address.clone().unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            extra_hosts: host.extra_hosts.clone().unwrap_or_default(),
+            peer: None,
+        }
+    }
+
+    /// The setup that decides this container's networking: its own, or for
+    /// `container:<id>` the peer's.
+    pub fn effective(&self) -> &NetSetup {
+        match &self.peer {
+            Some((_, peer)) => peer,
+            None => self,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MountInfo {
     pub source: String,
@@ -57,6 +113,8 @@ pub struct Container {
     /// Environment variable names and values; values of secret-looking names are never shown.
     pub env: Vec<(String, String)>,
     pub mounts: Vec<MountInfo>,
+    /// How the container is networked, from the one inspect.
+    pub net: NetSetup,
     /// The image the container's name for it (`Config.Image`) points at now.
     pub tag_image_id: Option<String>,
     pub image_created: Option<String>,
@@ -553,6 +611,24 @@ async fn discover(client: &Docker, project: &Project) -> Result<Vec<Container>, 
         }))
         .await;
     let mut containers: Vec<Container> = inspected.into_iter().flatten().collect();
+    // `--network container:<id>`: the peer's namespace decides; inspected once each.
+    for c in &mut containers {
+        if let Some(peer) = c.net.mode.strip_prefix("container:").map(str::to_string) {
+            if let Ok(p) = client.inspect_container(&peer, None).await {
+                let name = p
+                    .name
+                    .clone()
+                    .unwrap_or(peer)
+                    .trim_start_matches('/')
+                    .to_string();
+                let setup = NetSetup::of(
+                    &p.host_config.clone().unwrap_or_default(),
+                    p.network_settings.as_ref(),
+                );
+                c.net.peer = Some((name, Box::new(setup)));
+            }
+        }
+    }
     // Seven agents usually share one image: inspect each image reference once.
     let tag_of = |c: &Container| {
         // Created from a bare image id: compare with the project's image instead.
@@ -607,7 +683,9 @@ fn container(
     let state = c.state.unwrap_or_default();
     let config = c.config.unwrap_or_default();
     let host = c.host_config.unwrap_or_default();
+    let net = NetSetup::of(&host, c.network_settings.as_ref());
     Container {
+        net,
         id: c.id.unwrap_or_default(),
         name: c
             .name

@@ -24,7 +24,13 @@ pub fn expected(f: &Facts, server: &Server) -> ServerEntry {
 }
 
 /// Every way `entry` differs from `want`, as (cause, description), most telling first.
-pub fn differences(entry: &ServerEntry, want: &ServerEntry) -> Vec<(&'static str, String)> {
+/// `host_network`: the agent's container shares the host's network, where localhost is
+/// the host and so the right host.
+pub fn differences(
+    entry: &ServerEntry,
+    want: &ServerEntry,
+    host_network: bool,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if entry.command {
         out.push((
@@ -58,7 +64,9 @@ pub fn differences(entry: &ServerEntry, want: &ServerEntry) -> Vec<(&'static str
         return out;
     };
     let host = url.host_str().unwrap_or("");
-    if is_local_host(host) {
+    if is_local_host(host) && host_network {
+        // Right for this agent; port and path are still compared.
+    } else if is_local_host(host) {
         out.push((
             "localhost-url",
             format!("it points at {host}, which inside a container is the container itself"),
@@ -135,6 +143,17 @@ pub async fn in_use(f: &Facts, agent: &Agent, server: &Server) -> InUse {
     }
 }
 
+/// The agent's container runs with `--network host` (itself or through the container
+/// whose network it shares).
+async fn on_host_network(f: &Facts, agent: &Agent) -> bool {
+    match f.docker().await {
+        Ok(d) => d
+            .container_of(&agent.name)
+            .is_some_and(super::docker::network::on_host_network),
+        Err(_) => false,
+    }
+}
+
 pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let path = agent.config_dir.join(".claude.json");
     let shown = f.project.show(&path);
@@ -194,8 +213,22 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     } else {
         (entry, want)
     };
-    let problems = differences(&entry, &want);
+    let local_url = entry
+        .parsed_url()
+        .is_some_and(|u| is_local_host(u.host_str().unwrap_or("")));
+    let host_network = local_url && on_host_network(f, agent).await;
+    let problems = differences(&entry, &want, host_network);
     let Some((cause, first)) = problems.first().cloned() else {
+        if host_network {
+            return Finding::ok(
+                "ok",
+                format!(
+                    "http {}: right for {}, whose container uses the host's network (localhost is the host there)",
+                    crate::redact::display_url(entry.url.as_deref().unwrap_or("")),
+                    agent.name
+                ),
+            );
+        }
         let names = entry.header_names();
         let headers = if names.is_empty() {
             "no headers".into()

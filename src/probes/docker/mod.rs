@@ -11,6 +11,7 @@ use crate::paths;
 use crate::project::{Agent, Server};
 use crate::safefs;
 
+pub(crate) mod network;
 pub(crate) mod reach;
 
 pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
@@ -33,7 +34,10 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
         ),
         ("containers-stale", _, _) => stale(d),
         ("container-reach", Some(a), Some(s)) => match main_container(d, a) {
-            Some(c) => reach::probe(f, d, c, a, s).await,
+            Some(c) => match network::no_network(c) {
+                Some(none) => none,
+                None => reach::probe(f, d, c, a, s).await,
+            },
             None => Finding::skip(format!("agent {} has no container", a.name)),
         },
         (_, Some(a), _) if name == "containers-duplicate" => duplicate(d, a),
@@ -160,6 +164,9 @@ fn entrypoint(c: &Container) -> Finding {
 
 async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     let name = &f.project.layout.host_name;
+    if let Some(verdict) = network::host_gateway(c, name) {
+        return verdict;
+    }
     let mapped = c
         .extra_hosts
         .iter()
