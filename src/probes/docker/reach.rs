@@ -142,9 +142,18 @@ pub async fn probe(
         .hint("see config.server_entry");
     };
     let report = super::inside(f, c).await;
+    let index = f.project.servers.iter().position(|s| s.name == server.name);
+    let answer = report.and_then(|r| Some((r.reach(index?)?, r.took)));
+    // The script takes the first client on PATH without starting it first: one that
+    // cannot run (126, 127) sends this check to the per-client path, which finds one
+    // that can, as it always did.
+    let unusable = answer
+        .as_ref()
+        .is_some_and(|(out, _)| matches!(out.exit_code, Some(126 | 127)));
+    let answer = answer.filter(|_| !unusable);
     let client = match report.and_then(|r| r.client) {
-        Some(found) => found,
-        None => f.exec_client(c).await,
+        Some(found) if !unusable => found,
+        _ => f.exec_client(c).await,
     };
     let Some(client) = client else {
         return Finding::warn(
@@ -158,9 +167,7 @@ pub async fn probe(
             "test by hand from a container on the same network: curl {shown}"
         ));
     };
-    let index = f.project.servers.iter().position(|s| s.name == server.name);
-    let answered = report.and_then(|r| Some((r.reach(index?)?, r.took)));
-    let (out, evidence) = match answered {
+    let (out, evidence) = match answer {
         Some((out, took)) => (
             out,
             format!(
