@@ -405,24 +405,6 @@ async fn image_without_any_client_is_no_client() {
     r.expect("container.reach[qa,qms]", "warn", "no-client");
 }
 
-/// A non-loopback IPv6 address of this host, docker0's link-local one first.
-fn host_ipv6() -> String {
-    let table = std::fs::read_to_string("/proc/net/if_inet6").expect("an IPv6 table");
-    let mut rows: Vec<(&str, &str)> = table
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((*f.first()?, *f.last()?))
-        })
-        .filter(|(_, dev)| *dev != "lo")
-        .collect();
-    rows.sort_by_key(|(_, dev)| *dev != "docker0");
-    let hex = rows.first().expect("a non-loopback IPv6 address").0;
-    let groups: Vec<String> = (0..8).map(|i| hex[i * 4..i * 4 + 4].to_string()).collect();
-    let addr: std::net::Ipv6Addr = groups.join(":").parse().unwrap();
-    addr.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn host_gateway_mapped_to_ipv6_warns() {
     let Some((lab, curl)) = lab_or_skip("host_gateway_mapped_to_ipv6_warns", "ipv6", "curl") else {
@@ -433,7 +415,10 @@ async fn host_gateway_mapped_to_ipv6_warns() {
     let mut args = Lab::standard_args(&t, "qa");
     // One of the host's own IPv6 addresses (::1 would be the container itself: see
     // tests/networking.rs).
-    args.push(format!("--add-host=host.docker.internal:{}", host_ipv6()));
+    args.push(format!(
+        "--add-host=host.docker.internal:{}",
+        lab::host_ipv6()
+    ));
     lab.start(&lab.name("qa"), true, &args, &[curl]);
     let r = diagnose(&t).await;
     r.expect("container.host_gateway[qa]", "warn", "ipv6-first");

@@ -497,7 +497,7 @@ async fn a_container_log_with_escapes_reaches_no_terminal() {
     let only = ["--only", "container.state*", "--timeout", "3s"];
     let r = run(t.root(), &[&only[..], &["--color", "never", "-v"]].concat()).await;
     assert_no_control_characters(&r);
-    assert!(r.stdout.contains("\\x1b]0;owned"), "{}", r.stdout);
+    assert!(r.stdout.contains("]0;owned"), "{}", r.stdout);
     let j = run_json(t.root(), &only).await;
     j.expect("container.state[qa]", "fail", "stopped");
 }

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Builds the lab image's root file system from this host's own programs:
-#   build-rootfs.sh DEST [curl|wget|node|bash-only|bare]     (default: curl)
-# Copies bash, coreutils and getent, plus the named HTTP client, with every library
-# `ldd` names, the NSS modules and an nsswitch.conf so names resolve. `bare` has nothing
-# but sleep: no shell and no client at all. Nothing is downloaded.
+#   build-rootfs.sh DEST [curl|wget|node|bash-only|no-sh|bare]     (default: curl)
+# Copies bash, sh, coreutils and getent, plus the named HTTP client, with every library
+# `ldd` names, the NSS modules and an nsswitch.conf so names resolve. `bash-only` has no
+# HTTP client but bash; `no-sh` is that without sh (pd-doctor's per-client path); `bare`
+# has nothing but sleep: no shell and no client at all. Nothing is downloaded.
 set -euo pipefail
 dest=$1
 variant=${2:-curl}
+base=(bash sleep cat ls touch cp mkdir rm env getent)
+# What an agent image's sh has at hand: pd-doctor's one-exec script uses these.
+tools=(sh tr sha256sum cksum wc)
 case "$variant" in
   bare) programs=(sleep) ;;
-  bash-only) programs=(bash sleep cat ls touch cp mkdir rm env getent) ;;
-  curl|wget|node) programs=(bash sleep cat ls touch cp mkdir rm env getent "$variant") ;;
+  no-sh) programs=("${base[@]}") ;;
+  bash-only) programs=("${base[@]}" "${tools[@]}") ;;
+  curl|wget|node) programs=("${base[@]}" "${tools[@]}" "$variant") ;;
   *) echo "unknown variant $variant" >&2; exit 2 ;;
 esac
 mkdir -p "$dest/bin" "$dest/etc" "$dest/tmp"

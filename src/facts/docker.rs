@@ -140,8 +140,11 @@ pub struct DockerFacts {
     pub client: Docker,
     pub engine: Engine,
     pub containers: Vec<Container>,
-    /// Which HTTP client each container has, found out on first use.
+    /// Which HTTP client each container has, found out on first use (the per-client
+    /// path, for images without `sh`).
     pub clients: HashMap<String, tokio::sync::OnceCell<Option<&'static str>>>,
+    /// What the one-exec script reported from inside each container, on first use.
+    pub inside: HashMap<String, tokio::sync::OnceCell<super::inside::Gathered>>,
 }
 
 /// Why the engine could not be asked, as `docker.engine` reports it.
@@ -326,15 +329,12 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
         let containers = discover(&client, project)
             .await
             .map_err(|e| EngineError::unreachable(format!("{e} (at {endpoint})")))?;
-        let clients = containers
-            .iter()
-            .map(|c| (c.id.clone(), Default::default()))
-            .collect();
         Ok::<_, EngineError>(DockerFacts {
             client,
             engine,
+            clients: cells(&containers),
+            inside: cells(&containers),
             containers,
-            clients,
         })
     };
     match tokio::time::timeout_at(deadline, connect).await {
@@ -343,6 +343,14 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
             "the engine at {endpoint} did not answer in time"
         ))),
     }
+}
+
+/// One empty memo per container.
+fn cells<T>(containers: &[Container]) -> HashMap<String, tokio::sync::OnceCell<T>> {
+    containers
+        .iter()
+        .map(|c| (c.id.clone(), Default::default()))
+        .collect()
 }
 
 fn default_endpoint() -> &'static str {
@@ -726,11 +734,19 @@ fn container(
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
     pub exit_code: Option<i64>,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// An exec read until it ended, its output cap, or the deadline.
+#[derive(Debug, Clone)]
+pub struct ExecRun {
+    pub output: ExecOutput,
+    /// The program ended and its output was read to the end (or to the cap).
+    pub finished: bool,
 }
 
 /// `docker exec` with an argv array (never a shell line built from values), reading at
@@ -741,6 +757,23 @@ pub async fn exec(
     argv: Vec<String>,
     deadline: Instant,
 ) -> Result<ExecOutput, String> {
+    let run = exec_until(client, container, argv, deadline, MAX_EXEC_OUTPUT).await?;
+    if run.finished {
+        Ok(run.output)
+    } else {
+        Err("timeout".into())
+    }
+}
+
+/// The same, reading at most `cap` bytes, and keeping what came before the deadline.
+pub async fn exec_until(
+    client: &Docker,
+    container: &str,
+    argv: Vec<String>,
+    deadline: Instant,
+    cap: usize,
+) -> Result<ExecRun, String> {
+    let (mut stdout, mut stderr, mut exit_code) = (Vec::new(), Vec::new(), None);
     let run = async {
         let created = client
             .create_exec(
@@ -754,11 +787,6 @@ pub async fn exec(
             )
             .await
             .map_err(|e| e.to_string())?;
-        let mut out = ExecOutput {
-            exit_code: None,
-            stdout: String::new(),
-            stderr: String::new(),
-        };
         if let StartExecResults::Attached { mut output, .. } = client
             .start_exec(&created.id, Some(StartExecOptions::default()))
             .await
@@ -767,28 +795,38 @@ pub async fn exec(
             while let Some(chunk) = output.next().await {
                 match chunk {
                     Ok(bollard::container::LogOutput::StdErr { message }) => {
-                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                        stderr.extend_from_slice(&message)
                     }
-                    Ok(other) => out
-                        .stdout
-                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    Ok(other) => stdout.extend_from_slice(&other.into_bytes()),
                     Err(e) => return Err(e.to_string()),
                 }
-                if out.stdout.len() + out.stderr.len() > MAX_EXEC_OUTPUT {
+                if stdout.len() + stderr.len() > cap {
                     break;
                 }
             }
         }
-        out.exit_code = client
+        exit_code = client
             .inspect_exec(&created.id)
             .await
             .ok()
             .and_then(|i| i.exit_code);
-        Ok(out)
+        Ok::<_, String>(())
     };
-    tokio::time::timeout_at(deadline, run)
-        .await
-        .unwrap_or_else(|_| Err("timeout".into()))
+    let finished = match tokio::time::timeout_at(deadline, run).await {
+        Ok(result) => {
+            result?;
+            true
+        }
+        Err(_) => false,
+    };
+    Ok(ExecRun {
+        output: ExecOutput {
+            exit_code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        },
+        finished,
+    })
 }
 
 /// The last lines a stopped container logged: why its entrypoint died.
@@ -812,9 +850,7 @@ pub async fn last_log_lines(client: &Docker, container: &str, lines: usize) -> V
     let text = tokio::time::timeout(Duration::from_secs(2), read)
         .await
         .unwrap_or_default();
-    text.lines()
-        .map(|l| l.chars().take(200).collect())
-        .collect()
+    text.lines().map(|l| super::inside::clean(l, 200)).collect()
 }
 
 /// One file out of a container (running or not), via the archive endpoint.

@@ -5,6 +5,7 @@
 pub mod docker;
 mod docker_tls;
 pub mod http;
+pub mod inside;
 pub mod mcp;
 pub mod pidfile;
 pub mod processes;
@@ -28,6 +29,8 @@ pub struct Facts {
     pub project: Arc<Project>,
     /// Per-probe deadline.
     pub timeout: Duration,
+    /// When this diagnosis began: the shared deadline of the container execs counts from it.
+    started: Instant,
     listeners: OnceLock<Option<Vec<Listener>>>,
     processes: OnceLock<ProcessTable>,
     socket_owners: OnceLock<HashMap<u64, Vec<u32>>>,
@@ -53,6 +56,7 @@ impl Facts {
                 .collect(),
             project,
             timeout,
+            started: Instant::now(),
             listeners: OnceLock::new(),
             processes: OnceLock::new(),
             socket_owners: OnceLock::new(),
@@ -268,15 +272,44 @@ impl Facts {
         )
     }
 
-    /// The HTTP client an image has (curl, wget, python3, node, bash), probed once.
+    /// The HTTP client an image has (curl, wget, python3, node, bash), probed once: the
+    /// per-client path, for images without `sh`.
     pub async fn exec_client(&self, container: &docker::Container) -> Option<&'static str> {
         let Ok(d) = self.docker().await else {
             return None;
         };
         let cell = d.clients.get(&container.id)?;
         *cell
-            .get_or_init(|| docker::detect_client(&d.client, &container.id, self.deadline()))
+            .get_or_init(|| docker::detect_client(&d.client, &container.id, self.exec_deadline()))
             .await
+    }
+
+    /// Everything the container checks need from inside `container`, gathered by one
+    /// `docker exec` the first time any of them asks (`request` says what to ask; the
+    /// first asker's counts). `None` when the engine did not answer.
+    pub async fn inside(
+        &self,
+        container: &docker::Container,
+        request: impl FnOnce() -> inside::Request,
+    ) -> Option<&inside::Gathered> {
+        let Ok(d) = self.docker().await else {
+            return None;
+        };
+        let cell = d.inside.get(&container.id)?;
+        Some(
+            cell.get_or_init(|| async {
+                let request = request();
+                inside::gather(
+                    &d.client,
+                    &container.id,
+                    &request,
+                    self.run_deadline(),
+                    self.exec_deadline(),
+                )
+                .await
+            })
+            .await,
+        )
     }
 
     /// The deadline for network work started now: a little inside the engine's own, so
@@ -284,7 +317,22 @@ impl Facts {
     pub fn deadline(&self) -> Instant {
         Instant::now() + self.timeout.mul_f32(0.95)
     }
+
+    /// One timeout after the diagnosis began: the clients inside containers give up by
+    /// then, however late their exec started, so a hung server costs one timeout in all.
+    pub fn run_deadline(&self) -> Instant {
+        self.started + self.timeout
+    }
+
+    /// When pd-doctor stops reading a container exec: the run's deadline and the moment
+    /// the engine needs to hand back a client's last words.
+    pub fn exec_deadline(&self) -> Instant {
+        self.run_deadline() + EXEC_SLACK
+    }
 }
+
+/// See [`Facts::exec_deadline`].
+const EXEC_SLACK: Duration = Duration::from_millis(200);
 
 /// The address to dial for a server bound to `bound`: 127.0.0.1 when it listens there or
 /// on every IPv4 address, ::1 likewise for IPv6, else the first address it is bound to

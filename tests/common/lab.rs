@@ -51,6 +51,24 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A non-loopback IPv6 address of this host, docker0's link-local one first.
+pub fn host_ipv6() -> String {
+    let table = std::fs::read_to_string("/proc/net/if_inet6").expect("an IPv6 table");
+    let mut rows: Vec<(&str, &str)> = table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.first()?, *f.last()?))
+        })
+        .filter(|(_, dev)| *dev != "lo")
+        .collect();
+    rows.sort_by_key(|(_, dev)| *dev != "docker0");
+    let hex = rows.first().expect("a non-loopback IPv6 address").0;
+    let groups: Vec<String> = (0..8).map(|i| hex[i * 4..i * 4 + 4].to_string()).collect();
+    let addr: std::net::Ipv6Addr = groups.join(":").parse().unwrap();
+    addr.to_string()
+}
+
 pub const ENTRYPOINT: &str = include_str!("../../docker/entrypoint.sh");
 
 /// Builds a lab image tagged `tag` with `entrypoint` as /entrypoint.sh; `variant` is the

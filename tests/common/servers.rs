@@ -209,14 +209,9 @@ fn serve_fault(listener: TcpListener, fault: Fault) {
             };
             let fault = fault.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let n = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or(0);
+                let request = read_head(&mut sock).await;
                 let fault = match fault {
-                    Fault::NotReady if buf[..n].starts_with(b"GET") => {
+                    Fault::NotReady if request.starts_with(b"GET") => {
                         Fault::Status(406, "text/plain", "Not Acceptable".into())
                     }
                     Fault::NotReady => Fault::Status(503, "text/plain", "starting up".into()),
@@ -280,6 +275,35 @@ fn serve_fault(listener: TcpListener, fault: Fault) {
             });
         }
     });
+}
+
+/// What a client sent: its request head and as much body as it announced, or what came
+/// until half a second after its last byte. A client on a busy machine may send its
+/// request in pieces; answering before the rest arrives makes the kernel reset the
+/// connection, and the client never sees the answer.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    while buf.len() < 65536 && !request_complete(&buf) {
+        match tokio::time::timeout(Duration::from_millis(500), sock.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    buf
+}
+
+fn request_complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    buf.len() >= end + 4 + length
 }
 
 /// A server that answers every POST with `body` and a fresh `Mcp-Session-Id`, whatever

@@ -1,9 +1,13 @@
 //! The container checks (primer 8.2 to 8.4), read from the engine facts gathered once
-//! per run; only `container.reach` and `container.host_gateway` exec into a container.
+//! per run. What they need from inside a running container (PID 1, how the host name
+//! resolves, the entrypoint's digest, every server's answer) comes from one `docker exec`
+//! per container ([`Facts::inside`]); where the image has no `sh`, each check falls back
+//! to execs of its own, at most one per question.
 
 use std::time::SystemTime;
 
 use crate::facts::docker::{self, Container, DockerFacts};
+use crate::facts::inside;
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
 use crate::model::{Finding, Subject};
@@ -55,7 +59,7 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
                 };
             };
             match name {
-                "container-state" => state(d, c).await,
+                "container-state" => state(f, d, c).await,
                 "container-entrypoint" => entrypoint(c),
                 "container-host-gateway" => host_gateway(f, d, c).await,
                 "container-image" => image(f, d, c).await,
@@ -74,7 +78,7 @@ pub fn main_container<'a>(d: &'a DockerFacts, agent: &Agent) -> Option<&'a Conta
     d.container_of(&agent.name)
 }
 
-async fn state(d: &DockerFacts, c: &Container) -> Finding {
+async fn state(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     if c.restarting {
         return Finding::fail(
             "restarting",
@@ -106,30 +110,98 @@ async fn state(d: &DockerFacts, c: &Container) -> Finding {
     // PID 1 still the entrypoint script: it has not exec'd the program yet.
     let script = c.entrypoint.first().filter(|e| e.ends_with(".sh"));
     if let Some(script) = script {
-        if let Ok(top) = d
-            .client
-            .top_processes(&c.id, None::<bollard::query_parameters::TopOptions>)
+        if pid1(f, d, c)
             .await
+            .is_some_and(|cmd| cmd.contains(script.as_str()))
         {
-            let titles = top.titles.unwrap_or_default();
-            let cmd_col = titles.iter().position(|t| t == "CMD" || t == "COMMAND");
-            let first = top.processes.unwrap_or_default().into_iter().next();
-            if let (Some(col), Some(row)) = (cmd_col, first) {
-                if row
-                    .get(col)
-                    .is_some_and(|cmd| cmd.contains(script.as_str()))
-                {
-                    return Finding::warn("configuring", format!("{} is running, but PID 1 is still {script}", c.name))
-                        .evidence("the entrypoint has not exec'd Claude Code yet: it is still waiting for servers or configuring")
-                        .hint("wait for it; a `docker exec ... claude` now races the entrypoint (primer 7.3)");
-                }
-            }
+            return Finding::warn("configuring", format!("{} is running, but PID 1 is still {script}", c.name))
+                .evidence("the entrypoint has not exec'd Claude Code yet: it is still waiting for servers or configuring")
+                .hint("wait for it; a `docker exec ... claude` now races the entrypoint (primer 7.3)");
         }
     }
     Finding::ok(
         "ok",
         format!("{} is running (found by {})", c.name, c.found_by),
     )
+}
+
+/// The one-exec report from inside a running container, if its script could run there.
+async fn inside<'a>(f: &'a Facts, c: &Container) -> Option<&'a inside::Report> {
+    if !c.running {
+        return None;
+    }
+    f.inside(c, || request(f, c)).await?.as_ref().ok()
+}
+
+/// What the script is asked in `c`: the host name, the image's entrypoint script, and the
+/// URL of every server as `c`'s agent is configured with it.
+fn request(f: &Facts, c: &Container) -> inside::Request {
+    let agent = f.project.agent(&c.agent);
+    inside::Request {
+        host_name: f.project.layout.host_name.clone(),
+        entrypoint: entrypoint_script(c).cloned(),
+        urls: f
+            .project
+            .servers
+            .iter()
+            .map(|s| agent.and_then(|a| reach::target(f, a, s)))
+            .map(|url| url.as_ref().map(inside::Target::new))
+            .collect(),
+    }
+}
+
+/// PID 1's command line in a running container, its arguments joined by spaces.
+async fn pid1(f: &Facts, d: &DockerFacts, c: &Container) -> Option<String> {
+    if let Some(cmd) = inside(f, c).await.and_then(|r| r.pid1.clone()) {
+        return Some(cmd);
+    }
+    let argv = vec!["cat".to_string(), "/proc/1/cmdline".into()];
+    let out = docker::exec(&d.client, &c.id, argv, f.exec_deadline())
+        .await
+        .ok()?;
+    (out.exit_code == Some(0)).then(|| inside::cmdline(&out.stdout))
+}
+
+/// How the host name resolves inside a running container (`getent ahosts`).
+async fn resolve(f: &Facts, d: &DockerFacts, c: &Container) -> Option<inside::Resolved> {
+    if let Some(resolved) = inside(f, c).await.and_then(|r| r.resolve.clone()) {
+        return Some(resolved);
+    }
+    let argv = vec![
+        "getent".to_string(),
+        "ahosts".into(),
+        f.project.layout.host_name.clone(),
+    ];
+    let out = docker::exec(&d.client, &c.id, argv, f.exec_deadline())
+        .await
+        .ok()?;
+    Some(inside::Resolved::from_getent(
+        out.exit_code.unwrap_or(-1),
+        &out.stdout,
+    ))
+}
+
+/// Whether the container's `script` differs from the host's `on_host`; `None` when it
+/// cannot be told (the file is not in the container). A running container's report
+/// answers by size and digest; a stopped one, an image without `sh` or without
+/// `sha256sum` and `cksum` is read through the archive endpoint.
+async fn entrypoint_differs(
+    f: &Facts,
+    d: &DockerFacts,
+    c: &Container,
+    script: &str,
+    on_host: &[u8],
+) -> Option<bool> {
+    if let Some(file) = inside(f, c).await.and_then(|r| r.entrypoint.as_ref()) {
+        if *file == inside::InsideFile::Missing {
+            return None;
+        }
+        if let Some(answer) = file.differs_from(on_host) {
+            return Some(answer);
+        }
+    }
+    let copy = docker::read_file(&d.client, &c.id, script).await?;
+    Some(copy != on_host)
 }
 
 fn is_shell(program: &str) -> bool {
@@ -179,27 +251,22 @@ async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         return Finding::ok("ok", format!("{name} → {target} (ExtraHosts)"));
     }
     if c.running {
-        let argv = vec!["getent".to_string(), "ahosts".into(), name.clone()];
-        if let Ok(out) = docker::exec(&d.client, &c.id, argv, f.deadline()).await {
-            if out.exit_code == Some(0) {
-                let first = out
-                    .stdout
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                if first.contains(':') {
-                    return Finding::warn(
-                        "ipv6-first",
-                        format!("{name} resolves to IPv6 {first} first inside {}", c.name),
-                    )
-                    .hint("the servers listen on IPv4: Node needs --dns-result-order=ipv4first");
-                }
-                return Finding::ok(
-                    "ok",
-                    format!("{name} resolves to {first} inside {}", c.name),
-                );
+        if let Some(resolved) = resolve(f, d, c).await.filter(|r| r.exit == 0) {
+            let first = resolved.addrs.first().cloned().unwrap_or_default();
+            let all = format!("getent ahosts {name} inside: {}", resolved.addrs.join(", "));
+            if first.contains(':') {
+                return Finding::warn(
+                    "ipv6-first",
+                    format!("{name} resolves to IPv6 {first} first inside {}", c.name),
+                )
+                .evidence(all)
+                .hint("the servers listen on IPv4: Node needs --dns-result-order=ipv4first");
             }
+            return Finding::ok(
+                "ok",
+                format!("{name} resolves to {first} inside {}", c.name),
+            )
+            .evidence(all);
         }
     }
     Finding::fail(
@@ -213,6 +280,13 @@ async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     .hint(format!(
         "recreate the container with --add-host={name}:host-gateway (compose: extra_hosts)"
     ))
+}
+
+/// The image's entrypoint when it is a script file (not a shell given a command).
+fn entrypoint_script(c: &Container) -> Option<&String> {
+    c.image_entrypoint
+        .first()
+        .filter(|p| p.starts_with('/') && !is_shell(p))
 }
 
 fn parse_time(s: &str) -> Option<SystemTime> {
@@ -238,18 +312,14 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         }
     }
     let host_entrypoint = f.project.path(&f.project.layout.entrypoint);
-    let script = c
-        .image_entrypoint
-        .first()
-        .filter(|p| p.starts_with('/') && !is_shell(p));
-    let on_host = safefs::read(&host_entrypoint, safefs::TEXT_CAP, safefs::Links::Follow);
-    if let (Some(script), Ok(on_host)) = (script, on_host) {
-        if let Some(inside) = docker::read_file(&d.client, &c.id, script).await {
-            if inside != on_host {
-                return Finding::fail("entrypoint-differs", format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
-                    .evidence("the entrypoint was edited on the host but the image was not rebuilt")
-                    .hint("rebuild the image (docker compose -f docker/docker-compose.yml build), then recreate the container");
-            }
+    if let (Some(script), Ok(on_host)) = (
+        entrypoint_script(c),
+        safefs::read(&host_entrypoint, safefs::TEXT_CAP, safefs::Links::Follow),
+    ) {
+        if entrypoint_differs(f, d, c, script, &on_host).await == Some(true) {
+            return Finding::fail("entrypoint-differs", format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
+                .evidence("the entrypoint was edited on the host but the image was not rebuilt")
+                .hint("rebuild the image (docker compose -f docker/docker-compose.yml build), then recreate the container");
         }
     }
     let built = c.image_created.as_deref().and_then(parse_time);
@@ -496,10 +566,25 @@ pub async fn shared_mounts(f: &Facts) -> Vec<String> {
     out
 }
 
-/// The URL an agent is configured with for a server: its user-scope entry, else the
-/// project's. Untrusted input: it only ever travels as one argv element.
+/// The URL an agent is configured with for a server: its local-scope entry, else its
+/// user-scope entry, else the project's; `${VAR}` expanded in its container's
+/// environment, as its Claude Code does. Untrusted input: it only ever travels as one
+/// argv element.
 pub fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
-    f.user_entry(agent, server)
+    let url = f
+        .local_entry(agent, server)
+        .or_else(|| f.user_entry(agent, server))
         .and_then(|e| e.url)
-        .unwrap_or_else(|| server.container_url(&f.project.layout))
+        .unwrap_or_else(|| server.container_url(&f.project.layout));
+    let container = f
+        .docker_if_gathered()
+        .and_then(|d| d.as_ref().ok())
+        .and_then(|d| d.container_of(&agent.name));
+    match container {
+        Some(c) if url.contains("${") => {
+            let env = crate::expand::Env::new(format!("container {}", c.name), c.env.clone(), true);
+            crate::expand::expand(&url, &env).text
+        }
+        _ => url,
+    }
 }

@@ -1,70 +1,30 @@
 //! `container.reach`: from inside the agent's container, the URL the agent is configured
-//! with answers. Uses whatever client the image has; every value travels as one argv
-//! element of a fixed program (never a shell line built from config); no auth headers.
-
-use std::time::Duration;
+//! with answers. Uses whatever client the image has, run by the container's one-exec
+//! script or, in an image without `sh`, by an exec of its own; either way every value
+//! travels as one argv element of a fixed program (never a shell line built from
+//! config), no auth headers are sent, and the client's words are read the same way.
 
 use super::configured_url;
 use crate::facts::docker::{self, Container, DockerFacts};
+use crate::facts::inside::{self, Limit, Target};
 use crate::facts::Facts;
 use crate::model::Finding;
 use crate::project::{Agent, Server};
-
-const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
-try:
-    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
-except urllib.error.HTTPError as e:
-    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
-except urllib.error.URLError as e:
-    r=e.reason
-    print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
-except (socket.timeout,TimeoutError):
-    print("ERR timeout")
-"#;
-
-const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
-const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
-q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
-q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
-"#;
-
-const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
-printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
-n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
 
 pub(crate) enum Answer {
     Status(u16, String),
     Failed(&'static str, String),
 }
 
-fn argv(client: &str, url: &reqwest::Url, secs: u64) -> Vec<String> {
-    let u = url.to_string();
-    let t = secs.to_string();
-    let v: Vec<&str> = match client {
-        "curl" => vec![
-            "curl",
-            "-sS",
-            "--max-time",
-            &t,
-            "-o",
-            "-",
-            "-w",
-            "\n__pd_status__%{http_code}",
-            "--",
-            &u,
-        ],
-        "wget" => vec!["wget", "-q", "-S", "-O", "-", "-T", &t, "-t", "1", &u],
-        "python3" => vec!["python3", "-c", PYTHON, &u, &t],
-        "node" => vec!["node", "-e", NODE, &u, &t],
-        _ => {
-            let host = url.host_str().unwrap_or("");
-            let port = url.port_or_known_default().unwrap_or(80).to_string();
-            return ["bash", "-c", BASH, "pd-doctor", host, &port, url.path(), &t]
-                .map(String::from)
-                .to_vec();
-        }
-    };
-    v.into_iter().map(String::from).collect()
+/// The URL `agent` is configured with for `server` as it may travel into a container:
+/// http(s) only, and without credentials, which would land on a command line there.
+pub(super) fn target(f: &Facts, agent: &Agent, server: &Server) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(&configured_url(f, agent, server))
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))?;
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(url)
 }
 
 fn error_kind(text: &str) -> Option<&'static str> {
@@ -170,12 +130,8 @@ pub async fn probe(
     if !c.running {
         return Finding::fail("not-running", format!("{} is not running", c.name));
     }
-    let raw = configured_url(f, agent, server);
-    let shown = crate::redact::display_url(&raw);
-    let Some(mut url) = reqwest::Url::parse(&raw)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-    else {
+    let shown = crate::redact::display_url(&configured_url(f, agent, server));
+    let Some(url) = target(f, agent, server) else {
         return Finding::fail(
             "dns",
             format!(
@@ -185,10 +141,21 @@ pub async fn probe(
         )
         .hint("see config.server_entry");
     };
-    // Credentials in the URL would land on a command line inside the container.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    let Some(client) = f.exec_client(c).await else {
+    let report = super::inside(f, c).await;
+    let index = f.project.servers.iter().position(|s| s.name == server.name);
+    let answer = report.and_then(|r| Some((r.reach(index?)?, r.took)));
+    // The script takes the first client on PATH without starting it first: one that
+    // cannot run (126, 127) sends this check to the per-client path, which finds one
+    // that can, as it always did.
+    let unusable = answer
+        .as_ref()
+        .is_some_and(|(out, _)| matches!(out.exit_code, Some(126 | 127)));
+    let answer = answer.filter(|_| !unusable);
+    let client = match report.and_then(|r| r.client) {
+        Some(found) if !unusable => found,
+        _ => f.exec_client(c).await,
+    };
+    let Some(client) = client else {
         return Finding::warn(
             "no-client",
             format!(
@@ -200,21 +167,37 @@ pub async fn probe(
             "test by hand from a container on the same network: curl {shown}"
         ));
     };
-    let secs = f.timeout.as_secs().max(1);
-    let deadline = tokio::time::Instant::now() + f.timeout + Duration::from_secs(2);
-    let started = tokio::time::Instant::now();
-    let out = match docker::exec(&d.client, &c.id, argv(client, &url, secs), deadline).await {
-        Ok(out) => out,
-        Err(e) if e == "timeout" => {
-            return Finding::fail(
-                "timeout",
-                format!("{} → {shown}: no answer in time", c.name),
-            )
+    let (out, evidence) = match answer {
+        Some((out, took)) => (
+            out,
+            format!(
+                "docker exec {} {client} {shown} (one exec for all of its checks, {} ms)",
+                c.name,
+                took.as_millis()
+            ),
+        ),
+        None => {
+            let started = tokio::time::Instant::now();
+            let argv =
+                inside::client_argv(client, &Target::new(&url), &Limit::until(f.run_deadline()));
+            match docker::exec(&d.client, &c.id, argv, f.exec_deadline()).await {
+                Ok(out) => {
+                    let took = started.elapsed().as_millis();
+                    (
+                        inside::scrub(out),
+                        format!("docker exec {} {client} {shown} ({took} ms)", c.name),
+                    )
+                }
+                Err(e) if e == "timeout" => {
+                    return Finding::fail(
+                        "timeout",
+                        format!("{} → {shown}: no answer in time", c.name),
+                    )
+                }
+                Err(e) => return Finding::internal(format!("docker exec in {}: {e}", c.name)),
+            }
         }
-        Err(e) => return Finding::internal(format!("docker exec in {}: {e}", c.name)),
     };
-    let took = started.elapsed().as_millis();
-    let evidence = format!("docker exec {} {client} {shown} ({took} ms)", c.name);
     match interpret(client, &out) {
         Answer::Status(421, _) => Finding::fail("host-rejected", format!("{shown} answers 421 to Host {}", url.host_str().unwrap_or("")))
             .evidence(evidence)
@@ -329,20 +312,5 @@ mod tests {
                 "{client} {code} {stdout:?} {stderr:?}"
             );
         }
-    }
-
-    #[test]
-    fn urls_travel_as_one_argument_after_the_options() {
-        let url = reqwest::Url::parse("http://host.docker.internal:8000/mcp;rm -rf /").unwrap();
-        let argv = argv("curl", &url, 2);
-        assert_eq!(argv[argv.len() - 2], "--");
-        assert_eq!(argv.last().unwrap(), url.as_str());
-        let bash = argv_of_bash(&url);
-        assert_eq!(&bash[..3], &["bash", "-c", BASH]);
-        assert_eq!(bash[4], "host.docker.internal");
-    }
-
-    fn argv_of_bash(url: &reqwest::Url) -> Vec<String> {
-        argv("bash", url, 2)
     }
 }

@@ -1,0 +1,737 @@
+//! What pd-doctor learns from inside a running container, in one `docker exec`: a fixed
+//! POSIX `sh` script (`inside.sh`) that takes every value as a positional argument and
+//! prints a versioned, line-oriented report, and the parser of that report. Also the
+//! per-client command lines the fallback runs where an image has no `sh`.
+//!
+//! Every byte a container prints is hostile: the parser caps what it reads and keeps,
+//! turns control characters into spaces, ignores lines it does not know, and calls a
+//! report without its header garbled rather than guessing.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bollard::Docker;
+use sha2::Digest as _;
+use tokio::time::Instant;
+
+use super::docker::{self, ExecOutput, CLIENTS};
+
+/// The script. Fixed text: nothing is ever spliced into it.
+pub const SCRIPT: &str = include_str!("inside.sh");
+
+/// The first line of a report this parser understands.
+pub const HEADER: &str = "pd-doctor-inside 1";
+
+/// Set to 1, the one-exec script is not used and every check takes the per-client path
+/// (what images without `sh` get). For the tests that compare the two paths.
+pub const DISABLE_ENV: &str = "PD_DOCTOR_NO_INSIDE_SCRIPT";
+
+/// What the script's exec may print before pd-doctor stops reading.
+const MAX_OUTPUT: usize = 256 * 1024;
+const MAX_LINES: usize = 8192;
+/// A line is cut to this many characters before it is looked at.
+const MAX_LINE: usize = 512;
+const MAX_URLS: usize = 64;
+const MAX_ADDRS: usize = 16;
+/// Lines kept per stream of one client run (the script sends at most 41).
+const MAX_STREAM_LINES: usize = 48;
+/// What inside.sh keeps of a client's stream: the first lines, each cut to so many bytes.
+const HEAD_LINES: usize = 40;
+const LINE_BYTES: usize = 240;
+const MAX_PID1: usize = 400;
+
+/// Time the exec needs to bring the client's answer back after the client gives up.
+const RETURN_MARGIN: Duration = Duration::from_millis(150);
+const MIN_LIMIT: Duration = Duration::from_millis(100);
+
+pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
+try:
+    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
+except urllib.error.HTTPError as e:
+    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
+except urllib.error.URLError as e:
+    r=e.reason
+    print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
+except (socket.timeout,TimeoutError):
+    print("ERR timeout")
+"#;
+
+pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
+const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
+q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
+q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
+"#;
+
+pub const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
+printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
+n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
+
+/// The client's own time limit, from the time left to the shared deadline: decimal
+/// seconds for curl, python3, node and bash; whole seconds for wget (busybox's takes no
+/// fraction; the exec's deadline cuts it off instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub secs: String,
+    pub whole: String,
+}
+
+impl Limit {
+    pub fn until(deadline: Instant) -> Limit {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(RETURN_MARGIN)
+            .max(MIN_LIMIT);
+        Limit::of(left)
+    }
+
+    fn of(left: Duration) -> Limit {
+        Limit {
+            secs: format!("{:.2}", left.as_secs_f64()),
+            whole: left.as_secs_f64().ceil().max(1.0).to_string(),
+        }
+    }
+}
+
+/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: String,
+    pub host: String,
+    pub port: String,
+    pub path: String,
+}
+
+impl Target {
+    pub fn new(url: &reqwest::Url) -> Target {
+        Target {
+            url: url.to_string(),
+            host: url.host_str().unwrap_or("").to_string(),
+            port: url.port_or_known_default().unwrap_or(80).to_string(),
+            path: url.path().to_string(),
+        }
+    }
+}
+
+/// The argv of one client fetching `target`: every value one argument, after the options.
+pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
+    let u = target.url.as_str();
+    let t = limit.secs.as_str();
+    let v: Vec<&str> = match client {
+        "curl" => vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            t,
+            "-o",
+            "-",
+            "-w",
+            "\n__pd_status__%{http_code}",
+            "--",
+            u,
+        ],
+        "wget" => vec![
+            "wget",
+            "-q",
+            "-S",
+            "-O",
+            "-",
+            "-T",
+            &limit.whole,
+            "-t",
+            "1",
+            u,
+        ],
+        "python3" => vec!["python3", "-c", PYTHON, u, t],
+        "node" => vec!["node", "-e", NODE, u, t],
+        _ => vec![
+            "bash",
+            "-c",
+            BASH,
+            "pd-doctor",
+            &target.host,
+            &target.port,
+            &target.path,
+            t,
+        ],
+    };
+    v.into_iter().map(String::from).collect()
+}
+
+/// What the script is asked about one container.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub host_name: String,
+    /// The image's entrypoint script, to size and digest.
+    pub entrypoint: Option<String>,
+    /// One per server, in the project's order; `None`: not to be reached.
+    pub urls: Vec<Option<Target>>,
+}
+
+impl Request {
+    /// `sh -c SCRIPT` and the values, each one argument.
+    pub fn argv(&self, limit: &Limit) -> Vec<String> {
+        let mut argv: Vec<String> = [
+            "sh",
+            "-c",
+            SCRIPT,
+            "pd-doctor-inside",
+            &self.host_name,
+            self.entrypoint.as_deref().unwrap_or(""),
+            &limit.secs,
+            &limit.whole,
+            PYTHON,
+            NODE,
+            BASH,
+        ]
+        .map(String::from)
+        .to_vec();
+        for target in self.urls.iter().take(MAX_URLS) {
+            match target {
+                Some(t) => argv.extend([
+                    t.url.clone(),
+                    t.host.clone(),
+                    t.port.clone(),
+                    t.path.clone(),
+                ]),
+                None => argv.extend(std::iter::repeat_n(String::new(), 4)),
+            }
+        }
+        argv
+    }
+}
+
+/// `getent ahosts NAME` inside: its exit status and every address, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub exit: i64,
+    pub addrs: Vec<String>,
+}
+
+impl Resolved {
+    /// From getent's own output (the per-client path): the first field of each line.
+    pub fn from_getent(exit: i64, stdout: &str) -> Resolved {
+        Resolved {
+            exit,
+            addrs: addresses(stdout.lines().filter_map(|l| l.split_whitespace().next())),
+        }
+    }
+}
+
+/// Addresses only (anything else a container prints is dropped), each once, in order.
+fn addresses<'a>(words: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words.take(4 * MAX_ADDRS) {
+        if let Ok(ip) = w.parse::<IpAddr>() {
+            let ip = ip.to_string();
+            if !out.contains(&ip) && out.len() < MAX_ADDRS {
+                out.push(ip);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    Sha256,
+    Cksum,
+}
+
+/// How a file's content is summed: `sha256sum`, else POSIX `cksum` (both in coreutils
+/// and busybox). pd-doctor sums the host's copy the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub algo: Algo,
+    pub value: String,
+}
+
+impl Digest {
+    pub fn of(algo: Algo, bytes: &[u8]) -> Digest {
+        let value = match algo {
+            Algo::Sha256 => sha2::Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            Algo::Cksum => cksum(bytes).to_string(),
+        };
+        Digest { algo, value }
+    }
+}
+
+/// POSIX `cksum`: CRC-32 (polynomial 0x04C11DB7, most significant bit first) over the
+/// bytes and then the length, complemented.
+pub fn cksum(bytes: &[u8]) -> u32 {
+    fn feed(crc: u32, b: u8) -> u32 {
+        let mut crc = crc ^ (u32::from(b) << 24);
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+        crc
+    }
+    let mut crc = bytes.iter().fold(0, |crc, b| feed(crc, *b));
+    let mut len = bytes.len();
+    while len > 0 {
+        crc = feed(crc, (len & 0xff) as u8);
+        len >>= 8;
+    }
+    !crc
+}
+
+/// The entrypoint file as the container has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsideFile {
+    Missing,
+    /// `digest` is `None` where the image has neither `sha256sum` nor `cksum`.
+    Present {
+        digest: Option<Digest>,
+        size: Option<u64>,
+    },
+}
+
+impl InsideFile {
+    /// Whether the container's copy differs from `host`; `None`: the report cannot tell.
+    pub fn differs_from(&self, host: &[u8]) -> Option<bool> {
+        match self {
+            InsideFile::Missing => None,
+            InsideFile::Present { digest, size } => {
+                let digest = digest.as_ref()?;
+                let other_size = size.is_some_and(|s| s != host.len() as u64);
+                Some(other_size || *digest != Digest::of(digest.algo, host))
+            }
+        }
+    }
+}
+
+/// One client run from the report: its output as the per-client exec would have given it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    stdout: Vec<String>,
+    stdout_last: Option<String>,
+    stderr: Vec<String>,
+    stderr_last: Option<String>,
+    exit: Option<i64>,
+    done: bool,
+}
+
+impl Reach {
+    /// The run's output, once the script said it ended.
+    pub fn output(&self) -> Option<ExecOutput> {
+        let join = |head: &[String], last: &Option<String>| {
+            let mut text = head.join("\n");
+            if let Some(last) = last {
+                text.push('\n');
+                text.push_str(last);
+            }
+            text
+        };
+        self.done.then(|| ExecOutput {
+            exit_code: self.exit,
+            stdout: join(&self.stdout, &self.stdout_last),
+            stderr: join(&self.stderr, &self.stderr_last),
+        })
+    }
+}
+
+/// The parsed report. A field is `None` where its line never came (truncated output, or
+/// a script that could not find out): the check then takes the per-client path for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// `Some(None)`: the container has no client at all.
+    pub client: Option<Option<&'static str>>,
+    pub resolve: Option<Resolved>,
+    pub pid1: Option<String>,
+    pub entrypoint: Option<InsideFile>,
+    /// Indexed like [`Request::urls`].
+    pub reach: Vec<Reach>,
+    /// The closing `end` line came.
+    pub complete: bool,
+    pub took: Duration,
+}
+
+impl Report {
+    pub fn reach(&self, index: usize) -> Option<ExecOutput> {
+        self.reach.get(index)?.output()
+    }
+}
+
+/// PID 1's command line as shown: arguments (NUL-separated in /proc) joined by spaces,
+/// controls gone, capped.
+pub fn cmdline(text: &str) -> String {
+    clean(text, MAX_PID1).trim().to_string()
+}
+
+/// A per-client exec's output cut as the script cuts a client's (`tag` in inside.sh):
+/// per stream the first [`HEAD_LINES`] lines and the last one, each at most
+/// [`LINE_BYTES`] bytes, controls cleaned. Both paths then read the same text.
+pub fn scrub(out: ExecOutput) -> ExecOutput {
+    let stream = |text: &str| {
+        // Lines as `read` sees them: a last newline ends a line, it does not begin one.
+        let lines: Vec<&str> = match text {
+            "" => Vec::new(),
+            _ => text
+                .strip_suffix('\n')
+                .unwrap_or(text)
+                .split('\n')
+                .collect(),
+        };
+        let mut kept: Vec<String> = lines.iter().take(HEAD_LINES).map(|l| cut(l)).collect();
+        if lines.len() > HEAD_LINES {
+            kept.push(cut(lines[lines.len() - 1]));
+        }
+        kept.join("\n")
+    };
+    ExecOutput {
+        exit_code: out.exit_code,
+        stdout: stream(&out.stdout),
+        stderr: stream(&out.stderr),
+    }
+}
+
+/// At most [`LINE_BYTES`] bytes of `line` (printf's `%.240s`), cleaned.
+fn cut(line: &str) -> String {
+    let mut end = line.len().min(LINE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    clean(&line[..end], LINE_BYTES)
+}
+
+/// Control characters (C0, DEL, C1) become spaces; at most `max` characters are kept.
+pub fn clean(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Reads a report. Survives anything: unknown lines are skipped, repeated ones ignored
+/// (the first counts), sizes capped; only a missing header makes it `Err`.
+pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
+    let mut lines = text.split('\n').take(MAX_LINES);
+    let header = lines.by_ref().find(|l| !l.trim().is_empty());
+    if header.map(str::trim) != Some(HEADER) {
+        return Err(match header {
+            Some(h) => format!("garbled: it begins {:?}", clean(h.trim(), 80)),
+            None => "garbled: it printed nothing".into(),
+        });
+    }
+    let mut report = Report {
+        reach: vec![Reach::default(); urls.min(MAX_URLS)],
+        ..Default::default()
+    };
+    for raw in lines {
+        let line = clean(raw, MAX_LINE);
+        let (key, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        match key {
+            "client" if report.client.is_none() => {
+                report.client = match rest.trim() {
+                    "-" => Some(None),
+                    name => CLIENTS.iter().find(|c| **c == name).map(|c| Some(*c)),
+                }
+            }
+            "resolve" if report.resolve.is_none() => {
+                let mut words = rest.split_whitespace();
+                if let Some(Ok(exit)) = words.next().map(str::parse) {
+                    report.resolve = Some(Resolved {
+                        exit,
+                        addrs: addresses(words),
+                    });
+                }
+            }
+            "entrypoint" if report.entrypoint.is_none() => {
+                report.entrypoint = Some(inside_file(rest));
+            }
+            "pid1" if report.pid1.is_none() => {
+                report.pid1 = Some(cmdline(rest));
+            }
+            "r" => reach_line(&mut report.reach, rest),
+            "end" => report.complete = true,
+            _ => {}
+        }
+    }
+    Ok(report)
+}
+
+fn inside_file(rest: &str) -> InsideFile {
+    let mut words = rest.split_whitespace();
+    let (algo, value) = (words.next().unwrap_or("-"), words.next().unwrap_or("-"));
+    if algo == "missing" {
+        return InsideFile::Missing;
+    }
+    let digest = match algo {
+        "sha256" if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(Digest {
+                algo: Algo::Sha256,
+                value: value.to_ascii_lowercase(),
+            })
+        }
+        "cksum" if !value.is_empty() && value.len() <= 10 && value.parse::<u32>().is_ok() => {
+            Some(Digest {
+                algo: Algo::Cksum,
+                value: value.parse::<u32>().unwrap_or(0).to_string(),
+            })
+        }
+        _ => None,
+    };
+    InsideFile::Present {
+        digest,
+        size: words.next().and_then(|s| s.parse().ok()),
+    }
+}
+
+/// `r INDEX o|O|e|E TEXT`, `r INDEX x STATUS`, `r INDEX end`.
+fn reach_line(reach: &mut [Reach], rest: &str) {
+    let mut parts = rest.splitn(3, ' ');
+    let (Some(index), Some(kind)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let Some(r) = index.parse::<usize>().ok().and_then(|i| reach.get_mut(i)) else {
+        return;
+    };
+    if r.done {
+        return;
+    }
+    let text = parts.next().unwrap_or("");
+    let push = |lines: &mut Vec<String>| {
+        if lines.len() < MAX_STREAM_LINES {
+            lines.push(text.to_string());
+        }
+    };
+    match kind {
+        "o" => push(&mut r.stdout),
+        "e" => push(&mut r.stderr),
+        "O" => r.stdout_last = Some(text.to_string()),
+        "E" => r.stderr_last = Some(text.to_string()),
+        "x" => r.exit = r.exit.or_else(|| text.trim().parse().ok()),
+        "end" => r.done = true,
+        _ => {}
+    }
+}
+
+/// The report, or why there is none (no `sh`, the exec failed, the output is garbled,
+/// the script is turned off).
+pub type Gathered = Result<Report, String>;
+
+/// Runs the script in `container` and reads its report. The clients' time limit comes
+/// from `deadline`, the run's; the exec is read until `exec_deadline` and then cut, and
+/// what came until then still counts.
+pub async fn gather(
+    client: &Docker,
+    container: &str,
+    request: &Request,
+    deadline: Instant,
+    exec_deadline: Instant,
+) -> Gathered {
+    if std::env::var(DISABLE_ENV).as_deref() == Ok("1") {
+        return Err(format!("{DISABLE_ENV}=1"));
+    }
+    let started = Instant::now();
+    let argv = request.argv(&Limit::until(deadline));
+    let run = docker::exec_until(client, container, argv, exec_deadline, MAX_OUTPUT).await?;
+    let mut report =
+        parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
+            Some(126 | 127) => "the image has no sh".to_string(),
+            _ => e,
+        })?;
+    report.took = started.elapsed();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "pd-doctor-inside 1
+client curl
+r 0 e curl: (7) Failed to connect
+r 1 o Not Acceptable
+r 0 o 
+r 0 x 7
+r 1 x 0
+r 0 o __pd_status__000
+r 0 end
+resolve 0 172.17.0.1 172.17.0.1 fe80::1 host.docker.internal
+entrypoint sha256 5891B5B522D5DF086D0FF0B110FBD9D21BB4FC7163AF34D08286A2E846F6BE03 6
+pid1 /bin/bash /entrypoint.sh sleep infinity 
+r 1 O __pd_status__406
+r 1 end
+end
+";
+
+    #[test]
+    fn a_whole_report_reads_back_as_the_per_client_execs_would_have_answered() {
+        let r = parse(GOOD, 3).unwrap();
+        assert_eq!(r.client, Some(Some("curl")));
+        assert_eq!(
+            r.resolve,
+            Some(Resolved {
+                exit: 0,
+                addrs: vec!["172.17.0.1".into(), "fe80::1".into()]
+            })
+        );
+        assert_eq!(
+            r.pid1.as_deref(),
+            Some("/bin/bash /entrypoint.sh sleep infinity")
+        );
+        let refused = r.reach(0).unwrap();
+        assert_eq!(refused.exit_code, Some(7));
+        assert_eq!(refused.stdout, "\n__pd_status__000");
+        assert_eq!(refused.stderr, "curl: (7) Failed to connect");
+        let answered = r.reach(1).unwrap();
+        assert_eq!(answered.stdout, "Not Acceptable\n__pd_status__406");
+        assert_eq!(r.reach(2), None, "never started");
+        assert!(r.complete);
+        let file = r.entrypoint.unwrap();
+        assert_eq!(file.differs_from(b"hello\n"), Some(false));
+        assert_eq!(file.differs_from(b"hello!\n"), Some(true));
+    }
+
+    #[test]
+    fn truncated_garbled_and_hostile_output_never_panics() {
+        // Every prefix of a good report: a report cut anywhere still parses.
+        for end in 0..=GOOD.len() {
+            if let Some(text) = GOOD.get(..end) {
+                if let Ok(r) = parse(text, 2) {
+                    assert!(!r.complete || end >= GOOD.len() - 1);
+                }
+            }
+        }
+        let cut = parse(&GOOD[..GOOD.find("r 0 end").unwrap()], 2).unwrap();
+        assert_eq!(cut.reach(0), None, "a run without its end is not an answer");
+        assert!(!cut.complete);
+        assert!(parse("", 2).is_err());
+        assert!(parse(
+            "OCI runtime exec failed: \"sh\": executable file not found",
+            2
+        )
+        .is_err());
+        assert!(parse("pd-doctor-inside 2\nclient curl\n", 2).is_err());
+        let hostile = format!(
+            "pd-doctor-inside 1\nclient evil\nresolve x\nresolve 0 $(rm) 10.0.0.1\nr 99999999999999999999 o x\nr 0 o \x1b[31mred\x07\u{9b}\nr 0 x not-a-number\nr -1 end\nentrypoint sha256 zz 12\npid1 {}\nr 0 O {}\nr 0 end\nr 0 o after the end\n{}",
+            "A".repeat(100_000),
+            "\u{0}".repeat(10),
+            "garbage line\n".repeat(20_000)
+        );
+        let r = parse(&hostile, 1).unwrap();
+        assert_eq!(
+            r.client, None,
+            "an unknown client name is as good as none said"
+        );
+        assert_eq!(
+            r.resolve.as_ref().unwrap().addrs,
+            vec!["10.0.0.1".to_string()]
+        );
+        assert!(r.pid1.as_ref().unwrap().chars().count() <= MAX_PID1);
+        assert_eq!(
+            r.entrypoint,
+            Some(InsideFile::Present {
+                digest: None,
+                size: Some(12)
+            })
+        );
+        let out = r.reach(0).unwrap();
+        assert_eq!(out.exit_code, None);
+        assert!(!out.stdout.chars().any(|c| c.is_control() && c != '\n'));
+        assert!(out.stdout.starts_with(" [31mred  "), "{:?}", out.stdout);
+        assert!(!out.stdout.contains("after the end"));
+        let scrubbed = scrub(ExecOutput {
+            exit_code: Some(0),
+            stdout: format!("HTTP/1.0 200\r\n\x1b]0;title\x07{}", "x\n".repeat(100_000)),
+            stderr: String::new(),
+        });
+        assert!(scrubbed.stdout.starts_with("HTTP/1.0 200 \n ]0;title "));
+        assert_eq!(scrubbed.stdout.lines().count(), HEAD_LINES + 1);
+        let flood = format!("pd-doctor-inside 1\n{}", "r 0 o x\n".repeat(10_000));
+        let r = parse(&flood, 1).unwrap();
+        assert_eq!(r.reach[0].stdout.len(), MAX_STREAM_LINES);
+    }
+
+    #[test]
+    fn values_travel_as_arguments_of_a_fixed_script() {
+        let url =
+            reqwest::Url::parse("http://host.docker.internal:8000/mcp;rm -rf /$(id)").unwrap();
+        let request = Request {
+            host_name: "host.docker.internal".into(),
+            entrypoint: Some("/entrypoint.sh".into()),
+            urls: vec![Some(Target::new(&url)), None],
+        };
+        let argv = request.argv(&Limit::of(Duration::from_millis(1750)));
+        assert_eq!(&argv[..3], &["sh", "-c", SCRIPT]);
+        assert_eq!(argv[6], "1.75");
+        assert_eq!(argv[7], "2");
+        assert_eq!(argv[11], url.as_str());
+        assert_eq!(argv[12], "host.docker.internal");
+        assert_eq!(argv.len(), 11 + 8);
+        assert!(argv[15..].iter().all(String::is_empty));
+        let curl = client_argv(
+            "curl",
+            &Target::new(&url),
+            &Limit::of(Duration::from_secs(2)),
+        );
+        assert_eq!(curl[curl.len() - 2], "--");
+        assert_eq!(curl.last().unwrap(), url.as_str());
+        let bash = client_argv(
+            "bash",
+            &Target::new(&url),
+            &Limit::of(Duration::from_secs(2)),
+        );
+        assert_eq!(&bash[..3], &["bash", "-c", BASH]);
+        assert_eq!(bash[4], "host.docker.internal");
+        assert_eq!(Limit::of(Duration::from_millis(100)).whole, "1");
+    }
+
+    #[test]
+    fn digests_match_the_tools_inside() {
+        // printf 'hello\n' | sha256sum; printf 'hello\n' | cksum; printf '' | cksum
+        assert_eq!(
+            Digest::of(Algo::Sha256, b"hello\n").value,
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        assert_eq!(cksum(b"hello\n"), 3015617425);
+        assert_eq!(cksum(b""), 4294967295);
+        let file = InsideFile::Present {
+            digest: Some(Digest::of(Algo::Cksum, b"#!/bin/bash\n")),
+            size: None,
+        };
+        assert_eq!(file.differs_from(b"#!/bin/bash\n"), Some(false));
+        assert_eq!(file.differs_from(b"#!/bin/sh\n"), Some(true));
+        assert_eq!(InsideFile::Missing.differs_from(b""), None);
+    }
+
+    /// The script itself, run by this host's `sh` against a port nothing listens on: its
+    /// report parses, and the refusal comes back as curl (or the first client here) said it.
+    #[cfg(unix)]
+    #[test]
+    fn the_script_runs_under_a_posix_sh() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).unwrap();
+        let request = Request {
+            host_name: "localhost".into(),
+            entrypoint: Some("/nonexistent/entrypoint.sh".into()),
+            urls: vec![Some(Target::new(&url))],
+        };
+        let argv = request.argv(&Limit::of(Duration::from_secs(2)));
+        let Ok(out) = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+        else {
+            return;
+        };
+        let r = parse(&String::from_utf8_lossy(&out.stdout), 1).unwrap();
+        assert!(r.complete, "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(r.entrypoint, Some(InsideFile::Missing));
+        assert!(r.pid1.is_some());
+        if r.client.flatten().is_some() {
+            let answer = r.reach(0).unwrap();
+            assert_ne!(answer.exit_code, Some(0), "{answer:?}");
+        }
+    }
+}
