@@ -311,11 +311,13 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     }
     // Probes that hang past their deadline are abandoned, not awaited.
     runtime.shutdown_background();
+    let root_causes = crate::engine::relate(&runner.catalogue, &mut results);
     let mut report = Report {
         root: project.root.display().to_string(),
         started_at,
         duration_ms: clock.elapsed().as_millis() as u64,
         results,
+        root_causes,
     };
     report.scrub(&project.secrets);
     let text = match format {

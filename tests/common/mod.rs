@@ -164,6 +164,16 @@ impl Run {
             .collect()
     }
 
+    /// The instance ids of the root causes, in report order.
+    pub fn root_causes(&self) -> Vec<String> {
+        self.json()["root_causes"]
+            .as_array()
+            .expect("root_causes")
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The result of one check instance.
     pub fn check(&self, id: &str) -> Value {
         let doc = self.json();
