@@ -456,3 +456,57 @@ when = ["not-listening"]
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("no.such"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_report_leads_with_problems_and_folds_what_is_well() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("claude", "healthy")
+        .agent("qa", "marker-without-config");
+    t.config("");
+    let only = [
+        "--only", "server.*", "--only", "config.*", "--color", "never",
+    ];
+    let r = run(t.root(), &only).await;
+    let at = |needle: &str| {
+        r.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("missing {needle:?} in:\n{}", r.stdout))
+    };
+    assert!(at("Problems: ") < at("8.1 Are the MCP servers running?"));
+    // One entry per root cause, with what it explains, its evidence and its repair.
+    at("✗ config.marker[qa,qms]");
+    at("and 1 more: config.server_entry[qa,qms]");
+    at("│ while the marker exists, the entrypoint never tries again");
+    at("fix: remove .claude/users/qa/container/.mcp-configured (stale marker)");
+    // The symptom is one line in the checklist, pointing at its cause.
+    at("(missing; explained by config.marker[qa,qms])");
+    // Passing checks are counted, not listed; skipped ones are one line per reason.
+    assert!(
+        !r.stdout.contains("✓ config.marker[claude,qms]"),
+        "{}",
+        r.stdout
+    );
+    at("other checks ok");
+    at("- server.mcp[qms], server.session[qms], server.oauth[qms]  skipped: server qms is not listening");
+    assert_eq!(r.code, 1);
+
+    // A section where everything is well is one line.
+    let healthy = Tree::new(free_port(), free_port());
+    healthy.agent("claude", "healthy").agent("qa", "healthy");
+    healthy.config("");
+    let r = run(healthy.root(), &["--only", "config.*", "--color", "never"]).await;
+    assert!(
+        r.stdout.contains("✓ 8.3 Is MCP configured? 16 checks"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("Problems"), "{}", r.stdout);
+    assert!(r.stdout.lines().count() < 25, "{}", r.stdout);
+    // -v lists every check with its evidence, as before.
+    let v = run(
+        healthy.root(),
+        &["--only", "config.*", "--color", "never", "-v"],
+    )
+    .await;
+    assert!(v.stdout.contains("✓ config.marker[qa,qms]"), "{}", v.stdout);
+}
