@@ -300,6 +300,64 @@ async fn missing_authorization_header_is_added_from_the_mcp_json() {
     assert_eq!(keys, ["X-API-Key", "Authorization"]);
 }
 
+fn entries(t: &Tree) -> serde_json::Value {
+    let text = std::fs::read_to_string(t.path(".claude/users/qa/container/.claude.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["mcpServers"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swapped_ports_are_rewritten_from_the_mcp_json() {
+    let t = qa_tree("wrong-port");
+    fixed_then_idempotent(&t, "config.server_entry[qa,qms]", &["config.*"]).await;
+    let after = entries(&t);
+    assert_eq!(
+        after["qms"]["url"],
+        format!("http://host.docker.internal:{}/mcp", t.qms)
+    );
+    assert_eq!(
+        after["git"]["url"],
+        format!("http://host.docker.internal:{}/mcp", t.git)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_path_is_rewritten() {
+    let t = qa_tree("healthy");
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("/mcp\"", "/sse\"", 1);
+    std::fs::write(&path, text).unwrap();
+    let r = fixed_then_idempotent(&t, "config.server_entry[qa,qms]", &["config.*"]).await;
+    assert!(r.check("config.server_entry[qa,qms]")["fix"]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("rewrote qms"));
+    assert!(entries(&t)["qms"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/mcp"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_transport_becomes_http_and_a_stdio_entry_loses_its_command() {
+    let t = qa_tree("sse-transport");
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["mcpServers"]["git"] = serde_json::json!({
+        "command": "C:/python.exe", "args": ["-m", "git_mcp"], "env": {"GIT_TOKEN": "x"}
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    fixed_then_idempotent(&t, "config.server_entry[qa,qms]", &["config.*"]).await;
+    let after = entries(&t);
+    assert_eq!(after["qms"]["type"], "http");
+    assert_eq!(
+        after["git"],
+        serde_json::json!({"type": "http", "url": format!("http://host.docker.internal:{}/mcp", t.git)})
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_prints_the_plan_and_changes_nothing() {
     let t = qa_tree("marker-without-config");

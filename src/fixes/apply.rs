@@ -222,6 +222,17 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
         .and_then(|s| s.get_mut(server))
         .and_then(Value::as_object_mut)
         .ok_or_else(|| format!("{shown} no longer has an entry for {server}"))?;
+    // The transport: an http entry as `claude mcp add --transport http` writes it; the
+    // keys of a stdio entry mean nothing to it (they stay in the backup).
+    let stdio = ["command", "args", "env"];
+    if stdio.iter().any(|k| entry.contains_key(*k)) {
+        entry.retain(|k, _| !stdio.contains(&k.as_str()));
+    }
+    let kind = want
+        .get("type")
+        .cloned()
+        .unwrap_or_else(|| Value::from("http"));
+    entry.insert("type".into(), kind);
     if let Some(url) = want.get("url") {
         entry.insert("url".into(), url.clone());
     }

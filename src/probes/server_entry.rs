@@ -30,6 +30,10 @@ pub fn differences(entry: &ServerEntry, want: &ServerEntry) -> Vec<(&'static str
             "wrong-transport",
             "it is a stdio entry (command), which cannot run in the container".to_string(),
         ));
+        // It has no URL to compare: the transport is the whole problem.
+        if entry.url.is_none() {
+            return out;
+        }
     } else if entry.kind.as_deref() != Some("http") {
         let kind = entry
             .kind
@@ -104,6 +108,16 @@ pub fn differences(entry: &ServerEntry, want: &ServerEntry) -> Vec<(&'static str
     out
 }
 
+/// Causes a rewrite from `docker/.mcp.json` repairs: everything the project's own entry
+/// states. A host that is neither local nor the project's (`bad-url`) is left to a person:
+/// it may be a deliberate proxy.
+fn rewritable(cause: &str) -> bool {
+    matches!(
+        cause,
+        "localhost-url" | "missing-auth-header" | "wrong-port" | "wrong-path" | "wrong-transport"
+    )
+}
+
 fn show_port(url: &reqwest::Url) -> String {
     url.port_or_known_default()
         .map_or("?".into(), |p| p.to_string())
@@ -166,10 +180,7 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     {
         finding = finding.evidence("X-API-Key without Authorization makes Claude Code try OAuth discovery: 'Dynamic Client Registration rejected (HTTP 401)'");
     }
-    let fixable = server.expected.is_some()
-        && problems
-            .iter()
-            .all(|(c, _)| matches!(*c, "localhost-url" | "missing-auth-header"));
+    let fixable = server.expected.is_some() && problems.iter().all(|(c, _)| rewritable(c));
     if fixable {
         finding = finding
             .hint(format!(
