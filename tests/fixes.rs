@@ -632,3 +632,170 @@ async fn state_that_changes_between_plan_and_action_is_left_alone() {
         "a marker that is no longer stale was removed"
     );
 }
+
+// --- starting servers ----------------------------------------------------------------
+
+/// Writes an executable script at `rel` in the tree.
+fn script(t: &Tree, rel: &str, body: &str) {
+    t.write(rel, &format!("#!/bin/bash\n{body}\n"));
+    std::fs::set_permissions(
+        t.path(rel),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// A start script as the project has one: it puts the server (the real rmcp server of
+/// the tests, in a process of its own) in the background on `port`, reachable from
+/// containers (loopback and the Docker bridge), and writes its PID file.
+pub fn start_script(t: &Tree, rel: &str, port: u16, pid_file: &str) {
+    let bridge = common::servers::bridge_ip().expect("a Docker bridge");
+    script(
+        t,
+        rel,
+        &format!(
+            "cd \"$(dirname \"$0\")/../..\"\n\"{}\" {port} 127.0.0.1 {bridge} &\necho $! > {pid_file}\necho \"started on {port}\"",
+            common::mcp_server_program().display()
+        ),
+    );
+}
+
+/// Stops the server a test's start script left running, named by its PID file.
+pub struct StopsServer(pub std::path::PathBuf);
+
+impl Drop for StopsServer {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) with a PID this test's own script wrote.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_died_is_started_by_its_start_script_and_answers() {
+    // Reachable means bound to the Docker bridge too: no engine, no bridge.
+    if !common::lab::docker_or_skip("a_server_that_died_is_started_by_its_start_script") {
+        return;
+    }
+    let t = qa_tree("healthy");
+    t.write(".git-mcp-server.pid", &format!("{}\n", dead_pid()));
+    start_script(
+        &t,
+        "docker/scripts/start-git-mcp.sh",
+        t.git,
+        ".git-mcp-server.pid",
+    );
+    let _stop = StopsServer(t.path(".git-mcp-server.pid"));
+    let r = fixed_then_idempotent(&t, "server.listen[git]", &["server.*[git]"]).await;
+    r.expect("server.pidfile[git]", "fixed", "ok");
+    r.expect("server.mcp[git]", "ok", "ok");
+    let outcome = r.check("server.listen[git]")["fix"]["outcome"].to_string();
+    assert!(
+        outcome.contains("started git (docker/scripts/start-git-mcp.sh --background)")
+            && outcome.contains("answered the MCP handshake"),
+        "{outcome}"
+    );
+    let logs: Vec<_> = std::fs::read_dir(t.path(".pd-doctor/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1);
+    assert!(std::fs::read_to_string(&logs[0])
+        .unwrap()
+        .contains("started on"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_script_that_fails_is_a_failed_repair_with_its_log() {
+    let t = qa_tree("healthy");
+    script(
+        &t,
+        "docker/scripts/start-git-mcp.sh",
+        "echo \"OSError: [Errno 98] Address already in use\" >&2\nprintf 'evil \\033]0;owned\\007\\n'\nexit 3",
+    );
+    let r = fix(&t, &["--only", "server.listen*"]).await;
+    common::validate_schema(&r.json());
+    let c = r.expect("server.listen[git]", "fail", "not-listening");
+    assert_eq!(c["fix"]["applied"], false);
+    let outcome = c["fix"]["outcome"].as_str().unwrap();
+    assert!(outcome.contains("exited with exit status: 3"), "{outcome}");
+    let evidence = c["evidence"].to_string();
+    assert!(
+        evidence.contains("log: OSError: [Errno 98] Address already in use"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("evil \\\\x1b]0;owned"), "{evidence}");
+    assert_eq!(r.code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_fails_after_its_start_timeout() {
+    let t = qa_tree("healthy");
+    t.config(&format!(
+        "[[server]]\nname = \"web\"\nport = {}\nstart = \"docker/scripts/web.sh --background\"\nstart_timeout = \"1s\"\n",
+        free_port()
+    ));
+    script(
+        &t,
+        "docker/scripts/web.sh",
+        "echo \"waiting for the database\"\nexec sleep 3",
+    );
+    let started = std::time::Instant::now();
+    let r = fix(&t, &["--only", "server.listen[web]"]).await;
+    let c = r.expect("server.listen[web]", "fail", "not-listening");
+    let outcome = c["fix"]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("did not answer an MCP handshake within 1s"),
+        "{outcome}"
+    );
+    assert!(c["evidence"]
+        .to_string()
+        .contains("log: waiting for the database"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_outside_the_project_is_ever_started() {
+    let t = qa_tree("healthy");
+    let outside = tempfile::tempdir().unwrap();
+    let ran = outside.path().join("ran");
+    let evil = outside.path().join("evil.sh");
+    std::fs::write(&evil, format!("#!/bin/bash\ntouch {}\n", ran.display())).unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(t.path("docker/scripts")).unwrap();
+    // A link that leads out, and a command that names a program outside.
+    std::os::unix::fs::symlink(&evil, t.path("docker/scripts/start-git-mcp.sh")).unwrap();
+    t.write(
+        "pd-doctor.toml",
+        &format!(
+        "[[server]]\nname = \"qms\"\nport = {}\nstart = \"{} --background\"\n[[server]]\nname = \"git\"\nport = {}\n",
+        t.qms,
+        evil.display(),
+        t.git
+    ),
+    );
+    let r = fix(&t, &["--only", "server.listen*"]).await;
+    for id in ["server.listen[qms]", "server.listen[git]"] {
+        let c = r.expect(id, "fail", "not-listening");
+        assert_eq!(c["fix"]["available"], false, "{c}");
+        assert!(
+            c["hint"]
+                .as_str()
+                .unwrap()
+                .contains("leads outside the project root"),
+            "{c}"
+        );
+    }
+    assert!(!ran.exists(), "a program outside the project ran");
+}

@@ -174,6 +174,9 @@ pub async fn fix(
             }
             let mark = if outcome.done() { "✓" } else { "✗" };
             say.say(&format!("  {mark} {}", outcome.text()));
+            for line in outcome.evidence() {
+                say.say(&format!("      │ {line}"));
+            }
             for id in &step.ids {
                 outcomes
                     .entry(id.clone())
@@ -256,6 +259,8 @@ fn mark(
             continue;
         };
         let applied = done.iter().any(Outcome::done);
+        r.evidence
+            .extend(done.iter().flat_map(|o| o.evidence().iter().cloned()));
         r.fix.applied = Some(applied);
         r.fix.outcome = Some(
             done.iter()
@@ -370,7 +375,7 @@ pub async fn reset(
     let mut all_ok = true;
     for s in &steps {
         let outcome = apply::apply(&s.action, &cx).await;
-        all_ok &= !matches!(outcome, Outcome::Failed(_));
+        all_ok &= !matches!(outcome, Outcome::Failed(..));
         say.say(&format!(
             "  {} {}",
             if outcome.done() { "✓" } else { "✗" },

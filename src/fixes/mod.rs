@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod flow;
+pub mod start;
 
 use std::path::{Path, PathBuf};
 
@@ -31,12 +32,19 @@ pub enum Action {
         pid: u32,
         pid_file: PathBuf,
     },
+    /// Run a server's start command and wait up to `wait` for it to answer a handshake.
+    StartServer {
+        server: String,
+        command: start::StartCommand,
+        wait: std::time::Duration,
+    },
 }
 
 impl Action {
     /// Fixes run in this order: containers go first (so nothing rewrites a config dir
     /// while it is repaired), then `.claude.json` is made readable, then its entries
-    /// rewritten, then stale files removed.
+    /// rewritten, then stale files removed (a dead PID file among them), then servers
+    /// started.
     pub fn order(&self) -> u8 {
         match self {
             Action::StopServer { .. } => 0,
@@ -44,6 +52,7 @@ impl Action {
             Action::RestoreClaudeJson { .. } => 2,
             Action::RewriteServerEntry { .. } => 3,
             Action::RemoveFile { .. } => 4,
+            Action::StartServer { .. } => 5,
         }
     }
 
@@ -53,7 +62,9 @@ impl Action {
             Action::RemoveFile { path, .. }
             | Action::RestoreClaudeJson { path, .. }
             | Action::RewriteServerEntry { path, .. } => Some(path),
-            Action::RemoveContainer { .. } | Action::StopServer { .. } => None,
+            Action::RemoveContainer { .. }
+            | Action::StopServer { .. }
+            | Action::StartServer { .. } => None,
         }
     }
 
@@ -83,6 +94,20 @@ impl Action {
                 format!(
                     "stop server {server} (pid {pid} from {}) with SIGTERM",
                     show(pid_file)
+                )
+            }
+            Action::StartServer {
+                server,
+                command,
+                wait,
+            } => {
+                let mut line = vec![show(&command.program)];
+                line.extend(command.args.iter().cloned());
+                format!(
+                    "start server {server}: {} (from the project root, output in {}/), and wait up to {} for it to answer",
+                    line.join(" "),
+                    start::LOG_DIR,
+                    crate::facts::http::short(*wait)
                 )
             }
         }

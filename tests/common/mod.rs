@@ -295,6 +295,45 @@ pub fn on_a_terminal(
     String::from_utf8_lossy(&screen).into_owned()
 }
 
+/// The real MCP server as a program of its own (`examples/mcp_test_server.rs`), for the
+/// start scripts of `--fix` tests. `cargo test` builds examples, `cargo test --test X`
+/// does not: it is built here once per test process (a no-op when it is up to date).
+/// It is an example, not a binary of the package, because it needs the dev-dependency
+/// rmcp and must never be installed with pd-doctor.
+pub fn mcp_server_program() -> PathBuf {
+    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            let out = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "--example",
+                    "mcp_test_server",
+                    "--message-format",
+                    "json",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("cargo");
+            assert!(
+                out.status.success(),
+                "cargo build --example mcp_test_server: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find_map(|m| {
+                    (m["target"]["name"] == "mcp_test_server")
+                        .then(|| m["executable"].as_str().map(PathBuf::from))
+                        .flatten()
+                })
+                .expect("the example's executable")
+        })
+        .clone()
+}
+
 const SCHEMA: &str = include_str!("../../schema/pd-doctor-1.schema.json");
 
 /// Asserts that a `--json` report follows the published schema.
