@@ -148,6 +148,10 @@ pub struct CheckDef {
     /// The checks whose problems explain a problem of this one, most telling first.
     #[serde(default)]
     pub explained_by: Vec<Explanation>,
+    /// Causes that a restart of the agent's container repairs, its entrypoint acting on
+    /// the repair; `--fix` restarts a running container only with `--force`.
+    #[serde(default)]
+    pub restart_when: Vec<String>,
     #[serde(default)]
     pub explain: String,
 }

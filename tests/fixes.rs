@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::lab::{lab_or_skip, Lab};
-use common::{free_port, on_a_terminal, run, Run, Tree};
+use common::{dead_pid, free_port, on_a_terminal, run, script, Run, Tree};
 
 /// Every path under `root` with its content (or link target): the whole state on disk.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -100,9 +100,7 @@ fn qa_tree(fixture: &str) -> Tree {
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_pid_file_is_removed_with_a_backup() {
     let t = qa_tree("healthy");
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
+    let pid = dead_pid();
     t.write(".qms-mcp-server.pid", &format!("{pid}\n"));
     fixed_then_idempotent(&t, "server.pidfile[qms]", &["server.pidfile*"]).await;
     assert!(!t.path(".qms-mcp-server.pid").exists());
@@ -635,53 +633,6 @@ async fn state_that_changes_between_plan_and_action_is_left_alone() {
 
 // --- starting servers ----------------------------------------------------------------
 
-/// Writes an executable script at `rel` in the tree.
-fn script(t: &Tree, rel: &str, body: &str) {
-    t.write(rel, &format!("#!/bin/bash\n{body}\n"));
-    std::fs::set_permissions(
-        t.path(rel),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-}
-
-/// A start script as the project has one: it puts the server (the real rmcp server of
-/// the tests, in a process of its own) in the background on `port`, reachable from
-/// containers (loopback and the Docker bridge), and writes its PID file.
-pub fn start_script(t: &Tree, rel: &str, port: u16, pid_file: &str) {
-    let bridge = common::servers::bridge_ip().expect("a Docker bridge");
-    script(
-        t,
-        rel,
-        &format!(
-            "cd \"$(dirname \"$0\")/../..\"\n\"{}\" {port} 127.0.0.1 {bridge} &\necho $! > {pid_file}\necho \"started on {port}\"",
-            common::mcp_server_program().display()
-        ),
-    );
-}
-
-/// Stops the server a test's start script left running, named by its PID file.
-pub struct StopsServer(pub std::path::PathBuf);
-
-impl Drop for StopsServer {
-    fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        {
-            // SAFETY: kill(2) with a PID this test's own script wrote.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-}
-
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_died_is_started_by_its_start_script_and_answers() {
     // Reachable means bound to the Docker bridge too: no engine, no bridge.
@@ -689,14 +640,7 @@ async fn a_server_that_died_is_started_by_its_start_script_and_answers() {
         return;
     }
     let t = qa_tree("healthy");
-    t.write(".git-mcp-server.pid", &format!("{}\n", dead_pid()));
-    start_script(
-        &t,
-        "docker/scripts/start-git-mcp.sh",
-        t.git,
-        ".git-mcp-server.pid",
-    );
-    let _stop = StopsServer(t.path(".git-mcp-server.pid"));
+    let _stop = common::git_died(&t);
     let r = fixed_then_idempotent(&t, "server.listen[git]", &["server.*[git]"]).await;
     r.expect("server.pidfile[git]", "fixed", "ok");
     r.expect("server.mcp[git]", "ok", "ok");

@@ -92,6 +92,7 @@ const ACTION_SLACK: Duration = Duration::from_secs(6);
 fn limit(action: &Action, cx: &Context) -> Duration {
     let waits = match action {
         Action::StartServer { wait, .. } => *wait + cx.timeout,
+        Action::RestartContainer { .. } => super::restart::limit() + cx.timeout * 3,
         _ => Duration::ZERO,
     };
     cx.timeout + ACTION_SLACK + waits
@@ -126,6 +127,9 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
         Action::StartServer {
             server, command, ..
         } => return super::start::start(server, command, cx).await,
+        Action::RestartContainer { id, name } => {
+            return super::restart::restart(id, name, cx).await
+        }
     };
     match result {
         Ok(text) => Outcome::Done(text),

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod flow;
+pub mod restart;
 pub mod start;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub enum Action {
         pid: u32,
         pid_file: PathBuf,
     },
+    /// Restart an agent's running container (only with `--force`) so its entrypoint acts
+    /// on a repair, and wait until it has.
+    RestartContainer { id: String, name: String },
     /// Run a server's start command and wait up to `wait` for it to answer a handshake.
     StartServer {
         server: String,
@@ -44,7 +48,7 @@ impl Action {
     /// Fixes run in this order: containers go first (so nothing rewrites a config dir
     /// while it is repaired), then `.claude.json` is made readable, then its entries
     /// rewritten, then stale files removed (a dead PID file among them), then servers
-    /// started.
+    /// started, and last the containers restarted, whose entrypoints wait for servers.
     pub fn order(&self) -> u8 {
         match self {
             Action::StopServer { .. } => 0,
@@ -53,6 +57,7 @@ impl Action {
             Action::RewriteServerEntry { .. } => 3,
             Action::RemoveFile { .. } => 4,
             Action::StartServer { .. } => 5,
+            Action::RestartContainer { .. } => 6,
         }
     }
 
@@ -64,7 +69,8 @@ impl Action {
             | Action::RewriteServerEntry { path, .. } => Some(path),
             Action::RemoveContainer { .. }
             | Action::StopServer { .. }
-            | Action::StartServer { .. } => None,
+            | Action::StartServer { .. }
+            | Action::RestartContainer { .. } => None,
         }
     }
 
@@ -86,6 +92,10 @@ impl Action {
                 show(path)
             ),
             Action::RemoveContainer { name, .. } => format!("remove container {name}"),
+            Action::RestartContainer { name, .. } => format!(
+                "restart {name} so its entrypoint applies the repair ({}; a running container only with --force: the Claude session in it ends)",
+                restart::by_hand(name)
+            ),
             Action::StopServer {
                 server,
                 pid,

@@ -106,26 +106,14 @@ async fn state(d: &DockerFacts, c: &Container) -> Finding {
             .hint(format!("the entrypoint probably died before configuring MCP: docker logs {}; then start it again", c.name));
     }
     // PID 1 still the entrypoint script: it has not exec'd the program yet.
-    let script = c.entrypoint.first().filter(|e| e.ends_with(".sh"));
-    if let Some(script) = script {
-        if let Ok(top) = d
-            .client
-            .top_processes(&c.id, None::<bollard::query_parameters::TopOptions>)
+    if let Some(script) = docker::entrypoint_script(&c.entrypoint) {
+        if docker::pid1_command(&d.client, &c.id)
             .await
+            .is_some_and(|cmd| cmd.contains(script))
         {
-            let titles = top.titles.unwrap_or_default();
-            let cmd_col = titles.iter().position(|t| t == "CMD" || t == "COMMAND");
-            let first = top.processes.unwrap_or_default().into_iter().next();
-            if let (Some(col), Some(row)) = (cmd_col, first) {
-                if row
-                    .get(col)
-                    .is_some_and(|cmd| cmd.contains(script.as_str()))
-                {
-                    return Finding::warn("configuring", format!("{} is running, but PID 1 is still {script}", c.name))
-                        .evidence("the entrypoint has not exec'd Claude Code yet: it is still waiting for servers or configuring")
-                        .hint("wait for it; a `docker exec ... claude` now races the entrypoint (primer 7.3)");
-                }
-            }
+            return Finding::warn("configuring", format!("{} is running, but PID 1 is still {script}", c.name))
+                .evidence("the entrypoint has not exec'd Claude Code yet: it is still waiting for servers or configuring")
+                .hint("wait for it; a `docker exec ... claude` now races the entrypoint (primer 7.3)");
         }
     }
     Finding::ok(
