@@ -74,7 +74,8 @@ pub struct Cli {
     /// With --fix: print the plan, change nothing
     #[arg(long, requires = "fix")]
     pub dry_run: bool,
-    /// With --fix: remove a container even if it is running by the time of the removal
+    /// With --fix: also remove a running container, and restart running agent containers
+    /// after a repair their entrypoint must act on (their Claude session ends)
     #[arg(long, requires = "fix")]
     pub force: bool,
     #[command(subcommand)]

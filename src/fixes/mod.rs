@@ -93,7 +93,7 @@ impl Action {
             ),
             Action::RemoveContainer { name, .. } => format!("remove container {name}"),
             Action::RestartContainer { name, .. } => format!(
-                "restart {name} so its entrypoint applies the repair ({}; a running container only with --force: the Claude session in it ends)",
+                "restart {name} so its entrypoint applies the repair ({}; needs --force: the Claude session in it ends)",
                 restart::by_hand(name)
             ),
             Action::StopServer {
