@@ -16,10 +16,11 @@ use common::{free_port, run, StopsServer, Tree};
 /// restart does not wait out the engine's grace period.
 const AGENT: &str = "trap 'exit 0' TERM; sleep infinity & wait";
 
+/// Fields drop in this order: the server first, while its PID file is still there.
 struct Broken {
+    _git: StopsServer,
     lab: Lab,
     t: Tree,
-    _git: StopsServer,
 }
 
 impl Broken {
@@ -60,7 +61,7 @@ async fn broken(test: &str) -> Option<Broken> {
             &[&image, "bash", "-c", AGENT],
         );
     }
-    Some(Broken { lab, t, _git: git })
+    Some(Broken { _git: git, lab, t })
 }
 
 #[tokio::test(flavor = "multi_thread")]
