@@ -4,7 +4,9 @@
 #   2. for each server whose marker is missing: register it, then write the marker
 #   3. exec the command (Claude Code in the real image; `sleep infinity` here)
 # The lab image has no Claude Code; "register" copies the project's .mcp.json entries
-# into the user scope of $CLAUDE_CONFIG_DIR/.claude.json, as `claude mcp add` would.
+# into the user scope of $CLAUDE_CONFIG_DIR/.claude.json, as `claude mcp add` would, when
+# that file has no mcpServers yet. A file that already has some is the failed
+# `claude mcp add ... || true` of the real project: the markers are written anyway.
 set -u
 config=${CLAUDE_CONFIG_DIR:-/claude-config}
 mcp=/pipe-dream/.mcp.json
@@ -24,10 +26,19 @@ for marker in .mcp-configured .git-mcp-configured; do
 done
 if [ "$configured" = 1 ] && [ -r "$mcp" ]; then
   if [ ! -s "$config/.claude.json" ]; then
-    cp "$mcp" "$config/.claude.json" && touch "$config/.mcp-configured" "$config/.git-mcp-configured"
+    cp "$mcp" "$config/.claude.json"
   else
-    touch "$config/.mcp-configured" "$config/.git-mcp-configured"
+    json=$(<"$config/.claude.json")
+    if [[ $json != *'"mcpServers"'* ]]; then
+      # No jq in a FROM-scratch image: the body of .mcp.json ("mcpServers": {...})
+      # goes in before the closing brace of .claude.json.
+      servers=$(<"$mcp"); servers=${servers#*\{}; servers=${servers%\}*}
+      body=${json%\}*}; shopt -s extglob; body=${body%%+([[:space:]])}
+      sep=,; [[ $body == *'{' ]] && sep=
+      printf '%s%s%s}\n' "$body" "$sep" "$servers" > "$config/.claude.json"
+    fi
   fi
+  touch "$config/.mcp-configured" "$config/.git-mcp-configured"
   echo "entrypoint: MCP configured" >&2
 fi
 

@@ -29,6 +29,15 @@ pub enum Per {
 }
 
 impl Per {
+    /// Whether instances of a check run per `key`.
+    pub fn has(self, key: Key) -> bool {
+        matches!(
+            (self, key),
+            (Per::Agent | Per::AgentServer, Key::Agent)
+                | (Per::Server | Per::AgentServer, Key::Server)
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Per::None => "—",
@@ -53,6 +62,34 @@ pub struct Need {
     pub unless: Vec<String>,
     /// Why the check was skipped; `{agent}` and `{server}` are filled in.
     pub reason: String,
+}
+
+/// Which subject keys two instances must share for a relation to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Key {
+    Agent,
+    Server,
+}
+
+/// A relation: a problem of this check is a symptom of a problem of `check`, and is
+/// reported under it. `check` may be any check of the catalogue, before or after.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explanation {
+    pub check: String,
+    /// The subject keys the two instances must agree on (default: every key both have).
+    pub same: Option<Vec<Key>>,
+    /// Holds only when the explaining check ended with one of these causes (default: any
+    /// fail or warn).
+    #[serde(default)]
+    pub when: Vec<String>,
+    /// Explains only these causes of this check (default: any).
+    #[serde(default)]
+    pub causes: Vec<String>,
+    /// Holds only when both ended with the same cause (a hang seen twice is one hang).
+    #[serde(default)]
+    pub same_cause: bool,
 }
 
 /// How a check gathers its evidence: a built-in probe by name, or a generic one that a
@@ -108,6 +145,13 @@ pub struct CheckDef {
     pub severity: Option<String>,
     #[serde(default)]
     pub needs: Vec<Need>,
+    /// The checks whose problems explain a problem of this one, most telling first.
+    #[serde(default)]
+    pub explained_by: Vec<Explanation>,
+    /// Causes that a restart of the agent's container repairs, its entrypoint acting on
+    /// the repair; `--fix` restarts a running container only with `--force`.
+    #[serde(default)]
+    pub restart_when: Vec<String>,
     #[serde(default)]
     pub explain: String,
 }
@@ -134,21 +178,28 @@ pub struct Catalogue {
 
 impl Catalogue {
     pub fn builtin() -> Catalogue {
+        // The built-in files are tested; a broken one is a build defect, not user input.
+        Catalogue::parse(BUILTIN).unwrap_or_else(|e| panic!("built-in catalogue: {e}"))
+    }
+
+    /// A catalogue of these (name, TOML text) files, in order.
+    pub fn parse(files: &[(&str, &str)]) -> Result<Catalogue, String> {
         let mut cat = Catalogue {
             sections: Vec::new(),
             checks: Vec::new(),
         };
-        for (name, text) in BUILTIN {
-            // The built-in files are tested; a broken one is a build defect, not user input.
-            cat.add_file(name, text)
-                .unwrap_or_else(|e| panic!("built-in catalogue {name}: {e}"));
+        for (name, text) in files {
+            cat.add_file(name, text)?;
         }
-        cat
+        cat.check_relations()?;
+        Ok(cat)
     }
 
     /// The built-in catalogue plus the project's `.pd-doctor/checks/*.toml`, in name order.
     pub fn load(root: &Path) -> Result<Catalogue, String> {
         let mut cat = Catalogue::builtin();
+        // Relations are checked once every file is in: a project check may be explained
+        // by one defined in a later file.
         let dir = root.join(".pd-doctor").join("checks");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(cat);
@@ -167,7 +218,35 @@ impl Catalogue {
             .map_err(|e| format!("{} {e}", path.display()))?;
             cat.add_file(&path.display().to_string(), &text)?;
         }
+        cat.check_relations()?;
         Ok(cat)
+    }
+
+    /// Every relation names a check of the catalogue (defined anywhere: relations are
+    /// resolved after the run), and only subject keys both checks have.
+    fn check_relations(&self) -> Result<(), String> {
+        for check in &self.checks {
+            for rel in &check.explained_by {
+                let Some(other) = self.get(&rel.check) else {
+                    return Err(format!(
+                        "check {} is explained by {}, which is not defined",
+                        check.id, rel.check
+                    ));
+                };
+                if rel.check == check.id {
+                    return Err(format!("check {} cannot explain itself", check.id));
+                }
+                for key in rel.same.iter().flatten() {
+                    if !(check.per.has(*key) && other.per.has(*key)) {
+                        return Err(format!(
+                            "check {}: explained_by {} with same = {key:?}, which is not a key of both",
+                            check.id, rel.check
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn add_file(&mut self, name: &str, text: &str) -> Result<(), String> {
@@ -231,5 +310,49 @@ impl Catalogue {
             .iter()
             .find(|s| s.id == id)
             .map_or(id, |s| s.title.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = r#"
+[[check]]
+id = "a.one"
+title = "one"
+per = "server"
+probe = "listen"
+[[check.explained_by]]
+check = "b.two"
+same = ["server"]
+
+[[check]]
+id = "b.two"
+title = "two"
+per = "agent-server"
+probe = "marker"
+"#;
+
+    #[test]
+    fn relations_may_name_later_checks_but_must_name_real_ones() {
+        let cat = Catalogue::parse(&[("t.toml", TWO)]).unwrap();
+        assert_eq!(cat.get("a.one").unwrap().explained_by[0].check, "b.two");
+        let dangling = TWO.replace("check = \"b.two\"", "check = \"c.three\"");
+        let err = Catalogue::parse(&[("t.toml", &dangling)]).unwrap_err();
+        assert!(err.contains("c.three"), "{err}");
+        let wrong_key = TWO.replace("same = [\"server\"]", "same = [\"agent\"]");
+        let err = Catalogue::parse(&[("t.toml", &wrong_key)]).unwrap_err();
+        assert!(err.contains("not a key of both"), "{err}");
+    }
+
+    #[test]
+    fn the_builtin_relations_are_well_formed() {
+        let cat = Catalogue::builtin();
+        let reach = cat.get("container.reach").unwrap();
+        assert!(reach
+            .explained_by
+            .iter()
+            .any(|r| r.check == "server.mcp" && r.same_cause));
     }
 }

@@ -74,7 +74,8 @@ pub struct Cli {
     /// With --fix: print the plan, change nothing
     #[arg(long, requires = "fix")]
     pub dry_run: bool,
-    /// With --fix: remove a container even if it is running by the time of the removal
+    /// With --fix: also remove a running container, and restart running agent containers
+    /// after a repair their entrypoint must act on (their Claude session ends)
     #[arg(long, requires = "fix")]
     pub force: bool,
     #[command(subcommand)]
@@ -311,11 +312,13 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     }
     // Probes that hang past their deadline are abandoned, not awaited.
     runtime.shutdown_background();
+    let root_causes = crate::engine::relate(&runner.catalogue, &mut results);
     let mut report = Report {
         root: project.root.display().to_string(),
         started_at,
         duration_ms: clock.elapsed().as_millis() as u64,
         results,
+        root_causes,
     };
     report.scrub(&project.secrets);
     let text = match format {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
 
-use crate::catalogue::{Catalogue, CheckDef, Need, Per};
+use crate::catalogue::{Catalogue, CheckDef, Explanation, Key, Need, Per};
 use crate::facts::Facts;
-use crate::model::{CheckResult, Finding, FixReport, Status, Subject};
+use crate::model::{CheckResult, Finding, FixReport, RootCause, Status, Subject};
 use crate::project::Project;
 
 /// Time a probe may take beyond its own network deadline before the engine gives up on it.
@@ -287,9 +287,111 @@ fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) 
             plan,
             ..Default::default()
         },
+        explained_by: None,
         duration_ms: took.as_millis() as u64,
         plan: finding.fix,
     }
+}
+
+/// Whether `rel` (a relation of `symptom`'s check) makes `cause` the explanation of
+/// `symptom`.
+fn explains(rel: &Explanation, cause: &CheckResult, symptom: &CheckResult) -> bool {
+    if cause.check != rel.check || !cause.is_problem() {
+        return false;
+    }
+    let key = |s: &Subject, k: Key| match k {
+        Key::Agent => s.agent.clone(),
+        Key::Server => s.server.clone(),
+    };
+    let subjects_agree = match &rel.same {
+        Some(keys) => keys.iter().all(|k| {
+            let (a, b) = (key(&cause.subject, *k), key(&symptom.subject, *k));
+            a.is_some() && a == b
+        }),
+        None => [Key::Agent, Key::Server].into_iter().all(|k| {
+            let (a, b) = (key(&cause.subject, k), key(&symptom.subject, k));
+            a.is_none() || b.is_none() || a == b
+        }),
+    };
+    subjects_agree
+        && (rel.when.is_empty() || rel.when.contains(&cause.cause))
+        && (rel.causes.is_empty() || rel.causes.contains(&symptom.cause))
+        && (!rel.same_cause || cause.cause == symptom.cause)
+}
+
+/// Relates the problems of a run by the catalogue's `explained_by`: each problem that
+/// another explains gets `explained_by` (the root at the end of the chain), and every
+/// problem nothing explains becomes a root cause, in checklist order, with what it
+/// explains. A cycle of explanations is broken at its first check in checklist order.
+pub fn relate(catalogue: &Catalogue, results: &mut [CheckResult]) -> Vec<RootCause> {
+    let n = results.len();
+    let mut direct: Vec<Option<usize>> = vec![None; n];
+    for (i, symptom) in results.iter().enumerate() {
+        if !symptom.is_problem() {
+            continue;
+        }
+        let Some(def) = catalogue.get(&symptom.check) else {
+            continue;
+        };
+        direct[i] = def
+            .explained_by
+            .iter()
+            .find_map(|rel| (0..n).find(|&j| j != i && explains(rel, &results[j], symptom)));
+    }
+    for start in 0..n {
+        let mut seen = vec![start];
+        let mut at = start;
+        while let Some(next) = direct[at] {
+            if let Some(pos) = seen.iter().position(|&k| k == next) {
+                let first = seen[pos..].iter().copied().min().unwrap_or(next);
+                direct[first] = None;
+                break;
+            }
+            seen.push(next);
+            at = next;
+        }
+    }
+    let root_of = |i: usize| {
+        let mut at = i;
+        while let Some(next) = direct[at] {
+            at = next;
+        }
+        at
+    };
+    let mut roots: Vec<RootCause> = Vec::new();
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    for (i, r) in results.iter().enumerate() {
+        if r.is_problem() && direct[i].is_none() {
+            index.insert(i, roots.len());
+            roots.push(RootCause {
+                id: r.id.clone(),
+                status: r.status,
+                cause: r.cause.clone(),
+                message: r.message.clone(),
+                explains: Vec::new(),
+                hint: r.hint.clone(),
+                fix: r.fix.clone(),
+            });
+        }
+    }
+    for i in 0..n {
+        if !results[i].is_problem() || direct[i].is_none() {
+            continue;
+        }
+        let root = root_of(i);
+        results[i].explained_by = Some(results[root].id.clone());
+        let Some(rc) = index.get(&root).map(|&k| &mut roots[k]) else {
+            continue;
+        };
+        rc.explains.push(results[i].id.clone());
+        for step in &results[i].fix.plan {
+            if !rc.fix.plan.contains(step) {
+                rc.fix.plan.push(step.clone());
+            }
+        }
+        rc.fix.available = !rc.fix.plan.is_empty();
+    }
+    roots
 }
 
 #[cfg(test)]
@@ -336,6 +438,123 @@ mod tests {
         let quick = isolate(async { 7 }, Duration::from_millis(500)).await;
         assert_eq!(quick.unwrap(), 7);
         assert!(matches!(blocked.await.unwrap(), Err(Stopped::Overran(_))));
+    }
+
+    fn result(id: &str, status: Status, cause: &str) -> CheckResult {
+        let (check, rest) = id.split_once('[').unwrap_or((id, ""));
+        let parts: Vec<&str> = rest.trim_end_matches(']').split(',').collect();
+        let subject = match (
+            check.starts_with("container.reach") || check.starts_with("config."),
+            parts.as_slice(),
+        ) {
+            (true, [a, s]) => Subject {
+                agent: Some(a.to_string()),
+                server: Some(s.to_string()),
+            },
+            (_, [x]) if check.starts_with("server.") => Subject::server(x),
+            (_, [x]) if !x.is_empty() => Subject::agent(x),
+            _ => Subject::default(),
+        };
+        CheckResult {
+            id: id.into(),
+            check: check.into(),
+            section: "8.1".into(),
+            subject,
+            status,
+            cause: cause.into(),
+            message: format!("{id} says {cause}"),
+            evidence: Vec::new(),
+            hint: None,
+            explained_by: None,
+            fix: FixReport::default(),
+            duration_ms: 0,
+            plan: None,
+        }
+    }
+
+    #[test]
+    fn a_hanging_server_is_one_root_cause_for_every_agent() {
+        let cat = Catalogue::builtin();
+        let mut results = vec![
+            result("server.listen[git]", Status::Ok, "ok"),
+            result("server.mcp[qms]", Status::Ok, "ok"),
+            result("server.mcp[git]", Status::Fail, "timeout"),
+            result("server.oauth[git]", Status::Warn, "timeout"),
+            result("container.reach[qa,git]", Status::Fail, "timeout"),
+            result("container.reach[bu,git]", Status::Fail, "timeout"),
+            // The same server, another kind of failure: its own problem.
+            result("container.reach[tu,git]", Status::Fail, "dns"),
+            result("container.reach[qa,qms]", Status::Ok, "ok"),
+        ];
+        results[2].fix.plan = vec!["nothing".into()];
+        let roots = relate(&cat, &mut results);
+        let ids: Vec<&str> = roots.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["server.mcp[git]", "container.reach[tu,git]"]);
+        assert_eq!(
+            roots[0].explains,
+            [
+                "server.oauth[git]",
+                "container.reach[qa,git]",
+                "container.reach[bu,git]"
+            ]
+        );
+        assert_eq!(results[4].explained_by.as_deref(), Some("server.mcp[git]"));
+        assert_eq!(results[6].explained_by, None);
+        assert_eq!(
+            results[7].explained_by, None,
+            "an ok check is nobody's symptom"
+        );
+        assert!(roots[0].fix.available);
+    }
+
+    #[test]
+    fn chains_lead_to_the_root_and_collect_every_repair() {
+        let cat = Catalogue::builtin();
+        let mut results = vec![
+            result("server.pidfile[git]", Status::Fail, "dead"),
+            result("server.listen[git]", Status::Fail, "not-listening"),
+            result("config.marker[qa,git]", Status::Fail, "stale-marker"),
+            result("config.server_entry[qa,git]", Status::Fail, "missing"),
+            result("config.server_entry[qa,qms]", Status::Fail, "missing"),
+        ];
+        results[0].fix.plan = vec!["remove the PID file".into()];
+        results[1].fix.plan = vec!["start git".into()];
+        let roots = relate(&cat, &mut results);
+        assert_eq!(roots[0].id, "server.pidfile[git]");
+        assert_eq!(roots[0].fix.plan, ["remove the PID file", "start git"]);
+        assert_eq!(roots[1].explains, ["config.server_entry[qa,git]"]);
+        // The marker of another server explains nothing about qms.
+        assert_eq!(roots[2].id, "config.server_entry[qa,qms]");
+    }
+
+    #[test]
+    fn a_cycle_of_explanations_is_broken_at_its_first_check() {
+        let text = r#"
+[[check]]
+id = "x.a"
+title = "a"
+per = "none"
+probe = "listen"
+[[check.explained_by]]
+check = "x.b"
+
+[[check]]
+id = "x.b"
+title = "b"
+per = "none"
+probe = "listen"
+[[check.explained_by]]
+check = "x.a"
+"#;
+        let cat = Catalogue::parse(&[("c.toml", text)]).unwrap();
+        let mut results = vec![
+            result("x.a", Status::Fail, "one"),
+            result("x.b", Status::Warn, "two"),
+        ];
+        let roots = relate(&cat, &mut results);
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0].id, "x.a");
+        assert_eq!(roots[0].explains, ["x.b"]);
     }
 
     #[test]

@@ -152,11 +152,32 @@ pub struct CheckResult {
     pub evidence: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The root cause this problem is a symptom of: the instance id of an entry of
+    /// `root_causes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<String>,
     pub fix: FixReport,
     pub duration_ms: u64,
     /// The actions behind `fix.plan`, for `--fix`; not part of the report.
     #[serde(skip)]
     pub plan: Option<FixPlan>,
+}
+
+/// A problem (fail or warn) that no other problem explains, with the problems it
+/// explains: what the report leads with.
+#[derive(Debug, Clone, Serialize)]
+pub struct RootCause {
+    /// The instance id of the check that found it.
+    pub id: String,
+    pub status: Status,
+    pub cause: String,
+    pub message: String,
+    /// Instance ids of the problems it explains, in checklist order.
+    pub explains: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// What repairs it: its own check's repair and those of the problems it explains.
+    pub fix: FixReport,
 }
 
 /// The `fix` object of the JSON report.
@@ -178,6 +199,13 @@ pub struct Summary {
     pub fail: usize,
     pub skip: usize,
     pub fixed: usize,
+}
+
+impl CheckResult {
+    /// A fail or a warning: something to report.
+    pub fn is_problem(&self) -> bool {
+        matches!(self.status, Status::Fail | Status::Warn)
+    }
 }
 
 impl Summary {

@@ -73,6 +73,8 @@ struct ServerConfig {
     pid_file: Option<String>,
     marker: Option<String>,
     start: Option<String>,
+    /// How long `--fix` waits for the server it started to answer a handshake ("20s").
+    start_timeout: Option<String>,
     #[serde(default)]
     tools: Vec<String>,
 }
@@ -104,7 +106,10 @@ pub struct Server {
     pub path: String,
     pub pid_file: PathBuf,
     pub marker: String,
+    /// The command that starts it, run from the root (`--fix`, when its program is in
+    /// the project), and the time it gets to answer a handshake.
     pub start: String,
+    pub start_timeout: std::time::Duration,
     pub tools: Vec<String>,
     /// What `docker/.mcp.json` says the agents should use for this server, when it names it.
     pub expected: Option<ServerEntry>,
@@ -162,6 +167,9 @@ pub fn discover_root(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// How long `--fix` waits for a server it started, unless `start_timeout` says otherwise.
+pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 struct Defaults {
     name: &'static str,
     port: u16,
@@ -196,7 +204,7 @@ impl Project {
         if let JsonFile::Parsed(value) = &mcp_json {
             claude_config::collect_secrets(value, &secrets);
         }
-        let servers = servers(&config, &mcp_json, &root);
+        let servers = servers(&config, &mcp_json, &root)?;
         let mut named_folders = vec![root.join(&layout.users_dir)];
         for a in &config.agent {
             named_folders.extend(
@@ -279,7 +287,7 @@ fn read_config(root: &Path) -> Result<ConfigFile, String> {
 /// `pd-doctor.toml` servers if it names any, else qms and git; then every server that
 /// `docker/.mcp.json` names. The port and path come from the toml, else from the URL in
 /// `.mcp.json`, else from the defaults.
-fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Vec<Server> {
+fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Result<Vec<Server>, String> {
     let mut wanted: Vec<ServerConfig> = if config.server.is_empty() {
         DEFAULT_SERVERS
             .iter()
@@ -322,7 +330,13 @@ fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Vec<Server>
                 .or_else(|| parsed.as_ref().map(|u| u.path().to_string()))
                 .unwrap_or_else(|| "/mcp".into());
             let name = cfg.name;
-            Server {
+            let start_timeout = match &cfg.start_timeout {
+                None => START_TIMEOUT,
+                Some(t) => humantime::parse_duration(t).map_err(|e| {
+                    format!("{CONFIG_FILE}: server {name}: start_timeout {t:?}: {e}")
+                })?,
+            };
+            Ok(Server {
                 pid_file: root.join(
                     cfg.pid_file
                         .unwrap_or_else(|| format!(".{name}-mcp-server.pid")),
@@ -335,12 +349,13 @@ fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Vec<Server>
                     .start
                     .or(defaults.map(|d| d.start.to_string()))
                     .unwrap_or_else(|| format!("start the {name} MCP server")),
+                start_timeout,
                 tools: cfg.tools,
                 port,
                 path,
                 expected,
                 name,
-            }
+            })
         })
         .collect()
 }

@@ -53,6 +53,7 @@ impl Runner {
             }
         }
         if joined.is_empty() {
+            crate::fixes::restart::plan(&self.catalogue, &mut results, &facts).await;
             return results;
         }
         self.project = Arc::new(project);
@@ -76,6 +77,7 @@ impl Runner {
             .map(|(i, inst)| (inst.id.as_str(), i))
             .collect();
         results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+        crate::fixes::restart::plan(&self.catalogue, &mut results, &facts).await;
         learn_every_secret(&facts);
         results
     }
@@ -83,9 +85,10 @@ impl Runner {
     /// Every selected check again, with fresh facts.
     pub async fn diagnose(&self) -> Vec<CheckResult> {
         let facts = self.facts();
-        let results = Engine::new(&self.catalogue, facts.clone())
+        let mut results = Engine::new(&self.catalogue, facts.clone())
             .run(&self.only, &self.skip)
             .await;
+        crate::fixes::restart::plan(&self.catalogue, &mut results, &facts).await;
         learn_every_secret(&facts);
         results
     }

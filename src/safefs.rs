@@ -419,6 +419,57 @@ impl Dir {
         std::fs::File::open(self.path.join(name)).map_err(ReadError::Io)
     }
 
+    /// The last `max` bytes of the regular file `name` (never a link): a log's tail,
+    /// however long the log grew.
+    pub fn read_tail(&self, name: &str, max: u64) -> Result<Vec<u8>, ReadError> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = self.open_at(name)?;
+        let meta = file.metadata().map_err(ReadError::Io)?;
+        if !meta.is_file() {
+            return Err(ReadError::NotRegular(kind_word(meta.file_type())));
+        }
+        file.seek(SeekFrom::Start(meta.len().saturating_sub(max)))
+            .map_err(ReadError::Io)?;
+        let mut bytes = Vec::new();
+        file.take(max)
+            .read_to_end(&mut bytes)
+            .map_err(ReadError::Io)?;
+        Ok(bytes)
+    }
+
+    /// The folder `name` in this one, created (0755) when it does not exist; a link
+    /// there is refused, never followed.
+    pub fn subdir(&self, name: &str) -> io::Result<Dir> {
+        let path = self.path.join(name);
+        #[cfg(unix)]
+        {
+            use rustix::fs::{Mode, OFlags};
+            match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let fd = rustix::fs::openat(
+                &self.fd,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| match e {
+                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => io::Error::other(format!(
+                    "{} is not a folder pd-doctor may write in (a link or a file)",
+                    path.display()
+                )),
+                e => e.into(),
+            })?;
+            Ok(Dir { path, fd })
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::create_dir_all(&path)?;
+            Dir::open(&path)
+        }
+    }
+
     /// Creates `name` exclusively: a link, file or anything else already there makes
     /// this fail, and nothing is written through it.
     fn create_new(&self, name: &str) -> io::Result<std::fs::File> {
@@ -743,6 +794,19 @@ mod tests {
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
         fs::create_dir(t.path().join("sub")).unwrap();
         assert!(d.remove("sub").is_err());
+    }
+
+    #[test]
+    fn subfolders_are_made_but_never_entered_through_a_link() {
+        let (t, d) = dir();
+        let logs = d.subdir(".pd-doctor").unwrap().subdir("logs").unwrap();
+        assert!(t.path().join(".pd-doctor/logs").is_dir());
+        let (mut f, name) = logs.create_retrying("a.log").unwrap();
+        f.write_all(&b"x".repeat(5000)).unwrap();
+        f.write_all(b"\nlast line\n").unwrap();
+        assert_eq!(logs.read_tail(&name, 10).unwrap(), b"last line\n");
+        symlink(std::env::temp_dir(), t.path().join("out")).unwrap();
+        assert!(d.subdir("out").is_err());
     }
 
     #[test]

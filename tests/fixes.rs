@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::lab::{lab_or_skip, Lab};
-use common::{free_port, on_a_terminal, run, Run, Tree};
+use common::{dead_pid, free_port, on_a_terminal, run, script, Run, Tree};
 
 /// Every path under `root` with its content (or link target): the whole state on disk.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -100,9 +100,7 @@ fn qa_tree(fixture: &str) -> Tree {
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_pid_file_is_removed_with_a_backup() {
     let t = qa_tree("healthy");
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
+    let pid = dead_pid();
     t.write(".qms-mcp-server.pid", &format!("{pid}\n"));
     fixed_then_idempotent(&t, "server.pidfile[qms]", &["server.pidfile*"]).await;
     assert!(!t.path(".qms-mcp-server.pid").exists());
@@ -298,6 +296,64 @@ async fn missing_authorization_header_is_added_from_the_mcp_json() {
         .keys()
         .collect();
     assert_eq!(keys, ["X-API-Key", "Authorization"]);
+}
+
+fn entries(t: &Tree) -> serde_json::Value {
+    let text = std::fs::read_to_string(t.path(".claude/users/qa/container/.claude.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["mcpServers"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swapped_ports_are_rewritten_from_the_mcp_json() {
+    let t = qa_tree("wrong-port");
+    fixed_then_idempotent(&t, "config.server_entry[qa,qms]", &["config.*"]).await;
+    let after = entries(&t);
+    assert_eq!(
+        after["qms"]["url"],
+        format!("http://host.docker.internal:{}/mcp", t.qms)
+    );
+    assert_eq!(
+        after["git"]["url"],
+        format!("http://host.docker.internal:{}/mcp", t.git)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_path_is_rewritten() {
+    let t = qa_tree("healthy");
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("/mcp\"", "/sse\"", 1);
+    std::fs::write(&path, text).unwrap();
+    let r = fixed_then_idempotent(&t, "config.server_entry[qa,qms]", &["config.*"]).await;
+    assert!(r.check("config.server_entry[qa,qms]")["fix"]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("rewrote qms"));
+    assert!(entries(&t)["qms"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/mcp"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_transport_becomes_http_and_a_stdio_entry_loses_its_command() {
+    let t = qa_tree("sse-transport");
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["mcpServers"]["git"] = serde_json::json!({
+        "command": "C:/python.exe", "args": ["-m", "git_mcp"], "env": {"GIT_TOKEN": "x"}
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    fixed_then_idempotent(&t, "config.server_entry[qa,qms]", &["config.*"]).await;
+    let after = entries(&t);
+    assert_eq!(after["qms"]["type"], "http");
+    assert_eq!(
+        after["git"],
+        serde_json::json!({"type": "http", "url": format!("http://host.docker.internal:{}/mcp", t.git)})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -573,4 +629,117 @@ async fn state_that_changes_between_plan_and_action_is_left_alone() {
             .exists(),
         "a marker that is no longer stale was removed"
     );
+}
+
+// --- starting servers ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_died_is_started_by_its_start_script_and_answers() {
+    // Reachable means bound to the Docker bridge too: no engine, no bridge.
+    if !common::lab::docker_or_skip("a_server_that_died_is_started_by_its_start_script") {
+        return;
+    }
+    let t = qa_tree("healthy");
+    let _stop = common::git_died(&t);
+    let r = fixed_then_idempotent(&t, "server.listen[git]", &["server.*[git]"]).await;
+    r.expect("server.pidfile[git]", "fixed", "ok");
+    r.expect("server.mcp[git]", "ok", "ok");
+    let outcome = r.check("server.listen[git]")["fix"]["outcome"].to_string();
+    assert!(
+        outcome.contains("started git (docker/scripts/start-git-mcp.sh --background)")
+            && outcome.contains("answered the MCP handshake"),
+        "{outcome}"
+    );
+    let logs: Vec<_> = std::fs::read_dir(t.path(".pd-doctor/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1);
+    assert!(std::fs::read_to_string(&logs[0])
+        .unwrap()
+        .contains("started on"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_script_that_fails_is_a_failed_repair_with_its_log() {
+    let t = qa_tree("healthy");
+    script(
+        &t,
+        "docker/scripts/start-git-mcp.sh",
+        "echo \"OSError: [Errno 98] Address already in use\" >&2\nprintf 'evil \\033]0;owned\\007\\n'\nexit 3",
+    );
+    let r = fix(&t, &["--only", "server.listen*"]).await;
+    common::validate_schema(&r.json());
+    let c = r.expect("server.listen[git]", "fail", "not-listening");
+    assert_eq!(c["fix"]["applied"], false);
+    let outcome = c["fix"]["outcome"].as_str().unwrap();
+    assert!(outcome.contains("exited with exit status: 3"), "{outcome}");
+    let evidence = c["evidence"].to_string();
+    assert!(
+        evidence.contains("log: OSError: [Errno 98] Address already in use"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("evil \\\\x1b]0;owned"), "{evidence}");
+    assert_eq!(r.code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_fails_after_its_start_timeout() {
+    let t = qa_tree("healthy");
+    t.config(&format!(
+        "[[server]]\nname = \"web\"\nport = {}\nstart = \"docker/scripts/web.sh --background\"\nstart_timeout = \"1s\"\n",
+        free_port()
+    ));
+    script(
+        &t,
+        "docker/scripts/web.sh",
+        "echo \"waiting for the database\"\nexec sleep 3",
+    );
+    let started = std::time::Instant::now();
+    let r = fix(&t, &["--only", "server.listen[web]"]).await;
+    let c = r.expect("server.listen[web]", "fail", "not-listening");
+    let outcome = c["fix"]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("did not answer an MCP handshake within 1s"),
+        "{outcome}"
+    );
+    assert!(c["evidence"]
+        .to_string()
+        .contains("log: waiting for the database"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_outside_the_project_is_ever_started() {
+    let t = qa_tree("healthy");
+    let outside = tempfile::tempdir().unwrap();
+    let ran = outside.path().join("ran");
+    let evil = outside.path().join("evil.sh");
+    std::fs::write(&evil, format!("#!/bin/bash\ntouch {}\n", ran.display())).unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(t.path("docker/scripts")).unwrap();
+    // A link that leads out, and a command that names a program outside.
+    std::os::unix::fs::symlink(&evil, t.path("docker/scripts/start-git-mcp.sh")).unwrap();
+    t.write(
+        "pd-doctor.toml",
+        &format!(
+        "[[server]]\nname = \"qms\"\nport = {}\nstart = \"{} --background\"\n[[server]]\nname = \"git\"\nport = {}\n",
+        t.qms,
+        evil.display(),
+        t.git
+    ),
+    );
+    let r = fix(&t, &["--only", "server.listen*"]).await;
+    for id in ["server.listen[qms]", "server.listen[git]"] {
+        let c = r.expect(id, "fail", "not-listening");
+        assert_eq!(c["fix"]["available"], false, "{c}");
+        assert!(
+            c["hint"]
+                .as_str()
+                .unwrap()
+                .contains("leads outside the project root"),
+            "{c}"
+        );
+    }
+    assert!(!ran.exists(), "a program outside the project ran");
 }

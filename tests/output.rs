@@ -346,3 +346,170 @@ async fn colour_on_a_terminal_unless_no_color() {
     );
     assert!(!never.contains("\x1b[3"));
 }
+
+/// Every problem is a root cause or names one as `explained_by`; every root cause is a
+/// problem and lists exactly the problems that name it.
+fn assert_causes_partition_the_problems(doc: &serde_json::Value) {
+    let roots = doc["root_causes"].as_array().expect("root_causes");
+    for c in doc["checks"].as_array().unwrap() {
+        let problem = c["status"] == "fail" || c["status"] == "warn";
+        let id = c["id"].as_str().unwrap();
+        let is_root = roots.iter().any(|r| r["id"] == id);
+        match c.get("explained_by").and_then(|e| e.as_str()) {
+            Some(root) => {
+                assert!(problem && !is_root, "{id} is explained but {c}");
+                let entry = roots.iter().find(|r| r["id"] == root).unwrap();
+                assert!(entry["explains"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == id));
+            }
+            None => assert_eq!(problem, is_root, "{id}: {c}"),
+        }
+    }
+}
+
+/// `--json` with `args`, valid against the schema, its problems partitioned by cause.
+async fn related(root: &std::path::Path, args: &[&str]) -> common::Run {
+    let r = run_json(root, args).await;
+    common::validate_schema(&r.json());
+    assert_causes_partition_the_problems(&r.json());
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_marker_is_the_root_cause_of_the_missing_registration() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let r = related(t.root(), &["--skip", "container.*", "--skip", "docker.*"]).await;
+    let doc = r.json();
+    let roots = doc["root_causes"].as_array().unwrap();
+    let marker = roots
+        .iter()
+        .find(|rc| rc["id"] == "config.marker[qa,qms]")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(marker["cause"], "stale-marker");
+    assert_eq!(
+        marker["explains"],
+        serde_json::json!(["config.server_entry[qa,qms]"])
+    );
+    assert_eq!(marker["fix"]["available"], true);
+    assert_eq!(
+        r.check("config.server_entry[qa,qms]")["explained_by"],
+        "config.marker[qa,qms]"
+    );
+    // Checks that explain nothing and are explained by nothing carry no field.
+    assert!(r
+        .check("config.marker[qa,qms]")
+        .get("explained_by")
+        .is_none());
+    assert!(roots.iter().any(|rc| rc["id"] == "server.listen[git]"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_server_is_one_problem_not_one_per_check() {
+    let hang = servers::fault_server(Fault::Hang).await;
+    let t = Tree::new(free_port(), hang.port);
+    t.agent("qa", "healthy");
+    t.config("");
+    let r = related(t.root(), &["--timeout", "500ms", "--only", "server.*[git]"]).await;
+    r.expect("server.mcp[git]", "fail", "timeout");
+    let oauth = r.expect("server.oauth[git]", "warn", "timeout");
+    assert_eq!(oauth["explained_by"], "server.mcp[git]");
+    // The fault server listens on loopback only: a problem of its own.
+    assert_eq!(r.root_causes(), ["server.listen[git]", "server.mcp[git]"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_check_declares_what_explains_it() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write(
+        ".pd-doctor/checks/site.toml",
+        r#"
+[[check]]
+id = "site.health"
+title = "The health endpoint answers"
+section = "8.1"
+per = "server"
+[check.probe]
+kind = "http"
+url = "http://127.0.0.1:{port}/health"
+[[check.explained_by]]
+check = "server.listen"
+when = ["not-listening"]
+"#,
+    );
+    let r = related(t.root(), &["--only", "server.listen*", "--only", "site.*"]).await;
+    r.expect("site.health[git]", "fail", "refused");
+    assert_eq!(
+        r.check("site.health[git]")["explained_by"],
+        "server.listen[git]"
+    );
+    // A relation to a check no catalogue defines is a usage error, like a broken file.
+    t.write(
+        ".pd-doctor/checks/site.toml",
+        "[[check]]\nid = \"site.x\"\ntitle = \"x\"\nper = \"none\"\n[check.probe]\nkind = \"file\"\npath = \"x\"\n[[check.explained_by]]\ncheck = \"no.such\"\n",
+    );
+    let bad = run(t.root(), &[]).await;
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("no.such"), "{}", bad.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_report_leads_with_problems_and_folds_what_is_well() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("claude", "healthy")
+        .agent("qa", "marker-without-config");
+    t.config("");
+    let only = [
+        "--only", "server.*", "--only", "config.*", "--color", "never",
+    ];
+    let r = run(t.root(), &only).await;
+    let at = |needle: &str| {
+        r.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("missing {needle:?} in:\n{}", r.stdout))
+    };
+    assert!(at("Problems: ") < at("8.1 Are the MCP servers running?"));
+    // One entry per root cause, with what it explains, its evidence and its repair.
+    at("✗ config.marker[qa,qms]");
+    at("and 1 more: config.server_entry[qa,qms]");
+    at("│ while the marker exists, the entrypoint never tries again");
+    at("fix: remove .claude/users/qa/container/.mcp-configured (stale marker)");
+    // The symptom is one line in the checklist, pointing at its cause.
+    at("(missing; explained by config.marker[qa,qms])");
+    // Passing checks are counted, not listed; skipped ones are one line per reason.
+    assert!(
+        !r.stdout.contains("✓ config.marker[claude,qms]"),
+        "{}",
+        r.stdout
+    );
+    at("other checks ok");
+    at("- server.mcp[qms], server.session[qms], server.oauth[qms]  skipped: server qms is not listening");
+    assert_eq!(r.code, 1);
+
+    // A section where everything is well is one line.
+    let healthy = Tree::new(free_port(), free_port());
+    healthy.agent("claude", "healthy").agent("qa", "healthy");
+    healthy.config("");
+    healthy.approve();
+    let r = run(healthy.root(), &["--only", "config.*", "--color", "never"]).await;
+    assert!(
+        r.stdout.contains("✓ 8.3 Is MCP configured? 20 checks"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("Problems"), "{}", r.stdout);
+    assert!(r.stdout.lines().count() < 25, "{}", r.stdout);
+    // -v lists every check with its evidence, as before.
+    let v = run(
+        healthy.root(),
+        &["--only", "config.*", "--color", "never", "-v"],
+    )
+    .await;
+    assert!(v.stdout.contains("✓ config.marker[qa,qms]"), "{}", v.stdout);
+}

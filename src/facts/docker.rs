@@ -830,6 +830,27 @@ pub async fn exec_until(
 }
 
 /// The last lines a stopped container logged: why its entrypoint died.
+/// The command line of the container's PID 1, as `docker top` shows it.
+pub async fn pid1_command(client: &Docker, container: &str) -> Option<String> {
+    let top = client
+        .top_processes(container, None::<bollard::query_parameters::TopOptions>)
+        .await
+        .ok()?;
+    let titles = top.titles.unwrap_or_default();
+    let col = titles.iter().position(|t| t == "CMD" || t == "COMMAND")?;
+    let first = top.processes.unwrap_or_default().into_iter().next()?;
+    first.get(col).cloned()
+}
+
+/// The entrypoint script of a container's `Entrypoint`, if it is one (`/entrypoint.sh`):
+/// while PID 1 is still that script, it has not exec'd its program yet.
+pub fn entrypoint_script(entrypoint: &[String]) -> Option<&str> {
+    entrypoint
+        .first()
+        .map(String::as_str)
+        .filter(|e| e.ends_with(".sh"))
+}
+
 pub async fn last_log_lines(client: &Docker, container: &str, lines: usize) -> Vec<String> {
     let options = LogsOptionsBuilder::new()
         .stdout(true)

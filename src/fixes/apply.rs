@@ -22,7 +22,8 @@ pub enum Outcome {
     Done(String),
     /// Not done, on purpose: the state changed, or the action needs `--force`.
     Refused(String),
-    Failed(String),
+    /// What went wrong, and evidence (a log's last lines) when there is some.
+    Failed(String, Vec<String>),
 }
 
 impl Outcome {
@@ -30,7 +31,19 @@ impl Outcome {
         match self {
             Outcome::Done(t) => t.clone(),
             Outcome::Refused(t) => format!("not done: {t}"),
-            Outcome::Failed(t) => format!("failed: {t}"),
+            Outcome::Failed(t, _) => format!("failed: {t}"),
+        }
+    }
+
+    pub fn failed(text: impl Into<String>) -> Outcome {
+        Outcome::Failed(text.into(), Vec::new())
+    }
+
+    /// The evidence of a failure.
+    pub fn evidence(&self) -> &[String] {
+        match self {
+            Outcome::Failed(_, evidence) => evidence,
+            _ => &[],
         }
     }
 
@@ -66,7 +79,7 @@ impl Context {
         }
     }
 
-    fn show(&self, p: &Path) -> String {
+    pub fn show(&self, p: &Path) -> String {
         self.project.show(p)
     }
 }
@@ -75,15 +88,25 @@ impl Context {
 /// for it to exit.
 const ACTION_SLACK: Duration = Duration::from_secs(6);
 
+/// The time `action` may take: the slack, plus what it waits for by its nature.
+fn limit(action: &Action, cx: &Context) -> Duration {
+    let waits = match action {
+        Action::StartServer { wait, .. } => *wait + cx.timeout,
+        Action::RestartContainer { .. } => super::restart::limit() + cx.timeout * 3,
+        _ => Duration::ZERO,
+    };
+    cx.timeout + ACTION_SLACK + waits
+}
+
 /// Carries out `action` under the same isolation as a probe: off the async workers, a
 /// panic caught, an overrun cut off; each is a failed action, never the end of the run.
 pub async fn apply(action: &Action, cx: &Arc<Context>) -> Outcome {
-    let limit = cx.timeout + ACTION_SLACK;
+    let limit = limit(action, cx);
     let (action, cx) = (action.clone(), cx.clone());
     match crate::engine::isolate(async move { act(&action, &cx).await }, limit).await {
         Ok(outcome) => outcome,
-        Err(Stopped::Panicked(why)) => Outcome::Failed(format!("pd-doctor hit a bug: {why}")),
-        Err(Stopped::Overran(limit)) => Outcome::Failed(format!(
+        Err(Stopped::Panicked(why)) => Outcome::failed(format!("pd-doctor hit a bug: {why}")),
+        Err(Stopped::Overran(limit)) => Outcome::failed(format!(
             "did not finish within {}",
             crate::facts::http::short(limit)
         )),
@@ -108,10 +131,16 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
             pid,
             pid_file,
         } => return stop_server(server, *pid, pid_file, cx).await,
+        Action::StartServer {
+            server, command, ..
+        } => return super::start::start(server, command, cx).await,
+        Action::RestartContainer { id, name } => {
+            return super::restart::restart(id, name, cx).await
+        }
     };
     match result {
         Ok(text) => Outcome::Done(text),
-        Err(text) => Outcome::Failed(text),
+        Err(text) => Outcome::failed(text),
     }
 }
 
@@ -254,6 +283,17 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
             .and_then(|s| s.get_mut(server))
             .and_then(Value::as_object_mut)
             .ok_or_else(|| format!("{shown} no longer has an entry for {server}"))?;
+        // The transport: an http entry as `claude mcp add --transport http` writes it;
+        // the keys of a stdio entry mean nothing to it (they stay in the backup).
+        let stdio = ["command", "args", "env"];
+        if stdio.iter().any(|k| entry.contains_key(*k)) {
+            entry.retain(|k, _| !stdio.contains(&k.as_str()));
+        }
+        let kind = want
+            .get("type")
+            .cloned()
+            .unwrap_or_else(|| Value::from("http"));
+        entry.insert("type".into(), kind);
         if let Some(url) = want.get("url") {
             entry.insert("url".into(), url.clone());
         }
@@ -336,7 +376,7 @@ fn edit_name_list(
 
 async fn remove_container(id: &str, name: &str, cx: &Context) -> Outcome {
     let Some(docker) = cx.docker.as_ref() else {
-        return Outcome::Failed("the Docker engine does not answer".into());
+        return Outcome::failed("the Docker engine does not answer");
     };
     let running = match docker.inspect_container(id, None).await {
         Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
@@ -353,7 +393,7 @@ async fn remove_container(id: &str, name: &str, cx: &Context) -> Outcome {
             "removed {}container {name}",
             if running { "running " } else { "" }
         )),
-        Err(e) => Outcome::Failed(format!("removing {name}: {e}")),
+        Err(e) => Outcome::failed(format!("removing {name}: {e}")),
     }
 }
 
@@ -362,7 +402,7 @@ async fn stop_server(server: &str, pid: u32, pid_file: &Path, cx: &Context) -> O
     // and been reused.
     let facts = Facts::new(cx.project.clone(), cx.timeout);
     let Some(spec) = cx.project.server(server) else {
-        return Outcome::Failed(format!("no server {server} in this project"));
+        return Outcome::failed(format!("no server {server} in this project"));
     };
     let command = match pidfile::verify_server(&facts, spec, pid) {
         Ok(c) => c,
@@ -375,7 +415,7 @@ async fn stop_server(server: &str, pid: u32, pid_file: &Path, cx: &Context) -> O
         s.process(p)?.kill_with(sysinfo::Signal::Term)
     });
     if signalled != Some(true) {
-        return Outcome::Failed(format!("could not send SIGTERM to pid {pid}"));
+        return Outcome::failed(format!("could not send SIGTERM to pid {pid}"));
     }
     for _ in 0..50 {
         if ProcessTable::snapshot().get(pid).is_none() {
@@ -386,7 +426,7 @@ async fn stop_server(server: &str, pid: u32, pid_file: &Path, cx: &Context) -> O
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Outcome::Failed(format!(
+    Outcome::failed(format!(
         "{server} (pid {pid}) is still running 5 s after SIGTERM; not killing it harder"
     ))
 }

@@ -2,14 +2,15 @@
 //! ask once (or act on `--yes`, or refuse without a terminal), verify each action against
 //! the state right before it, act, re-check, and report only what now passes as fixed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::apply::{self, Context, Outcome};
-use super::Action;
+use super::{restart, Action};
 use crate::facts::pidfile::{self, PidFile};
+use crate::facts::Facts;
 use crate::model::{CheckResult, Status};
 use crate::run::Runner;
 use crate::safefs::{self, FileState};
@@ -56,7 +57,9 @@ pub fn plan(results: &[CheckResult], tried: &[Action]) -> Vec<Step> {
         .filter(|r| matches!(r.status, Status::Fail | Status::Warn))
     {
         for action in r.plan.iter().flat_map(|p| p.actions.iter()) {
-            if tried.contains(action) {
+            // A restart may be needed again after a later round's repairs (see below).
+            let restart = matches!(action, Action::RestartContainer { .. });
+            if tried.contains(action) && !restart {
                 continue;
             }
             match steps.iter_mut().find(|s| &s.action == action) {
@@ -68,6 +71,13 @@ pub fn plan(results: &[CheckResult], tried: &[Action]) -> Vec<Step> {
             }
         }
     }
+    // A restart already tried comes back only for this round's other repairs.
+    let others: HashSet<String> = steps
+        .iter()
+        .filter(|s| !matches!(s.action, Action::RestartContainer { .. }))
+        .flat_map(|s| s.ids.iter().cloned())
+        .collect();
+    steps.retain(|s| !tried.contains(&s.action) || s.ids.iter().any(|id| others.contains(id)));
     // Stable: within one kind, checklist order.
     steps.sort_by_key(|s| s.action.order());
     steps
@@ -93,17 +103,21 @@ async fn ask_off_workers(question: String) -> Option<bool> {
         .flatten()
 }
 
-fn describe(steps: &[Step], root: &std::path::Path) -> Vec<String> {
+fn describe(steps: &[Step], root: &std::path::Path, force: bool) -> Vec<String> {
     steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            format!(
-                "  {}. {}   [{}]",
-                i + 1,
-                s.action.describe(root),
-                s.ids.join(", ")
-            )
+            let what = match &s.action {
+                // Without --force a running container is not restarted: the plan says
+                // what to run instead.
+                Action::RestartContainer { name, .. } if !force => format!(
+                    "restart {name} to apply (by hand: {}; pd-doctor does it only with --force, which ends the Claude session in it)",
+                    restart::by_hand(name)
+                ),
+                action => action.describe(root),
+            };
+            format!("  {}. {what}   [{}]", i + 1, s.ids.join(", "))
         })
         .collect()
 }
@@ -120,8 +134,15 @@ pub async fn fix(
     let before: HashMap<String, Status> = first.iter().map(|r| (r.id.clone(), r.status)).collect();
     let root = runner.project.root.clone();
     let mut results = first;
+    // A symptom repaired with its cause is `fixed` too.
+    crate::engine::relate(&runner.catalogue, &mut results);
+    let causes: HashMap<String, String> = results
+        .iter()
+        .filter_map(|r| Some((r.id.clone(), r.explained_by.clone()?)))
+        .collect();
     let mut tried: Vec<Action> = Vec::new();
     let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+    let mut to_restart: Vec<String> = Vec::new();
     for round in 0..3 {
         let steps = plan(&results, &tried);
         if steps.is_empty() {
@@ -135,12 +156,12 @@ pub async fn fix(
         } else {
             "That revealed more to repair; pd-doctor --fix will now:"
         });
-        for line in describe(&steps, &root) {
+        for line in describe(&steps, &root, opts.force) {
             say.say(&line);
         }
         if opts.dry_run {
             say.say("--dry-run: nothing was changed.");
-            return Ok(mark(results, &before, &outcomes));
+            return Ok(mark(results, &before, &outcomes, &causes));
         }
         // What each file was when the plan was made: a file that changes before its
         // repair (a container writing it, a swap for a link) is left alone.
@@ -163,17 +184,33 @@ pub async fn fix(
                 Some(true) => {}
             }
         }
+        // Checks a repair of this round acted for: their containers' entrypoints have
+        // something new to act on.
+        let mut repaired: HashSet<String> = HashSet::new();
         for step in steps {
             let outcome = match unchanged(&step.action, &planned, &root) {
                 Err(refusal) => refusal,
-                Ok(()) => verified_apply(runner, &step, opts).await,
+                Ok(()) => verified_apply(runner, &step, opts, &repaired).await,
             };
+            if outcome.done() {
+                repaired.extend(step.ids.iter().cloned());
+            }
+            if let (Action::RestartContainer { name, .. }, Outcome::Refused(why)) =
+                (&step.action, &outcome)
+            {
+                if why.starts_with(&format!("{name} is running")) && !to_restart.contains(name) {
+                    to_restart.push(name.clone());
+                }
+            }
             if let Some(p) = step.action.file() {
                 // Our own change is the new expected state for later steps on the file.
                 planned.insert(p.to_path_buf(), safefs::state(p));
             }
             let mark = if outcome.done() { "✓" } else { "✗" };
             say.say(&format!("  {mark} {}", outcome.text()));
+            for line in outcome.evidence() {
+                say.say(&format!("      │ {line}"));
+            }
             for id in &step.ids {
                 outcomes
                     .entry(id.clone())
@@ -184,7 +221,14 @@ pub async fn fix(
         }
         results = runner.diagnose().await;
     }
-    Ok(mark(results, &before, &outcomes))
+    if !to_restart.is_empty() {
+        say.say(&format!(
+            "To finish, restart {} so the entrypoint applies the repairs: docker restart {} (or: pd-doctor --fix --yes --force)",
+            to_restart.join(" and "),
+            to_restart.join(" ")
+        ));
+    }
+    Ok(mark(results, &before, &outcomes, &causes))
 }
 
 /// The action's file is still the one the plan was made for.
@@ -209,28 +253,55 @@ fn unchanged(
     }
 }
 
-/// Acts only when a check, run again right now, still asks for this very action.
-async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome {
+/// Acts only when a check, run again right now, still asks for this very action. A
+/// restart has no state of its own to check: it goes ahead when a repair of this round
+/// acted for one of its checks, or when one of them still has a cause a restart repairs.
+async fn verified_apply(
+    runner: &Runner,
+    step: &Step,
+    opts: Options,
+    repaired: &HashSet<String>,
+) -> Outcome {
     let facts = runner.facts();
-    let mut still_wanted = false;
+    let restart = matches!(step.action, Action::RestartContainer { .. });
+    let mut wanted = restart && step.ids.iter().any(|id| repaired.contains(id));
     for id in &step.ids {
-        if let Some(finding) = runner.recheck(id, facts.clone()).await {
-            if finding
+        if wanted {
+            break;
+        }
+        let Some(finding) = runner.recheck(id, facts.clone()).await else {
+            continue;
+        };
+        wanted = if restart {
+            let check = id.split('[').next().unwrap_or(id);
+            matches!(finding.status, Status::Fail | Status::Warn)
+                && runner
+                    .catalogue
+                    .get(check)
+                    .is_some_and(|d| d.restart_when.contains(&finding.cause))
+        } else {
+            finding
                 .fix
                 .as_ref()
                 .is_some_and(|p| p.actions.contains(&step.action))
-            {
-                still_wanted = true;
-                break;
-            }
-        }
+        };
     }
-    if !still_wanted {
+    if !wanted {
+        let why = if restart {
+            "nothing is left for the entrypoint to act on"
+        } else {
+            "the state changed since the plan was made"
+        };
         return Outcome::Refused(format!(
-            "{}: the state changed since the plan was made",
+            "{}: {why}",
             step.action.describe(&runner.project.root)
         ));
     }
+    act_now(runner, &step.action, opts, &facts).await
+}
+
+/// Carries out `action` with the engine of `facts`.
+async fn act_now(runner: &Runner, action: &Action, opts: Options, facts: &Facts) -> Outcome {
     let docker = facts.docker().await.as_ref().ok().map(|d| d.client.clone());
     let cx = Arc::new(Context::new(
         runner.project.clone(),
@@ -238,7 +309,7 @@ async fn verified_apply(runner: &Runner, step: &Step, opts: Options) -> Outcome 
         opts.force,
         runner.timeout,
     ));
-    apply::apply(&step.action, &cx).await
+    apply::apply(action, &cx).await
 }
 
 /// Fills each result's `fix` with what was done, and says `fixed` where a repair turned
@@ -247,15 +318,33 @@ fn mark(
     mut results: Vec<CheckResult>,
     before: &HashMap<String, Status>,
     outcomes: &HashMap<String, Vec<Outcome>>,
+    causes: &HashMap<String, String>,
 ) -> Vec<CheckResult> {
+    let improved = |r: &CheckResult| {
+        matches!(
+            (before.get(&r.id).copied(), r.status),
+            (Some(Status::Fail), Status::Ok | Status::Warn) | (Some(Status::Warn), Status::Ok)
+        )
+    };
     for r in &mut results {
         let Some(done) = outcomes.get(&r.id) else {
             if r.fix.available {
                 r.fix.applied = Some(false);
             }
+            // A symptom whose cause was repaired, and which passes now, was repaired too.
+            let cause = causes.get(&r.id);
+            let cause_repaired = cause
+                .and_then(|c| outcomes.get(c))
+                .is_some_and(|o| o.iter().any(Outcome::done));
+            if cause_repaired && improved(r) {
+                r.status = Status::Fixed;
+                r.fix.outcome = cause.map(|c| format!("repaired with {c}"));
+            }
             continue;
         };
         let applied = done.iter().any(Outcome::done);
+        r.evidence
+            .extend(done.iter().flat_map(|o| o.evidence().iter().cloned()));
         r.fix.applied = Some(applied);
         r.fix.outcome = Some(
             done.iter()
@@ -263,12 +352,7 @@ fn mark(
                 .collect::<Vec<_>>()
                 .join("; "),
         );
-        let was = before.get(&r.id).copied();
-        let improved = matches!(
-            (was, r.status),
-            (Some(Status::Fail), Status::Ok | Status::Warn) | (Some(Status::Warn), Status::Ok)
-        );
-        if applied && improved {
+        if applied && improved(r) {
             r.status = Status::Fixed;
         }
     }
@@ -370,7 +454,7 @@ pub async fn reset(
     let mut all_ok = true;
     for s in &steps {
         let outcome = apply::apply(&s.action, &cx).await;
-        all_ok &= !matches!(outcome, Outcome::Failed(_));
+        all_ok &= !matches!(outcome, Outcome::Failed(..));
         say.say(&format!(
             "  {} {}",
             if outcome.done() { "✓" } else { "✗" },
@@ -378,4 +462,58 @@ pub async fn reset(
         ));
     }
     Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixes::FixPlan;
+    use crate::model::{FixReport, Subject};
+
+    fn wanting(id: &str, actions: Vec<Action>) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            check: id.split('[').next().unwrap().into(),
+            section: "8.3".into(),
+            subject: Subject::default(),
+            status: Status::Fail,
+            cause: "x".into(),
+            message: String::new(),
+            evidence: Vec::new(),
+            hint: None,
+            explained_by: None,
+            fix: FixReport::default(),
+            duration_ms: 0,
+            plan: Some(FixPlan { actions }),
+        }
+    }
+
+    #[test]
+    fn a_restart_comes_again_only_for_a_new_repair_of_its_checks() {
+        let restart = Action::RestartContainer {
+            id: "c1".into(),
+            name: "agent-qa".into(),
+        };
+        let marker = Action::RemoveFile {
+            path: "/p/.mcp-configured".into(),
+            why: "stale marker".into(),
+        };
+        let entry = wanting("config.server_entry[qa,qms]", vec![restart.clone()]);
+        let stale = wanting(
+            "config.marker[qa,qms]",
+            vec![marker.clone(), restart.clone()],
+        );
+        let tried = vec![restart.clone()];
+        // Tried, and nothing new for its entrypoint: not again.
+        assert!(plan(std::slice::from_ref(&entry), &tried).is_empty());
+        // A marker removed in this round: the container must restart again, last.
+        let steps = plan(&[stale, entry], &tried);
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].action, marker);
+        assert_eq!(steps[1].action, restart);
+        assert_eq!(
+            steps[1].ids,
+            ["config.marker[qa,qms]", "config.server_entry[qa,qms]"]
+        );
+    }
 }

@@ -5,6 +5,8 @@
 
 pub mod apply;
 pub mod flow;
+pub mod restart;
+pub mod start;
 
 use std::path::{Path, PathBuf};
 
@@ -40,12 +42,22 @@ pub enum Action {
         pid: u32,
         pid_file: PathBuf,
     },
+    /// Restart an agent's running container (only with `--force`) so its entrypoint acts
+    /// on a repair, and wait until it has.
+    RestartContainer { id: String, name: String },
+    /// Run a server's start command and wait up to `wait` for it to answer a handshake.
+    StartServer {
+        server: String,
+        command: start::StartCommand,
+        wait: std::time::Duration,
+    },
 }
 
 impl Action {
     /// Fixes run in this order: containers go first (so nothing rewrites a config dir
     /// while it is repaired), then `.claude.json` is made readable, then its entries
-    /// rewritten, then stale files removed.
+    /// rewritten, then stale files removed (a dead PID file among them), then servers
+    /// started, and last the containers restarted, whose entrypoints wait for servers.
     pub fn order(&self) -> u8 {
         match self {
             Action::StopServer { .. } => 0,
@@ -53,6 +65,8 @@ impl Action {
             Action::RestoreClaudeJson { .. } => 2,
             Action::RewriteServerEntry { .. } | Action::EditNameList { .. } => 3,
             Action::RemoveFile { .. } => 4,
+            Action::StartServer { .. } => 5,
+            Action::RestartContainer { .. } => 6,
         }
     }
 
@@ -63,7 +77,10 @@ impl Action {
             | Action::RestoreClaudeJson { path, .. }
             | Action::RewriteServerEntry { path, .. }
             | Action::EditNameList { path, .. } => Some(path),
-            Action::RemoveContainer { .. } | Action::StopServer { .. } => None,
+            Action::RemoveContainer { .. }
+            | Action::StopServer { .. }
+            | Action::StartServer { .. }
+            | Action::RestartContainer { .. } => None,
         }
     }
 
@@ -115,6 +132,10 @@ impl Action {
                 )
             }
             Action::RemoveContainer { name, .. } => format!("remove container {name}"),
+            Action::RestartContainer { name, .. } => format!(
+                "restart {name} so its entrypoint applies the repair ({}; needs --force: the Claude session in it ends)",
+                restart::by_hand(name)
+            ),
             Action::StopServer {
                 server,
                 pid,
@@ -123,6 +144,20 @@ impl Action {
                 format!(
                     "stop server {server} (pid {pid} from {}) with SIGTERM",
                     show(pid_file)
+                )
+            }
+            Action::StartServer {
+                server,
+                command,
+                wait,
+            } => {
+                let mut line = vec![show(&command.program)];
+                line.extend(command.args.iter().cloned());
+                format!(
+                    "start server {server}: {} (from the project root, output in {}/), and wait up to {} for it to answer",
+                    line.join(" "),
+                    start::LOG_DIR,
+                    crate::facts::http::short(*wait)
                 )
             }
         }

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
+use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
+use crate::fixes::{start, Action, FixPlan};
 use crate::model::Finding;
 use crate::project::Server;
 
@@ -12,8 +14,7 @@ pub async fn probe(f: &Facts, server: &Server) -> Finding {
         return connect_fallback(f, server).await;
     };
     if listeners.is_empty() {
-        return Finding::fail("not-listening", format!("nothing listens on port {port}"))
-            .hint(format!("start it: {}", server.start));
+        return not_listening(f, server, format!("nothing listens on port {port}"));
     }
     let mut addrs: Vec<IpAddr> = listeners.iter().map(|l| l.addr).collect();
     addrs.sort();
@@ -52,10 +53,40 @@ async fn connect_fallback(f: &Facts, server: &Server) -> Finding {
     match tokio::time::timeout(f.timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Finding::ok("ok", format!("port {} accepts connections", server.port))
             .evidence("the socket table cannot be read here: bound addresses not checked"),
-        _ => Finding::fail(
-            "not-listening",
+        _ => not_listening(
+            f,
+            server,
             format!("nothing accepts connections on port {}", server.port),
-        )
-        .hint(format!("start it: {}", server.start)),
+        ),
+    }
+}
+
+/// Nothing listens: the hint says how to start the server, and `--fix` starts it when
+/// no live process claims it and its start command may be run (see `fixes::start`).
+fn not_listening(f: &Facts, server: &Server, message: String) -> Finding {
+    let finding = Finding::fail("not-listening", message);
+    let why_not = match pidfile::read(f, server) {
+        PidFile::Alive { pid, .. } => Err(format!(
+            "pid {pid} of {} is alive: it may still be starting",
+            f.project.show(&server.pid_file)
+        )),
+        PidFile::Unreadable(why) => Err(format!(
+            "{} cannot be read: {why}",
+            f.project.show(&server.pid_file)
+        )),
+        _ => start::command(&f.project, server),
+    };
+    match why_not {
+        Ok(command) => finding
+            .hint(format!("start it: {}", server.start))
+            .fix(FixPlan::one(Action::StartServer {
+                server: server.name.clone(),
+                command,
+                wait: server.start_timeout,
+            })),
+        Err(why) => finding.hint(format!(
+            "start it: {}; pd-doctor --fix does not: {why}",
+            server.start
+        )),
     }
 }

@@ -37,6 +37,10 @@ pub fn differences(
             "wrong-transport",
             "it is a stdio entry (command), which cannot run in the container".to_string(),
         ));
+        // It has no URL to compare: the transport is the whole problem.
+        if entry.url.is_none() {
+            return out;
+        }
     } else if entry.kind.as_deref() != Some("http") {
         let kind = entry
             .kind
@@ -111,6 +115,16 @@ pub fn differences(
         }
     }
     out
+}
+
+/// Causes a rewrite from `docker/.mcp.json` repairs: everything the project's own entry
+/// states. A host that is neither local nor the project's (`bad-url`) is left to a person:
+/// it may be a deliberate proxy.
+fn rewritable(cause: &str) -> bool {
+    matches!(
+        cause,
+        "localhost-url" | "missing-auth-header" | "wrong-port" | "wrong-path" | "wrong-transport"
+    )
 }
 
 fn show_port(url: &reqwest::Url) -> String {
@@ -266,11 +280,8 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         finding = finding.evidence("X-API-Key without Authorization makes Claude Code try OAuth discovery: 'Dynamic Client Registration rejected (HTTP 401)'");
     }
     // The rewrite acts on the user-scope entry, the one the entrypoint writes.
-    let fixable = server.expected.is_some()
-        && scope == "user"
-        && problems
-            .iter()
-            .all(|(c, _)| matches!(*c, "localhost-url" | "missing-auth-header"));
+    let fixable =
+        server.expected.is_some() && scope == "user" && problems.iter().all(|(c, _)| rewritable(c));
     if fixable {
         finding = finding
             .hint(format!(

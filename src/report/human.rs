@@ -1,5 +1,8 @@
-//! The default output: checklist sections, one line per check with a mark, evidence and
-//! a hint under every problem, a summary table and what to do next.
+//! The default output: the problems first, one entry per root cause (what is wrong, what
+//! else it explains, the evidence, the command or `--fix` that repairs it), then the
+//! checklist with one line for a section where all is well and only the checks that are
+//! not ok under the others, a summary table and what to do next. `-v` lists every check
+//! with its evidence.
 
 use std::fmt::Write;
 
@@ -9,6 +12,9 @@ use owo_colors::{OwoColorize, Style};
 use super::Report;
 use crate::catalogue::Catalogue;
 use crate::model::{CheckResult, Status, Summary};
+
+/// Evidence lines shown under a problem before the rest is left to `-v`.
+const EVIDENCE_LINES: usize = 6;
 
 pub struct Options {
     pub verbose: bool,
@@ -42,25 +48,31 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
     let p = Painter(opts.color);
     let mut out = String::new();
     let _ = writeln!(out, "{}", p.paint(header, Style::new().bold()));
-    let width = report
-        .results
-        .iter()
-        .map(|r| r.id.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(34);
-    let mut section = "";
-    for r in &report.results {
-        if r.section != section {
-            section = &r.section;
-            let title = format!("{} {}", r.section, catalogue.section_title(&r.section));
+    if !report.root_causes.is_empty() {
+        problems(&mut out, &p, report, opts.verbose);
+    }
+    let mut sections: Vec<&str> = report.results.iter().map(|r| r.section.as_str()).collect();
+    sections.dedup();
+    for section in sections {
+        let results: Vec<&CheckResult> = report
+            .results
+            .iter()
+            .filter(|r| r.section == section)
+            .collect();
+        let title = format!("{section} {}", catalogue.section_title(section));
+        if opts.verbose {
             let _ = writeln!(
                 out,
                 "\n{}",
                 p.paint(&title, Style::new().bold().underline())
             );
+            let width = id_width(results.iter().map(|r| r.id.as_str()));
+            for r in results {
+                line(&mut out, &p, r, width, true);
+            }
+        } else {
+            compact_section(&mut out, &p, &title, &results);
         }
-        line(&mut out, &p, r, width, opts.verbose);
     }
     out.push('\n');
     out.push_str(&table(report, catalogue));
@@ -69,7 +81,192 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
     out
 }
 
-fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, verbose: bool) {
+/// The id column: as wide as the longest id listed, within reason.
+fn id_width<'a>(ids: impl Iterator<Item = &'a str>) -> usize {
+    ids.map(|id| id.chars().count()).max().unwrap_or(0).min(34)
+}
+
+/// A mark, an id in its column, and the text.
+fn mark_line(out: &mut String, p: &Painter, status: Status, id: &str, width: usize, text: &str) {
+    let id = format!("{id:width$}");
+    let _ = writeln!(
+        out,
+        "  {} {}  {text}",
+        p.mark(status),
+        p.paint(&id, Style::new().bold())
+    );
+}
+
+/// One entry per root cause: its line, what it explains, its evidence, the hint and
+/// the repair.
+fn problems(out: &mut String, p: &Painter, report: &Report, verbose: bool) {
+    let title = match report.root_causes.len() {
+        1 => "Problems: 1 at the root".to_string(),
+        n => format!("Problems: {n} at the root"),
+    };
+    let _ = writeln!(
+        out,
+        "\n{}",
+        p.paint(&title, Style::new().bold().underline())
+    );
+    let width = id_width(report.root_causes.iter().map(|rc| rc.id.as_str()));
+    for rc in &report.root_causes {
+        let cause = p.paint(&format!("({})", rc.cause), Style::new().dimmed());
+        let text = format!("{} {cause}", rc.message);
+        mark_line(out, p, rc.status, &rc.id, width, &text);
+        if !rc.explains.is_empty() {
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.paint(
+                    &format!(
+                        "and {} more: {}",
+                        rc.explains.len(),
+                        collapse(&rc.explains).join(", ")
+                    ),
+                    Style::new().yellow()
+                )
+            );
+        }
+        let evidence = report.result(&rc.id).map_or(&[][..], |r| &r.evidence[..]);
+        let shown = if verbose {
+            evidence.len()
+        } else {
+            evidence.len().min(EVIDENCE_LINES)
+        };
+        for e in &evidence[..shown] {
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.paint(&format!("│ {e}"), Style::new().dimmed())
+            );
+        }
+        if shown < evidence.len() {
+            let more = format!("│ … {} more lines (pd-doctor -v)", evidence.len() - shown);
+            let _ = writeln!(out, "      {}", p.paint(&more, Style::new().dimmed()));
+        }
+        repair(out, p, rc.hint.as_deref(), &rc.fix.plan);
+    }
+}
+
+/// The manual command, then what `--fix` would do.
+fn repair(out: &mut String, p: &Painter, hint: Option<&str>, plan: &[String]) {
+    if let Some(h) = hint {
+        let _ = writeln!(
+            out,
+            "      {} {h}",
+            p.paint("→", Style::new().cyan().bold())
+        );
+    }
+    for step in plan {
+        let _ = writeln!(
+            out,
+            "      {} {step}",
+            p.paint("fix:", Style::new().green())
+        );
+    }
+}
+
+/// Instance ids of one check grouped into one, with `*` where they differ:
+/// `container.reach[qa,git]`, `container.reach[bu,git]` → `container.reach[*,git]`.
+fn collapse(ids: &[String]) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<Vec<&str>>)> = Vec::new();
+    for id in ids {
+        let (check, subject) = match id.split_once('[') {
+            Some((c, rest)) => (c, rest.trim_end_matches(']').split(',').collect()),
+            None => (id.as_str(), Vec::new()),
+        };
+        match groups.iter_mut().find(|(c, _)| *c == check) {
+            Some((_, members)) => members.push(subject),
+            None => groups.push((check, vec![subject])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(check, members)| {
+            let first = &members[0];
+            if first.is_empty() {
+                return check.to_string();
+            }
+            let parts: Vec<&str> = (0..first.len())
+                .map(|k| {
+                    if members.iter().all(|m| m.get(k) == first.get(k)) {
+                        first[k]
+                    } else {
+                        "*"
+                    }
+                })
+                .collect();
+            format!("{check}[{}]", parts.join(","))
+        })
+        .collect()
+}
+
+/// A section in the default view: one line when every check in it is ok; else its
+/// problems and repairs one line each, its skipped checks one line per reason, and a
+/// count of the rest.
+fn compact_section(out: &mut String, p: &Painter, title: &str, results: &[&CheckResult]) {
+    let ok = results.iter().filter(|r| r.status == Status::Ok).count();
+    if ok == results.len() {
+        let checks = if ok == 1 { "check" } else { "checks" };
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            p.mark(Status::Ok),
+            p.paint(&format!("{title} {ok} {checks}"), Style::new().bold())
+        );
+        return;
+    }
+    let _ = writeln!(out, "\n{}", p.paint(title, Style::new().bold().underline()));
+    let listed = results
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Ok | Status::Skip));
+    let width = id_width(listed.map(|r| r.id.as_str()));
+    let mut skip_groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in results.iter().filter(|r| r.status == Status::Skip) {
+        match skip_groups.iter_mut().find(|(m, _)| *m == r.message) {
+            Some((_, ids)) => ids.push(r.id.clone()),
+            None => skip_groups.push((&r.message, vec![r.id.clone()])),
+        }
+    }
+    let mut skips_shown = 0;
+    for r in results {
+        match r.status {
+            Status::Ok => {}
+            Status::Skip => {
+                // Each reason once, where its first check stands.
+                let next = skip_groups.get(skips_shown);
+                if let Some((reason, ids)) = next.filter(|(_, ids)| ids[0] == r.id) {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}  {}",
+                        p.mark(Status::Skip),
+                        collapse(ids).join(", "),
+                        p.paint(&format!("skipped: {reason}"), Style::new().dimmed())
+                    );
+                    skips_shown += 1;
+                }
+            }
+            _ => line(out, p, r, width, false),
+        }
+    }
+    if ok > 0 {
+        let more = if ok == 1 {
+            "1 other check ok".to_string()
+        } else {
+            format!("{ok} other checks ok")
+        };
+        let _ = writeln!(out, "  {} {}", p.mark(Status::Ok), more);
+    }
+}
+
+/// One check. `full`: with its evidence, hint and repair (the `-v` view); otherwise one
+/// line, with what was done when it was repaired: the Problems block has the rest.
+fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, full: bool) {
+    let cause = match &r.explained_by {
+        Some(root) => format!("({}; explained by {root})", r.cause),
+        None => format!("({})", r.cause),
+    };
     let message = match r.status {
         Status::Skip => format!("skipped: {}", r.message),
         Status::Ok => r.message.clone(),
@@ -78,22 +275,10 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, verbose: b
             r.message,
             p.paint("(fixed)", Style::new().green().bold())
         ),
-        _ => format!(
-            "{} {}",
-            r.message,
-            p.paint(&format!("({})", r.cause), Style::new().dimmed())
-        ),
+        _ => format!("{} {}", r.message, p.paint(&cause, Style::new().dimmed())),
     };
-    let id = format!("{:width$}", r.id);
-    let _ = writeln!(
-        out,
-        "  {} {}  {}",
-        p.mark(r.status),
-        p.paint(&id, Style::new().bold()),
-        message
-    );
-    let problem = matches!(r.status, Status::Warn | Status::Fail);
-    if problem || verbose {
+    mark_line(out, p, r.status, &r.id, width, &message);
+    if full {
         for e in &r.evidence {
             let _ = writeln!(
                 out,
@@ -103,29 +288,24 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, verbose: b
         }
     }
     if let Some(outcome) = &r.fix.outcome {
+        let label = if r.status == Status::Fixed {
+            "fixed:"
+        } else {
+            "repair:"
+        };
         let _ = writeln!(
             out,
             "      {} {outcome}",
-            p.paint("fixed:", Style::new().green())
+            p.paint(label, Style::new().green())
         );
     }
-    if problem {
-        if let Some(h) = &r.hint {
-            let _ = writeln!(
-                out,
-                "      {} {h}",
-                p.paint("→", Style::new().cyan().bold())
-            );
-        }
-        if r.fix.outcome.is_none() {
-            for step in &r.fix.plan {
-                let _ = writeln!(
-                    out,
-                    "      {} {step}",
-                    p.paint("fix:", Style::new().green())
-                );
-            }
-        }
+    if full && r.is_problem() {
+        let plan: &[String] = if r.fix.outcome.is_none() {
+            &r.fix.plan
+        } else {
+            &[]
+        };
+        repair(out, p, r.hint.as_deref(), plan);
     }
 }
 
@@ -195,4 +375,35 @@ fn verdict(p: &Painter, report: &Report) -> String {
         out.push_str("pd-doctor explain CHECK_ID tells what a check looks at and why\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collapse;
+
+    #[test]
+    fn instances_of_one_check_collapse_where_they_differ() {
+        let ids: Vec<String> = [
+            "container.reach[qa,git]",
+            "server.oauth[git]",
+            "container.reach[bu,git]",
+            "container.reach[tu_ui,git]",
+            "config.isolation",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            collapse(&ids),
+            [
+                "container.reach[*,git]",
+                "server.oauth[git]",
+                "config.isolation"
+            ]
+        );
+        let two = [
+            "config.marker[qa,qms]".to_string(),
+            "config.marker[bu,git]".to_string(),
+        ];
+        assert_eq!(collapse(&two), ["config.marker[*,*]"]);
+    }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Report;
-use crate::model::{CheckResult, Summary};
+use crate::model::{CheckResult, RootCause, Summary};
 
 pub const SCHEMA: &str = "pd-doctor/1";
 
@@ -15,6 +15,7 @@ struct Document<'a> {
     started_at: &'a str,
     duration_ms: u64,
     summary: Summary,
+    root_causes: &'a [RootCause],
     checks: &'a [CheckResult],
 }
 
@@ -26,6 +27,7 @@ pub fn render(report: &Report) -> String {
         started_at: &report.started_at,
         duration_ms: report.duration_ms,
         summary: report.summary(),
+        root_causes: &report.root_causes,
         checks: &report.results,
     };
     let mut out =

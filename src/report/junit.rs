@@ -27,6 +27,9 @@ fn secs(ms: u64) -> String {
 
 fn details(r: &CheckResult) -> String {
     let mut text = r.evidence.join("\n");
+    if let Some(root) = &r.explained_by {
+        let _ = write!(text, "\nexplained by: {root}");
+    }
     if let Some(h) = &r.hint {
         let _ = write!(text, "\nhint: {h}");
     }

@@ -4,7 +4,7 @@ pub mod human;
 pub mod json;
 pub mod junit;
 
-use crate::model::{CheckResult, Status, Summary};
+use crate::model::{CheckResult, FixReport, RootCause, Status, Summary};
 use crate::printable;
 use crate::redact::SecretSet;
 
@@ -13,6 +13,8 @@ pub struct Report {
     pub started_at: String,
     pub duration_ms: u64,
     pub results: Vec<CheckResult>,
+    /// The problems nothing else explains, in checklist order (see `engine::relate`).
+    pub root_causes: Vec<RootCause>,
 }
 
 impl Report {
@@ -28,6 +30,13 @@ impl Report {
     /// every control character escaped, in every text a renderer may print.
     pub fn scrub(&mut self, secrets: &SecretSet) {
         let line = |t: &str| printable::line(&secrets.scrub(t)).into_owned();
+        let block = |t: &str| printable::block(&secrets.scrub(t)).into_owned();
+        let fix = |f: &mut FixReport| {
+            for text in &mut f.plan {
+                *text = line(text);
+            }
+            f.outcome = f.outcome.as_deref().map(line);
+        };
         self.root = line(&self.root);
         for r in &mut self.results {
             r.id = line(&r.id);
@@ -38,14 +47,26 @@ impl Report {
                 *name = line(name);
             }
             r.message = line(&r.message);
-            r.hint = r
-                .hint
-                .as_deref()
-                .map(|h| printable::block(&secrets.scrub(h)).into_owned());
-            for text in r.evidence.iter_mut().chain(&mut r.fix.plan) {
+            r.hint = r.hint.as_deref().map(block);
+            for text in &mut r.evidence {
                 *text = line(text);
             }
-            r.fix.outcome = r.fix.outcome.as_deref().map(line);
+            fix(&mut r.fix);
+            r.explained_by = r.explained_by.as_deref().map(line);
         }
+        for rc in &mut self.root_causes {
+            rc.id = line(&rc.id);
+            rc.message = line(&rc.message);
+            rc.hint = rc.hint.as_deref().map(block);
+            for text in &mut rc.explains {
+                *text = line(text);
+            }
+            fix(&mut rc.fix);
+        }
+    }
+
+    /// The result of one check instance.
+    pub fn result(&self, id: &str) -> Option<&CheckResult> {
+        self.results.iter().find(|r| r.id == id)
     }
 }

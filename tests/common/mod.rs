@@ -177,6 +177,16 @@ impl Run {
             .collect()
     }
 
+    /// The instance ids of the root causes, in report order.
+    pub fn root_causes(&self) -> Vec<String> {
+        self.json()["root_causes"]
+            .as_array()
+            .expect("root_causes")
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The result of one check instance.
     pub fn check(&self, id: &str) -> Value {
         let doc = self.json();
@@ -296,6 +306,106 @@ pub fn on_a_terminal(
     reader.join().unwrap();
     screen.extend(rx.try_iter().flatten());
     String::from_utf8_lossy(&screen).into_owned()
+}
+
+/// The real MCP server as a program of its own (`examples/mcp_test_server.rs`), for the
+/// start scripts of `--fix` tests. `cargo test` builds examples, `cargo test --test X`
+/// does not: it is built here once per test process (a no-op when it is up to date).
+/// It is an example, not a binary of the package, because it needs the dev-dependency
+/// rmcp and must never be installed with pd-doctor.
+pub fn mcp_server_program() -> PathBuf {
+    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            let out = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "--example",
+                    "mcp_test_server",
+                    "--message-format",
+                    "json",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("cargo");
+            assert!(
+                out.status.success(),
+                "cargo build --example mcp_test_server: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find_map(|m| {
+                    (m["target"]["name"] == "mcp_test_server")
+                        .then(|| m["executable"].as_str().map(PathBuf::from))
+                        .flatten()
+                })
+                .expect("the example's executable")
+        })
+        .clone()
+}
+
+/// Writes an executable script at `rel` in the tree.
+pub fn script(t: &Tree, rel: &str, body: &str) {
+    t.write(rel, &format!("#!/bin/bash\n{body}\n"));
+    std::fs::set_permissions(
+        t.path(rel),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// A start script as the project has one: it puts the server (the real rmcp server of
+/// the tests, in a process of its own) in the background on `port`, reachable from
+/// containers (loopback and the Docker bridge), and writes its PID file.
+pub fn start_script(t: &Tree, rel: &str, port: u16, pid_file: &str) {
+    let bridge = servers::bridge_ip().expect("a Docker bridge");
+    script(
+        t,
+        rel,
+        &format!(
+            "cd \"$(dirname \"$0\")/../..\"\n\"{}\" {port} 127.0.0.1 {bridge} &\necho $! > {pid_file}\necho \"started on {port}\"",
+            mcp_server_program().display()
+        ),
+    );
+}
+
+/// git as it is after a crash: its PID file names a process that is gone, and its
+/// start script (which starts the real server) is in the tree. The guard stops what
+/// the script starts.
+pub fn git_died(t: &Tree) -> StopsServer {
+    t.write(".git-mcp-server.pid", &format!("{}\n", dead_pid()));
+    start_script(
+        t,
+        "docker/scripts/start-git-mcp.sh",
+        t.git,
+        ".git-mcp-server.pid",
+    );
+    StopsServer(t.path(".git-mcp-server.pid"))
+}
+
+/// Stops the server a test's start script left running, named by its PID file.
+pub struct StopsServer(pub std::path::PathBuf);
+
+impl Drop for StopsServer {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) with a PID this test's own script wrote.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+pub fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
 }
 
 const SCHEMA: &str = include_str!("../../schema/pd-doctor-1.schema.json");

@@ -135,6 +135,12 @@ pub struct Served {
 
 /// A real MCP server (rmcp Streamable HTTP) at `/mcp`.
 pub async fn mcp_server(opts: McpOptions) -> Served {
+    let ls = listeners(opts.bind).await;
+    mcp_server_on(opts, ls)
+}
+
+/// The same on listeners the caller bound (their `bind` is ignored).
+pub fn mcp_server_on(opts: McpOptions, ls: Vec<TcpListener>) -> Served {
     let mut config = StreamableHttpServerConfig::default().with_legacy_session_mode(opts.stateful);
     if opts.allow_docker_host {
         config = config.with_allowed_hosts(["localhost", "127.0.0.1", "host.docker.internal"]);
@@ -152,7 +158,6 @@ pub async fn mcp_server(opts: McpOptions) -> Served {
             require_key,
         ));
     }
-    let ls = listeners(opts.bind).await;
     let port = ls[0].local_addr().unwrap().port();
     for l in ls {
         let router = router.clone();
