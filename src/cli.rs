@@ -59,7 +59,8 @@ pub struct Cli {
     /// Output format; json and junit print the report alone on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
-    /// Colour: auto is on for a terminal unless NO_COLOR is set
+    /// Colour: auto is on for a terminal; NO_COLOR, CLICOLOR=0 and TERM=dumb turn it off,
+    /// CLICOLOR_FORCE on
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub color: ColorChoice,
     /// Show evidence for passing checks too
@@ -154,14 +155,7 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32, String> {
-    let color = match cli.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
+    let color = colour_on_stdout(cli.color);
     match &cli.command {
         Some(Command::List) => list(&catalogue_for(&cli)?),
         Some(Command::Explain { id }) => explain(&catalogue_for(&cli)?, id),
@@ -188,6 +182,31 @@ fn run(cli: Cli) -> Result<i32, String> {
             reset(&cli, *stop_servers, opts)
         }
         None => check(&cli, color),
+    }
+}
+
+/// `--color`, and for `auto` the conventions (anstyle-query reads them): NO_COLOR
+/// (no-color.org) turns colour off, then CLICOLOR_FORCE (other than `0`) on, CLICOLOR=0
+/// and TERM=dumb off; otherwise colour when stdout is a terminal.
+fn colour_on_stdout(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let forced = anstyle_query::clicolor_force()
+                && std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0");
+            // An unset TERM is not `dumb`: colour on a terminal, as before.
+            let dumb = std::env::var_os("TERM").is_some() && !anstyle_query::term_supports_color();
+            if anstyle_query::no_color() {
+                false
+            } else if forced {
+                true
+            } else if anstyle_query::clicolor() == Some(false) || dumb {
+                false
+            } else {
+                std::io::stdout().is_terminal()
+            }
+        }
     }
 }
 

@@ -359,3 +359,30 @@ async fn colour_on_a_terminal_unless_no_color() {
     );
     assert!(!never.contains("\x1b[3"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn colour_follows_clicolor_clicolor_force_and_term_dumb() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let args = "--only 'config.*'";
+    for (env, coloured) in [
+        (vec![("CLICOLOR", "0")], false),
+        (vec![("TERM", "dumb")], false),
+        (vec![("CLICOLOR", "1"), ("TERM", "xterm-256color")], true),
+        // NO_COLOR wins over CLICOLOR_FORCE; CLICOLOR_FORCE=0 forces nothing.
+        (vec![("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")], false),
+        (vec![("CLICOLOR_FORCE", "0"), ("CLICOLOR", "0")], false),
+    ] {
+        let screen = on_a_terminal(t.root(), args, &env, None, || {});
+        assert!(screen.contains("config.marker[qa,qms]"), "{screen}");
+        assert_eq!(screen.contains("\x1b[3"), coloured, "{env:?}:\n{screen}");
+    }
+    // CLICOLOR_FORCE colours a pipe; --color never still wins over it.
+    let mut cmd = common::command(t.root(), &["--only", "config.*"]);
+    let forced = cmd.env("CLICOLOR_FORCE", "1").output().await.unwrap();
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("\x1b[3"));
+    let mut cmd = common::command(t.root(), &["--only", "config.*", "--color", "never"]);
+    let never = cmd.env("CLICOLOR_FORCE", "1").output().await.unwrap();
+    assert!(!String::from_utf8_lossy(&never.stdout).contains('\x1b'));
+}
