@@ -24,6 +24,7 @@ pub enum Format {
     Human,
     Json,
     Junit,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,7 +57,8 @@ pub struct Cli {
     /// Same as --format json
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Output format; json and junit print the report alone on stdout
+    /// Output format; json, junit and github (GitHub Actions annotations) print the
+    /// report alone on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
     /// Colour: auto is on for a terminal; NO_COLOR, CLICOLOR=0 and TERM=dumb turn it off,
@@ -340,6 +342,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     let text = match format {
         Format::Json => report::json::render(&report),
         Format::Junit => report::junit::render(&report, &runner.catalogue),
+        Format::Github => report::github::render(&report),
         Format::Human => {
             let header = header(&project);
             report::human::render(

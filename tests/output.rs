@@ -386,3 +386,33 @@ async fn colour_follows_clicolor_clicolor_force_and_term_dumb() {
     let never = cmd.env("CLICOLOR_FORCE", "1").output().await.unwrap();
     assert!(!String::from_utf8_lossy(&never.stdout).contains('\x1b'));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_format_annotates_each_problem_and_sums_up() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let r = run(t.root(), &["--format", "github"]).await;
+    assert_eq!(r.code, 1);
+    let summary = run_json(t.root(), &[]).await.json()["summary"].clone();
+    let count = |prefix: &str| r.stdout.lines().filter(|l| l.starts_with(prefix)).count() as u64;
+    assert_eq!(count("::error title="), summary["fail"].as_u64().unwrap());
+    assert_eq!(count("::warning title="), summary["warn"].as_u64().unwrap());
+    assert_eq!(count("::notice title=pd-doctor::"), 1);
+    assert_eq!(
+        r.stdout.lines().count() as u64,
+        summary["fail"].as_u64().unwrap() + summary["warn"].as_u64().unwrap() + 1,
+        "one line per problem plus the summary:\n{}",
+        r.stdout
+    );
+    // The comma of an instance id is escaped in the title; the message names the cause.
+    let marker = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error title=config.marker[qa%2Cqms]::"))
+        .unwrap_or_else(|| panic!("no marker annotation:\n{}", r.stdout));
+    assert!(marker.contains("(stale-marker)"), "{marker}");
+    // Every command is one line: no raw CR or LF inside.
+    assert!(!r.stdout.contains('\r'));
+    assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
+}
