@@ -113,6 +113,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The manual page pd-doctor.1 (roff), from the same definitions as --help
+    Man {
+        /// Write DIR/pd-doctor.1 instead of printing it
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// The range `--timeout` accepts: long enough for a handshake on a busy machine, short
@@ -170,6 +176,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             );
             Ok(EXIT_OK)
         }
+        Some(Command::Man { output }) => man(output.as_deref()),
         Some(Command::Reset {
             yes,
             dry_run,
@@ -210,6 +217,28 @@ fn colour_on_stdout(choice: ColorChoice) -> bool {
             }
         }
     }
+}
+
+/// `pd-doctor man`: the roff page on stdout, or as `DIR/pd-doctor.1`.
+fn man(output: Option<&std::path::Path>) -> Result<i32, String> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| format!("cannot render the manual page: {e}"))?;
+    match output {
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&page)
+                .map_err(|e| format!("cannot write the manual page: {e}"))?;
+        }
+        Some(dir) => {
+            let path = dir.join("pd-doctor.1");
+            std::fs::write(&path, &page)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 fn find_root(cli: &Cli) -> Result<PathBuf, String> {

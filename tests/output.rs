@@ -416,3 +416,37 @@ async fn github_format_annotates_each_problem_and_sums_up() {
     assert!(!r.stdout.contains('\r'));
     assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn man_page_comes_from_the_same_definitions_as_help() {
+    let t = Tree::new(free_port(), free_port());
+    let r = run(t.root(), &["man"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH pd-doctor 1"),
+        "{}",
+        r.stdout
+    );
+    // Every long option of --help is in the page (roff escapes its dashes).
+    let help = run(t.root(), &["--help"]).await.stdout;
+    for word in help.split_whitespace().filter(|w| w.starts_with("--")) {
+        let flag = word
+            .trim_end_matches([',', '.'])
+            .split(['=', ' '])
+            .next()
+            .unwrap();
+        let roff = flag.replace('-', "\\-");
+        assert!(r.stdout.contains(&roff), "{flag} missing from the man page");
+    }
+    for sub in ["list", "explain", "reset", "completions", "man"] {
+        assert!(r.stdout.contains(sub), "{sub} missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(t.root(), &["man", "--output", dir.path().to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pd-doctor.1")).unwrap(),
+        r.stdout
+    );
+}
