@@ -65,9 +65,10 @@ pub struct Cli {
     /// CLICOLOR_FORCE on
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub color: ColorChoice,
-    /// Show evidence for passing checks too
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// Show evidence for passing checks too; -vv also writes a debug trace to stderr
+    /// (as PD_DOCTOR_LOG=debug does)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Repair what is safe to repair, then check again
     #[arg(long)]
     pub fix: bool,
@@ -153,6 +154,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    crate::debuglog::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(message) => {
@@ -302,6 +304,7 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
 fn prepare(cli: &Cli) -> Result<Runner, String> {
     let root = find_root(cli)?;
     let project = Arc::new(Project::load(&root, &cli.agents)?);
+    crate::debuglog::watch(&project.secrets);
     let catalogue = Catalogue::load(&project.root)?;
     Ok(Runner {
         project,
@@ -379,7 +382,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
                 &runner.catalogue,
                 &header,
                 &report::human::Options {
-                    verbose: cli.verbose,
+                    verbose: cli.verbose > 0,
                     color,
                 },
             )

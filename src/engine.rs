@@ -214,6 +214,10 @@ impl Engine {
 
 /// One probe, isolated: its panic is caught and its overrun cut off.
 pub async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
+    crate::debuglog::probe(&inst.id, isolated_probe(inst, facts)).await
+}
+
+async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
     let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe);
     let probe = crate::probes::run(inst.def.clone(), inst.subject.clone(), facts);
     match isolate(probe, limit).await {

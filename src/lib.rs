@@ -6,6 +6,7 @@
 pub mod catalogue;
 pub mod claude_config;
 pub mod cli;
+pub mod debuglog;
 pub mod engine;
 pub mod expand;
 pub mod facts;

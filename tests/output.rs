@@ -151,6 +151,20 @@ async fn junit_has_one_suite_per_section_and_failures_with_causes() {
     assert_eq!(r.code, 1);
 }
 
+/// Agent qa, healthy, and a qms that echoes the `key` it was sent in a Host-rejection body.
+async fn echoing_host(key: &str) -> (servers::Served, Tree) {
+    let echo = servers::fault_server(Fault::Status(
+        403,
+        "text/plain",
+        format!("Host not allowed (key {key})"),
+    ))
+    .await;
+    let t = Tree::new(echo.port, free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    (echo, t)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_planted_everywhere_never_show() {
     let secrets = [
@@ -159,16 +173,7 @@ async fn secrets_planted_everywhere_never_show() {
         "tok-planted-local-3",
         "sk-planted-bearer-4",
     ];
-    // A server that echoes the key it was sent in a Host-rejection body.
-    let echo = servers::fault_server(Fault::Status(
-        403,
-        "text/plain",
-        format!("Host not allowed (key {})", secrets[0]),
-    ))
-    .await;
-    let t = Tree::new(echo.port, free_port());
-    t.agent("qa", "healthy");
-    t.config("");
+    let (_echo, t) = echoing_host(secrets[0]).await;
     t.write(
         "docker/.mcp.json",
         &t.ported(common::MCP_JSON)
@@ -449,4 +454,70 @@ async fn man_page_comes_from_the_same_definitions_as_help() {
         std::fs::read_to_string(dir.path().join("pd-doctor.1")).unwrap(),
         r.stdout
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_debug_trace_shows_probes_and_exchanges_never_secrets_or_escapes() {
+    let secrets = [
+        "sk-planted-docker-key-1",
+        "sk-planted-user-key-2",
+        "tok-planted-local-3",
+    ];
+    let query_secret = "q-secret-5f2b81c0";
+    let (_echo, t) = echoing_host(secrets[0]).await;
+    // An agent whose name would drive the terminal, were it written raw.
+    t.agent("evil\x1b]0;owned\x07", "healthy");
+    let port = format!(":{}/mcp", t.qms);
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON)
+            .replace("qms-internal", secrets[0])
+            .replace(&port, &format!("{port}?api_key={query_secret}")),
+    );
+    let cj = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cj).unwrap()).unwrap();
+    doc["mcpServers"]["qms"]["headers"]["X-API-Key"] = secrets[1].into();
+    doc["mcpServers"]["qms"]["url"] = format!(
+        "http://user:{}@localhost:{}/mcp?token={query_secret}",
+        secrets[2], t.qms
+    )
+    .into();
+    std::fs::write(&cj, serde_json::to_string(&doc).unwrap()).unwrap();
+    let mut traced = Vec::new();
+    for (args, env) in [
+        (vec!["--json"], Some("debug")),
+        (vec!["-vv", "--color", "never"], None),
+    ] {
+        let mut cmd = common::command(t.root(), &args);
+        match env {
+            Some(level) => cmd.env("PD_DOCTOR_LOG", level),
+            None => cmd.env_remove("PD_DOCTOR_LOG"),
+        };
+        let out = cmd.output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for s in secrets.iter().chain([&query_secret]) {
+            assert!(!stderr.contains(s), "{s} leaked into the trace:\n{stderr}");
+        }
+        assert!(
+            !stderr.contains('\x1b') && !stderr.contains('\x07'),
+            "{stderr}"
+        );
+        assert!(stderr.contains("evil\\x1b]0;owned\\x07"), "{stderr}");
+        for needle in [
+            "DEBUG probe server.mcp[qms]: start",
+            "DEBUG probe server.mcp[qms]: end fail (host-rejected) in ",
+            "DEBUG http POST http://",
+            "/mcp?api_key=[redacted]: 403 in ",
+            ": 403 in ",
+        ] {
+            assert!(stderr.contains(needle), "no {needle:?} in:\n{stderr}");
+        }
+        traced.push(out.stdout);
+    }
+    // The trace stays on stderr: --json's stdout is the report alone.
+    serde_json::from_slice::<serde_json::Value>(&traced[0]).expect("JSON alone on stdout");
+    // Without the variable or -vv, no trace.
+    let quiet = run_json(t.root(), &[]).await;
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }

@@ -311,7 +311,7 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
     for secret in crate::redact::url_secrets(&endpoint.host) {
         project.secrets.add(&secret);
     }
-    let client = connect(&endpoint, timeout)?;
+    let client = crate::debuglog::docker(connect(&endpoint, timeout)?);
     let connect = async {
         let client = client
             .negotiate_version()
