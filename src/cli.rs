@@ -336,16 +336,21 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     let format = if cli.json { Format::Json } else { cli.format };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let clock = Instant::now();
-    let progress = format == Format::Human && std::io::stderr().is_terminal() && !cli.fix;
-    if progress {
-        eprint!("pd-doctor: checking…");
-    }
+    // A live line on stderr when it is a terminal: not while --fix talks there or the
+    // trace writes there, and for a report meant for programs only when stdout is not
+    // that terminal too.
+    let live = (std::io::stderr().is_terminal()
+        && !cli.fix
+        && !crate::debuglog::enabled()
+        && (format == Format::Human || !std::io::stdout().is_terminal()))
+    .then(crate::progress::Live::start);
     let runtime = new_runtime()?;
     let mut runner = prepare(cli)?;
     let mut results = runtime.block_on(runner.first_diagnosis());
     let project = runner.project.clone();
-    if progress {
-        eprint!("\r\x1b[K");
+    // Cleared before anything else is printed.
+    if let Some(live) = live {
+        live.finish();
     }
     if cli.fix {
         let opts = fixes::flow::Options {

@@ -171,6 +171,7 @@ impl Engine {
         }
         let facts = self.facts.clone();
         let task = tokio::spawn(async move {
+            let _shown = crate::progress::track(&inst.id, &inst.subject, &facts.project);
             for (need, deps) in waits {
                 for dep in deps {
                     let prereq = dep.await;

@@ -15,6 +15,7 @@ pub mod model;
 pub mod paths;
 pub mod printable;
 pub mod probes;
+pub mod progress;
 pub mod project;
 #[cfg(test)]
 mod proptests;

@@ -521,3 +521,44 @@ async fn the_debug_trace_shows_probes_and_exchanges_never_secrets_or_escapes() {
     let quiet = run_json(t.root(), &[]).await;
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_shows_what_is_awaited_on_a_terminal_and_is_gone_before_the_report() {
+    let hung = servers::fault_server(Fault::Hang).await;
+    let t = Tree::new(hung.port, free_port());
+    t.config("");
+    let args = "--only 'server.*[qms]' --timeout 1s --color never";
+    let root = t.root().to_path_buf();
+    let screen = tokio::task::spawn_blocking(move || on_a_terminal(&root, args, &[], None, || {}))
+        .await
+        .unwrap();
+    let waiting = format!(" checks · waiting for qms :{}, ", hung.port);
+    let last = screen
+        .rfind(&waiting)
+        .unwrap_or_else(|| panic!("no progress line on the terminal:\n{screen:?}"));
+    let header = screen
+        .find(&format!("pd-doctor {}", env!("CARGO_PKG_VERSION")))
+        .expect("the report");
+    assert!(last < header, "progress after the report:\n{screen:?}");
+    assert!(
+        screen[last..header].contains("\x1b[2K"),
+        "the line is not cleared before the report:\n{screen:?}"
+    );
+    assert!(screen[header..].contains("server.mcp[qms]"));
+    // Not on a pipe, and not onto a terminal that shows --json's stdout.
+    let piped = run(t.root(), &["--only", "server.*[qms]", "--timeout", "1s"]).await;
+    assert!(piped.stderr.is_empty(), "{}", piped.stderr);
+    let root = t.root().to_path_buf();
+    let json = tokio::task::spawn_blocking(move || {
+        on_a_terminal(
+            &root,
+            "--json --only 'server.*[qms]' --timeout 1s",
+            &[],
+            None,
+            || {},
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!json.contains("waiting for"), "{json:?}");
+}
