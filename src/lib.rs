@@ -3,6 +3,8 @@
 //! shared `facts`; `report` renders. Only `fixes` will ever change anything, and every
 //! file in the project tree is read and written through `safefs`.
 
+#![forbid(unsafe_code)]
+
 pub mod catalogue;
 pub mod claude_config;
 pub mod cli;

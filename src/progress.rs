@@ -5,6 +5,7 @@
 //! the line when it is finished, before any report is printed. Without a `Live`, the
 //! engine's calls cost a lock and nothing else.
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,9 +34,9 @@ impl State {
         let mut line = format!("{}/{} checks", self.done, self.total);
         if let Some((_, what, since)) = self.running.first() {
             let secs = now.saturating_duration_since(*since).as_secs_f64();
-            line.push_str(&format!(" · waiting for {what}, {secs:.1} s"));
+            let _ = write!(line, " · waiting for {what}, {secs:.1} s");
             if self.running.len() > 1 {
-                line.push_str(&format!(" (and {} more)", self.running.len() - 1));
+                let _ = write!(line, " (and {} more)", self.running.len() - 1);
             }
         }
         line

@@ -59,7 +59,7 @@ async fn json_is_alone_on_stdout_in_checklist_order_and_valid() {
         .map(|c| c["section"].as_str().unwrap())
         .collect();
     let mut sorted = sections.clone();
-    sorted.sort();
+    sorted.sort_unstable();
     assert_eq!(sections, sorted, "checks leave checklist order");
     let ids: Vec<&str> = doc["checks"]
         .as_array()

@@ -103,9 +103,8 @@ fn file_probe(
     let Some(pointer) = pointer else {
         return Finding::ok("ok", format!("{shown} exists"));
     };
-    let doc = match claude_config::read_json(&path) {
-        JsonFile::Parsed(doc) => doc,
-        _ => return Finding::fail("corrupt", format!("{shown} is not readable JSON")),
+    let JsonFile::Parsed(doc) = claude_config::read_json(&path) else {
+        return Finding::fail("corrupt", format!("{shown} is not readable JSON"));
     };
     // Values are compared, never printed: a pointer may well lead to a key.
     match (doc.pointer(pointer), equals) {
