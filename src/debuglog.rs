@@ -1,5 +1,5 @@
 //! The debug trace: `PD_DOCTOR_LOG=debug` (or `-vv`) writes a timestamped line to stderr
-//! for every probe's start and end, every HTTP exchange and every Docker API request.
+//! for every probe's start and end, every HTTP exchange and every Docker API call.
 //!
 //! Only pd-doctor's own events are written (never those of its dependencies, which may
 //! log headers or bodies). What is logged is chosen not to hold secrets: URLs through
@@ -143,27 +143,24 @@ pub fn http_response(
     }
 }
 
-/// A Docker client that logs every API request it sends (method, path, query values
-/// redacted), whatever the transport.
-pub fn docker(client: bollard::Docker) -> bollard::Docker {
-    if !enabled() {
-        return client;
+/// An engine API request about to go: method and path, query values redacted (the
+/// host of a unix-socket URI is its path, hex-encoded: left out).
+pub fn docker_request(method: &str, uri: &hyper::Uri) -> String {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let shown = redact::display_url(&format!("docker://engine{path}"));
+    let what = format!("{method} {}", shown.trim_start_matches("docker://engine"));
+    tracing::debug!(target: TARGET, "docker {what}: sent");
+    what
+}
+
+/// Its answer: the status, or that it failed (the error may quote the request), and the
+/// time to the answer's head.
+pub fn docker_answer(what: &str, status: Result<u16, &bollard::errors::Error>, started: Instant) {
+    let took = ms(started.elapsed());
+    match status {
+        Ok(code) => tracing::debug!(target: TARGET, "docker {what}: {code} in {took} ms"),
+        Err(_) => tracing::debug!(target: TARGET, "docker {what}: failed in {took} ms"),
     }
-    client.with_request_modifier(|request| {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        tracing::debug!(
-            target: TARGET,
-            "docker {} {}",
-            request.method(),
-            redact::display_url(&format!("docker://engine{path}"))
-                .trim_start_matches("docker://engine")
-        );
-        request
-    })
 }
 
 #[cfg(test)]

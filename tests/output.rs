@@ -484,6 +484,10 @@ async fn the_debug_trace_shows_probes_and_exchanges_never_secrets_or_escapes() {
     )
     .into();
     std::fs::write(&cj, serde_json::to_string(&doc).unwrap()).unwrap();
+    // Without the variable or -vv, no trace.
+    let quiet = run_json(t.root(), &[]).await;
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    let engine = quiet.check("docker.engine")["status"] == "ok";
     let mut traced = Vec::new();
     for (args, env) in [
         (vec!["--json"], Some("debug")),
@@ -513,13 +517,19 @@ async fn the_debug_trace_shows_probes_and_exchanges_never_secrets_or_escapes() {
         ] {
             assert!(stderr.contains(needle), "no {needle:?} in:\n{stderr}");
         }
+        // Engine calls: method, path, status and time (when there is an engine to ask).
+        if engine {
+            assert!(stderr.contains("DEBUG docker GET /"), "{stderr}");
+            assert!(
+                stderr.contains("/containers/json?all=[redacted]"),
+                "{stderr}"
+            );
+            assert!(stderr.contains(": 200 in "), "{stderr}");
+        }
         traced.push(out.stdout);
     }
     // The trace stays on stderr: --json's stdout is the report alone.
     serde_json::from_slice::<serde_json::Value>(&traced[0]).expect("JSON alone on stdout");
-    // Without the variable or -vv, no trace.
-    let quiet = run_json(t.root(), &[]).await;
-    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

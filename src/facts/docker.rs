@@ -252,7 +252,7 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, EngineError
         None => ("tcp", authority(&endpoint.host)),
     };
     let plain = |host: &str| {
-        Docker::connect_with_host(host)
+        super::docker_wire::connect_with_host(host)
             .map(|c| c.with_timeout(timeout))
             .map_err(|e| EngineError::unreachable(format!("{} (at {endpoint})", describe(&e))))
     };
@@ -311,7 +311,7 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
     for secret in crate::redact::url_secrets(&endpoint.host) {
         project.secrets.add(&secret);
     }
-    let client = crate::debuglog::docker(connect(&endpoint, timeout)?);
+    let client = connect(&endpoint, timeout)?;
     let connect = async {
         let client = client
             .negotiate_version()
