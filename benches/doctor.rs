@@ -19,6 +19,11 @@
 //! Prints medians (and pd-doctor's spread) and the ratios pd-doctor/manual and
 //! pd-doctor/floor.
 
+#![allow(
+    unsafe_code,
+    reason = "wait4 is the one call that reports a child's peak RSS; std and rustix have no safe one"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -105,7 +110,7 @@ fn pd_doctor_rss(bin: &Path, root: &Path, args: &[&str]) -> (Duration, i64) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let id = child.id() as libc::pid_t;
+    let id = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
     // Reaped by wait4 below: std must not wait for it again.
     std::mem::forget(child);
     let mut status = 0;

@@ -92,13 +92,105 @@ pub struct Explanation {
     pub same_cause: bool,
 }
 
+/// Declares [`ProbeKind`] from one list: each built-in probe and its name in the
+/// catalogue files. `probes::run` dispatches on the kind.
+macro_rules! probe_kinds {
+    ($($kind:ident = $name:literal,)*) => {
+        /// A built-in probe, by the name the catalogue files give it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ProbeKind {
+            $($kind,)*
+        }
+
+        impl ProbeKind {
+            pub const ALL: &[ProbeKind] = &[$(ProbeKind::$kind,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ProbeKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+probe_kinds! {
+    Pidfile = "pidfile",
+    Listen = "listen",
+    McpHandshake = "mcp-handshake",
+    Session = "session",
+    Oauth = "oauth",
+    DockerEngine = "docker-engine",
+    ContainerState = "container-state",
+    ContainerEntrypoint = "container-entrypoint",
+    ContainerHostGateway = "container-host-gateway",
+    ContainerReach = "container-reach",
+    ContainerImage = "container-image",
+    ContainerMounts = "container-mounts",
+    Isolation = "isolation",
+    ClaudeJson = "claude-json",
+    Marker = "marker",
+    ServerEntry = "server-entry",
+    ScopeConflict = "scope-conflict",
+    McpJson = "mcp-json",
+    Approval = "approval",
+    ContainersStale = "containers-stale",
+    ContainersDuplicate = "containers-duplicate",
+}
+
+impl std::str::FromStr for ProbeKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        ProbeKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = ProbeKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown probe {name:?}; built-in probes are {}, or a table with kind = \"http\" or \"file\"",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
 /// How a check gathers its evidence: a built-in probe by name, or a generic one that a
 /// project can use in its own checks without recompiling.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "RawProbe")]
 pub enum ProbeSpec {
-    Builtin(String),
+    Builtin(ProbeKind),
     Generic(GenericProbe),
+}
+
+/// `probe` as written: a name (checked against [`ProbeKind`]) or a table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawProbe {
+    Name(String),
+    Generic(GenericProbe),
+}
+
+impl TryFrom<RawProbe> for ProbeSpec {
+    type Error = String;
+
+    fn try_from(raw: RawProbe) -> Result<Self, String> {
+        match raw {
+            RawProbe::Name(name) => name.parse().map(ProbeSpec::Builtin),
+            RawProbe::Generic(g) => Ok(ProbeSpec::Generic(g)),
+        }
+    }
+}
+
+/// What a generic probe's failure is reported as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Fail,
+    Warn,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,8 +233,10 @@ pub struct CheckDef {
     pub per: Per,
     pub probe: ProbeSpec,
     pub fix: Option<String>,
-    /// `warn` turns a generic probe's failure into a warning.
-    pub severity: Option<String>,
+    /// `warn` turns a generic probe's failure into a warning; anything but `fail` or
+    /// `warn` is a load error.
+    #[serde(default)]
+    pub severity: Severity,
     #[serde(default)]
     pub needs: Vec<Need>,
     /// The checks whose problems explain a problem of this one, most telling first.
@@ -290,14 +384,6 @@ impl Catalogue {
                 ));
             }
         }
-        if let ProbeSpec::Builtin(name) = &check.probe {
-            if !crate::probes::is_builtin(name) {
-                return Err(format!(
-                    "{file}: check {}: unknown probe {name:?}",
-                    check.id
-                ));
-            }
-        }
         Ok(())
     }
 
@@ -354,5 +440,46 @@ probe = "marker"
             .explained_by
             .iter()
             .any(|r| r.check == "server.mcp" && r.same_cause));
+    }
+
+    fn load(check: &str) -> Result<Catalogue, String> {
+        let mut cat = Catalogue::builtin();
+        cat.add_file("site.toml", check).map(|()| cat)
+    }
+
+    const CHECK: &str = "[[check]]\nid = \"site.x\"\ntitle = \"x\"\nper = \"none\"\n";
+
+    #[test]
+    fn every_builtin_check_names_a_known_probe_and_every_kind_its_own_name() {
+        let cat = Catalogue::builtin();
+        assert!(cat
+            .checks
+            .iter()
+            .all(|c| matches!(c.probe, ProbeSpec::Builtin(_))));
+        for kind in ProbeKind::ALL {
+            assert_eq!(kind.name().parse::<ProbeKind>(), Ok(*kind));
+        }
+    }
+
+    #[test]
+    fn a_typo_in_a_probe_name_is_a_load_error_naming_it() {
+        let err = load(&format!("{CHECK}probe = \"mcp-handshak\"\n")).unwrap_err();
+        assert!(
+            err.contains("site.toml") && err.contains("unknown probe \"mcp-handshak\""),
+            "{err}"
+        );
+        assert!(err.contains("mcp-handshake"), "known probes listed: {err}");
+        assert!(load(&format!("{CHECK}probe = \"mcp-handshake\"\n")).is_ok());
+    }
+
+    #[test]
+    fn a_typo_in_a_severity_is_a_load_error() {
+        let generic = "[check.probe]\nkind = \"file\"\npath = \"x\"\n";
+        let err = load(&format!("{CHECK}severity = \"warning\"\n{generic}")).unwrap_err();
+        assert!(err.contains("warning") && err.contains("warn"), "{err}");
+        let cat = load(&format!("{CHECK}severity = \"warn\"\n{generic}")).unwrap();
+        assert_eq!(cat.get("site.x").unwrap().severity, Severity::Warn);
+        let cat = load(&format!("{CHECK}{generic}")).unwrap();
+        assert_eq!(cat.get("site.x").unwrap().severity, Severity::Fail);
     }
 }

@@ -294,9 +294,9 @@ pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
                 // A key in a query string (`?api_key=...`) is a secret like a header.
                 if key == "url" {
                     if let Some(url) = v.as_str() {
-                        crate::redact::url_secrets(url)
-                            .iter()
-                            .for_each(|s| secrets.add(s));
+                        for s in crate::redact::url_secrets(url) {
+                            secrets.add(&s);
+                        }
                     }
                 }
                 collect_secrets(v, secrets);

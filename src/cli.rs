@@ -24,6 +24,7 @@ pub enum Format {
     Human,
     Json,
     Junit,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,15 +57,18 @@ pub struct Cli {
     /// Same as --format json
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Output format; json and junit print the report alone on stdout
+    /// Output format; json, junit and github (GitHub Actions annotations) print the
+    /// report alone on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
-    /// Colour: auto is on for a terminal unless NO_COLOR is set
+    /// Colour: auto is on for a terminal; NO_COLOR, CLICOLOR=0 and TERM=dumb turn it off,
+    /// CLICOLOR_FORCE on
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub color: ColorChoice,
-    /// Show evidence for passing checks too
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// Show evidence for passing checks too; -vv also writes a debug trace to stderr
+    /// (as PD_DOCTOR_LOG=debug does)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Repair what is safe to repair, then check again
     #[arg(long)]
     pub fix: bool,
@@ -111,6 +115,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The manual page pd-doctor.1 (roff), from the same definitions as --help
+    Man {
+        /// Write DIR/pd-doctor.1 instead of printing it
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// The range `--timeout` accepts: long enough for a handshake on a busy machine, short
@@ -145,6 +155,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    crate::debuglog::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(message) => {
@@ -155,14 +166,7 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32, String> {
-    let color = match cli.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
+    let color = colour_on_stdout(cli.color);
     match &cli.command {
         Some(Command::List) => list(&catalogue_for(&cli)?),
         Some(Command::Explain { id }) => explain(&catalogue_for(&cli)?, id),
@@ -175,6 +179,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             );
             Ok(EXIT_OK)
         }
+        Some(Command::Man { output }) => man(output.as_deref()),
         Some(Command::Reset {
             yes,
             dry_run,
@@ -190,6 +195,53 @@ fn run(cli: Cli) -> Result<i32, String> {
         }
         None => check(&cli, color),
     }
+}
+
+/// `--color`, and for `auto` the conventions (anstyle-query reads them): NO_COLOR
+/// (no-color.org) turns colour off, then CLICOLOR_FORCE (other than `0`) on, CLICOLOR=0
+/// and TERM=dumb off; otherwise colour when stdout is a terminal.
+fn colour_on_stdout(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let forced = anstyle_query::clicolor_force()
+                && std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0");
+            // An unset TERM is not `dumb`: colour on a terminal, as before.
+            let dumb = std::env::var_os("TERM").is_some() && !anstyle_query::term_supports_color();
+            if anstyle_query::no_color() {
+                false
+            } else if forced {
+                true
+            } else if anstyle_query::clicolor() == Some(false) || dumb {
+                false
+            } else {
+                std::io::stdout().is_terminal()
+            }
+        }
+    }
+}
+
+/// `pd-doctor man`: the roff page on stdout, or as `DIR/pd-doctor.1`.
+fn man(output: Option<&std::path::Path>) -> Result<i32, String> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| format!("cannot render the manual page: {e}"))?;
+    match output {
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&page)
+                .map_err(|e| format!("cannot write the manual page: {e}"))?;
+        }
+        Some(dir) => {
+            let path = dir.join("pd-doctor.1");
+            std::fs::write(&path, &page)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 fn find_root(cli: &Cli) -> Result<PathBuf, String> {
@@ -253,6 +305,7 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
 fn prepare(cli: &Cli) -> Result<Runner, String> {
     let root = find_root(cli)?;
     let project = Arc::new(Project::load(&root, &cli.agents)?);
+    crate::debuglog::watch(&project.secrets);
     let catalogue = Catalogue::load(&project.root)?;
     Ok(Runner {
         project,
@@ -284,16 +337,21 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     let format = if cli.json { Format::Json } else { cli.format };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let clock = Instant::now();
-    let progress = format == Format::Human && std::io::stderr().is_terminal() && !cli.fix;
-    if progress {
-        eprint!("pd-doctor: checking…");
-    }
+    // A live line on stderr when it is a terminal: not while --fix talks there or the
+    // trace writes there, and for a report meant for programs only when stdout is not
+    // that terminal too.
+    let live = (std::io::stderr().is_terminal()
+        && !cli.fix
+        && !crate::debuglog::enabled()
+        && (format == Format::Human || !std::io::stdout().is_terminal()))
+    .then(crate::progress::Live::start);
     let runtime = new_runtime()?;
     let mut runner = prepare(cli)?;
     let mut results = runtime.block_on(runner.first_diagnosis());
     let project = runner.project.clone();
-    if progress {
-        eprint!("\r\x1b[K");
+    // Cleared before anything else is printed.
+    if let Some(live) = live {
+        live.finish();
     }
     if cli.fix {
         let opts = fixes::flow::Options {
@@ -324,6 +382,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     let text = match format {
         Format::Json => report::json::render(&report),
         Format::Junit => report::junit::render(&report, &runner.catalogue),
+        Format::Github => report::github::render(&report),
         Format::Human => {
             let header = header(&project);
             report::human::render(
@@ -331,7 +390,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
                 &runner.catalogue,
                 &header,
                 &report::human::Options {
-                    verbose: cli.verbose,
+                    verbose: cli.verbose > 0,
                     color,
                 },
             )

@@ -171,6 +171,7 @@ impl Engine {
         }
         let facts = self.facts.clone();
         let task = tokio::spawn(async move {
+            let _shown = crate::progress::track(&inst.id, &inst.subject, &facts.project);
             for (need, deps) in waits {
                 for dep in deps {
                     let prereq = dep.await;
@@ -214,6 +215,10 @@ impl Engine {
 
 /// One probe, isolated: its panic is caught and its overrun cut off.
 pub async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
+    crate::debuglog::probe(&inst.id, isolated_probe(inst, facts)).await
+}
+
+async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
     let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe);
     let probe = crate::probes::run(inst.def.clone(), inst.subject.clone(), facts);
     match isolate(probe, limit).await {

@@ -3,9 +3,12 @@
 //! shared `facts`; `report` renders. Only `fixes` will ever change anything, and every
 //! file in the project tree is read and written through `safefs`.
 
+#![forbid(unsafe_code)]
+
 pub mod catalogue;
 pub mod claude_config;
 pub mod cli;
+pub mod debuglog;
 pub mod engine;
 pub mod expand;
 pub mod facts;
@@ -14,6 +17,7 @@ pub mod model;
 pub mod paths;
 pub mod printable;
 pub mod probes;
+pub mod progress;
 pub mod project;
 #[cfg(test)]
 mod proptests;

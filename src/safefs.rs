@@ -13,7 +13,6 @@
 //! On Unix this is `openat`-style work through `rustix`; elsewhere a portable fallback
 //! does the same checks by path (a smaller guarantee, as the platform allows).
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -34,35 +33,21 @@ pub enum Links {
     Refuse,
 }
 
-#[derive(Debug)]
+/// Why a file was not read; the text completes "<path> ...".
+#[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    #[error("does not exist")]
     Missing,
     /// A symlink where pd-doctor expects a file, or one that leads nowhere.
+    #[error("is {0}")]
     Link(&'static str),
     /// A directory, FIFO, socket or device: never opened for a blocking read.
+    #[error("is {0}, not a regular file")]
     NotRegular(&'static str),
-    TooLarge {
-        size: u64,
-        cap: u64,
-    },
-    Io(io::Error),
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Missing => f.write_str("does not exist"),
-            ReadError::Link(what) => write!(f, "is {what}"),
-            ReadError::NotRegular(what) => write!(f, "is {what}, not a regular file"),
-            ReadError::TooLarge { size, cap } => write!(
-                f,
-                "is {} bytes, more than the {} pd-doctor reads",
-                size,
-                human_size(*cap)
-            ),
-            ReadError::Io(e) => write!(f, "{e}"),
-        }
-    }
+    #[error("is {size} bytes, more than the {} pd-doctor reads", human_size(*cap))]
+    TooLarge { size: u64, cap: u64 },
+    #[error("{0}")]
+    Io(#[source] io::Error),
 }
 
 fn human_size(bytes: u64) -> String {
@@ -671,6 +656,28 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn read_errors_say_what_the_file_is_and_keep_their_cause() {
+        use std::error::Error as _;
+        assert_eq!(ReadError::Missing.to_string(), "does not exist");
+        assert_eq!(ReadError::Link("a symlink").to_string(), "is a symlink");
+        assert_eq!(
+            ReadError::NotRegular("a FIFO").to_string(),
+            "is a FIFO, not a regular file"
+        );
+        assert_eq!(
+            ReadError::TooLarge {
+                size: 5_000_000,
+                cap: TEXT_CAP
+            }
+            .to_string(),
+            "is 5000000 bytes, more than the 1 MiB pd-doctor reads"
+        );
+        let io = ReadError::Io(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(io.to_string(), "permission denied");
+        assert!(io.source().is_some(), "the io::Error is the source");
+    }
 
     fn dir() -> (tempfile::TempDir, Dir) {
         let t = tempfile::tempdir().unwrap();

@@ -226,22 +226,19 @@ async fn sparse_files_of_20_gib_are_findings_not_allocations() {
     ] {
         sparse(&t.path(&rel), 20 << 30);
     }
+    // A 1 GiB address space, set by util-linux prlimit (as the pty tests use script):
+    // the crate forbids unsafe code, and a pre_exec hook would need it.
     let limited = |args: &[&str]| {
-        let mut cmd = common::command(t.root(), args);
-        cmd.env("MALLOC_ARENA_MAX", "2");
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: 1 << 30,
-                    rlim_max: 1 << 30,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let mut cmd = tokio::process::Command::new("prlimit");
+        cmd.arg(format!("--as={0}:{0}", 1u64 << 30))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_pd-doctor"))
+            .arg("--root")
+            .arg(t.root())
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env("MALLOC_ARENA_MAX", "2")
+            .kill_on_drop(true);
         cmd
     };
     for args in [

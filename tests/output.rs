@@ -59,7 +59,7 @@ async fn json_is_alone_on_stdout_in_checklist_order_and_valid() {
         .map(|c| c["section"].as_str().unwrap())
         .collect();
     let mut sorted = sections.clone();
-    sorted.sort();
+    sorted.sort_unstable();
     assert_eq!(sections, sorted, "checks leave checklist order");
     let ids: Vec<&str> = doc["checks"]
         .as_array()
@@ -111,10 +111,20 @@ async fn junit_has_one_suite_per_section_and_failures_with_causes() {
     let r = run(t.root(), &["--format", "junit"]).await;
     assert!(r.stdout.starts_with("<?xml"));
     assert_eq!(r.stdout.matches("<testsuite ").count(), 4, "{}", r.stdout);
-    assert!(r
-        .stdout
-        .contains(r#"<testcase classname="config.marker" name="config.marker[qa,qms]""#));
-    assert!(r.stdout.contains(r#"<failure type="stale-marker""#));
+    // Attributes by name, not by their order in the tag (XML gives the order no meaning).
+    let doc = quick_junit::Report::deserialize_from_str(&r.stdout).expect("well-formed JUnit");
+    let marker = doc
+        .test_suites
+        .iter()
+        .flat_map(|s| &s.test_cases)
+        .find(|c| c.name.as_str() == "config.marker[qa,qms]")
+        .unwrap_or_else(|| panic!("no config.marker[qa,qms] testcase in:\n{}", r.stdout));
+    assert_eq!(marker.classname.as_deref(), Some("config.marker"));
+    assert!(
+        matches!(&marker.status, quick_junit::TestCaseStatus::NonSuccess { kind: quick_junit::NonSuccessKind::Failure, ty: Some(ty), .. } if ty.as_str() == "stale-marker"),
+        "{:?}",
+        marker.status
+    );
     assert!(r.stdout.contains("<skipped message="));
     // One testcase per check, and the counts agree with the JSON report of the same run.
     let summary = run_json(t.root(), &[]).await.json()["summary"].clone();
@@ -131,11 +141,28 @@ async fn junit_has_one_suite_per_section_and_failures_with_causes() {
         r.stdout.matches("<skipped ").count() as u64,
         summary["skip"].as_u64().unwrap()
     );
-    assert!(r.stdout.contains(&format!(
-        r#"failures="{}" skipped="{}""#,
-        summary["fail"], summary["skip"]
-    )));
+    assert_eq!(
+        (doc.failures as u64, doc.skipped as u64),
+        (
+            summary["fail"].as_u64().unwrap(),
+            summary["skip"].as_u64().unwrap()
+        )
+    );
     assert_eq!(r.code, 1);
+}
+
+/// Agent qa, healthy, and a qms that echoes the `key` it was sent in a Host-rejection body.
+async fn echoing_host(key: &str) -> (servers::Served, Tree) {
+    let echo = servers::fault_server(Fault::Status(
+        403,
+        "text/plain",
+        format!("Host not allowed (key {key})"),
+    ))
+    .await;
+    let t = Tree::new(echo.port, free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    (echo, t)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,16 +173,7 @@ async fn secrets_planted_everywhere_never_show() {
         "tok-planted-local-3",
         "sk-planted-bearer-4",
     ];
-    // A server that echoes the key it was sent in a Host-rejection body.
-    let echo = servers::fault_server(Fault::Status(
-        403,
-        "text/plain",
-        format!("Host not allowed (key {})", secrets[0]),
-    ))
-    .await;
-    let t = Tree::new(echo.port, free_port());
-    t.agent("qa", "healthy");
-    t.config("");
+    let (_echo, t) = echoing_host(secrets[0]).await;
     t.write(
         "docker/.mcp.json",
         &t.ported(common::MCP_JSON)
@@ -512,4 +530,212 @@ async fn the_default_report_leads_with_problems_and_folds_what_is_well() {
     )
     .await;
     assert!(v.stdout.contains("✓ config.marker[qa,qms]"), "{}", v.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn colour_follows_clicolor_clicolor_force_and_term_dumb() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let args = "--only 'config.*'";
+    for (env, coloured) in [
+        (vec![("CLICOLOR", "0")], false),
+        (vec![("TERM", "dumb")], false),
+        (vec![("CLICOLOR", "1"), ("TERM", "xterm-256color")], true),
+        // NO_COLOR wins over CLICOLOR_FORCE; CLICOLOR_FORCE=0 forces nothing.
+        (vec![("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")], false),
+        (vec![("CLICOLOR_FORCE", "0"), ("CLICOLOR", "0")], false),
+    ] {
+        let screen = on_a_terminal(t.root(), args, &env, None, || {});
+        assert!(screen.contains("config.marker[qa,qms]"), "{screen}");
+        assert_eq!(screen.contains("\x1b[3"), coloured, "{env:?}:\n{screen}");
+    }
+    // CLICOLOR_FORCE colours a pipe; --color never still wins over it.
+    let mut cmd = common::command(t.root(), &["--only", "config.*"]);
+    let forced = cmd.env("CLICOLOR_FORCE", "1").output().await.unwrap();
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("\x1b[3"));
+    let mut cmd = common::command(t.root(), &["--only", "config.*", "--color", "never"]);
+    let never = cmd.env("CLICOLOR_FORCE", "1").output().await.unwrap();
+    assert!(!String::from_utf8_lossy(&never.stdout).contains('\x1b'));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_format_annotates_each_problem_and_sums_up() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "marker-without-config");
+    t.config("");
+    let r = run(t.root(), &["--format", "github"]).await;
+    assert_eq!(r.code, 1);
+    let summary = run_json(t.root(), &[]).await.json()["summary"].clone();
+    let count = |prefix: &str| r.stdout.lines().filter(|l| l.starts_with(prefix)).count() as u64;
+    assert_eq!(count("::error title="), summary["fail"].as_u64().unwrap());
+    assert_eq!(count("::warning title="), summary["warn"].as_u64().unwrap());
+    assert_eq!(count("::notice title=pd-doctor::"), 1);
+    assert_eq!(
+        r.stdout.lines().count() as u64,
+        summary["fail"].as_u64().unwrap() + summary["warn"].as_u64().unwrap() + 1,
+        "one line per problem plus the summary:\n{}",
+        r.stdout
+    );
+    // The comma of an instance id is escaped in the title; the message names the cause.
+    let marker = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error title=config.marker[qa%2Cqms]::"))
+        .unwrap_or_else(|| panic!("no marker annotation:\n{}", r.stdout));
+    assert!(marker.contains("(stale-marker)"), "{marker}");
+    // Every command is one line: no raw CR or LF inside.
+    assert!(!r.stdout.contains('\r'));
+    assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn man_page_comes_from_the_same_definitions_as_help() {
+    let t = Tree::new(free_port(), free_port());
+    let r = run(t.root(), &["man"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH pd-doctor 1"),
+        "{}",
+        r.stdout
+    );
+    // Every long option of --help is in the page (roff escapes its dashes).
+    let help = run(t.root(), &["--help"]).await.stdout;
+    for word in help.split_whitespace().filter(|w| w.starts_with("--")) {
+        let flag = word
+            .trim_end_matches([',', '.'])
+            .split(['=', ' '])
+            .next()
+            .unwrap();
+        let roff = flag.replace('-', "\\-");
+        assert!(r.stdout.contains(&roff), "{flag} missing from the man page");
+    }
+    for sub in ["list", "explain", "reset", "completions", "man"] {
+        assert!(r.stdout.contains(sub), "{sub} missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(t.root(), &["man", "--output", dir.path().to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pd-doctor.1")).unwrap(),
+        r.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_debug_trace_shows_probes_and_exchanges_never_secrets_or_escapes() {
+    let secrets = [
+        "sk-planted-docker-key-1",
+        "sk-planted-user-key-2",
+        "tok-planted-local-3",
+    ];
+    let query_secret = "q-secret-5f2b81c0";
+    let (_echo, t) = echoing_host(secrets[0]).await;
+    // An agent whose name would drive the terminal, were it written raw.
+    t.agent("evil\x1b]0;owned\x07", "healthy");
+    let port = format!(":{}/mcp", t.qms);
+    t.write(
+        "docker/.mcp.json",
+        &t.ported(common::MCP_JSON)
+            .replace("qms-internal", secrets[0])
+            .replace(&port, &format!("{port}?api_key={query_secret}")),
+    );
+    let cj = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cj).unwrap()).unwrap();
+    doc["mcpServers"]["qms"]["headers"]["X-API-Key"] = secrets[1].into();
+    doc["mcpServers"]["qms"]["url"] = format!(
+        "http://user:{}@localhost:{}/mcp?token={query_secret}",
+        secrets[2], t.qms
+    )
+    .into();
+    std::fs::write(&cj, serde_json::to_string(&doc).unwrap()).unwrap();
+    // Without the variable or -vv, no trace.
+    let quiet = run_json(t.root(), &[]).await;
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    let engine = quiet.check("docker.engine")["status"] == "ok";
+    let mut traced = Vec::new();
+    for (args, env) in [
+        (vec!["--json"], Some("debug")),
+        (vec!["-vv", "--color", "never"], None),
+    ] {
+        let mut cmd = common::command(t.root(), &args);
+        match env {
+            Some(level) => cmd.env("PD_DOCTOR_LOG", level),
+            None => cmd.env_remove("PD_DOCTOR_LOG"),
+        };
+        let out = cmd.output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for s in secrets.iter().chain([&query_secret]) {
+            assert!(!stderr.contains(s), "{s} leaked into the trace:\n{stderr}");
+        }
+        assert!(
+            !stderr.contains('\x1b') && !stderr.contains('\x07'),
+            "{stderr}"
+        );
+        assert!(stderr.contains("evil\\x1b]0;owned\\x07"), "{stderr}");
+        for needle in [
+            "DEBUG probe server.mcp[qms]: start",
+            "DEBUG probe server.mcp[qms]: end fail (host-rejected) in ",
+            "DEBUG http POST http://",
+            "/mcp?api_key=[redacted]: 403 in ",
+            ": 403 in ",
+        ] {
+            assert!(stderr.contains(needle), "no {needle:?} in:\n{stderr}");
+        }
+        // Engine calls: method, path, status and time (when there is an engine to ask).
+        if engine {
+            assert!(stderr.contains("DEBUG docker GET /"), "{stderr}");
+            assert!(
+                stderr.contains("/containers/json?all=[redacted]"),
+                "{stderr}"
+            );
+            assert!(stderr.contains(": 200 in "), "{stderr}");
+        }
+        traced.push(out.stdout);
+    }
+    // The trace stays on stderr: --json's stdout is the report alone.
+    serde_json::from_slice::<serde_json::Value>(&traced[0]).expect("JSON alone on stdout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_shows_what_is_awaited_on_a_terminal_and_is_gone_before_the_report() {
+    let hung = servers::fault_server(Fault::Hang).await;
+    let t = Tree::new(hung.port, free_port());
+    t.config("");
+    let args = "--only 'server.*[qms]' --timeout 1s --color never";
+    let root = t.root().to_path_buf();
+    let screen = tokio::task::spawn_blocking(move || on_a_terminal(&root, args, &[], None, || {}))
+        .await
+        .unwrap();
+    let waiting = format!(" checks · waiting for qms :{}, ", hung.port);
+    let last = screen
+        .rfind(&waiting)
+        .unwrap_or_else(|| panic!("no progress line on the terminal:\n{screen:?}"));
+    let header = screen
+        .find(&format!("pd-doctor {}", env!("CARGO_PKG_VERSION")))
+        .expect("the report");
+    assert!(last < header, "progress after the report:\n{screen:?}");
+    assert!(
+        screen[last..header].contains("\x1b[2K"),
+        "the line is not cleared before the report:\n{screen:?}"
+    );
+    assert!(screen[header..].contains("server.mcp[qms]"));
+    // Not on a pipe, and not onto a terminal that shows --json's stdout.
+    let piped = run(t.root(), &["--only", "server.*[qms]", "--timeout", "1s"]).await;
+    assert!(piped.stderr.is_empty(), "{}", piped.stderr);
+    let root = t.root().to_path_buf();
+    let json = tokio::task::spawn_blocking(move || {
+        on_a_terminal(
+            &root,
+            "--json --only 'server.*[qms]' --timeout 1s",
+            &[],
+            None,
+            || {},
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!json.contains("waiting for"), "{json:?}");
 }

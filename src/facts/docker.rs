@@ -252,7 +252,7 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, EngineError
         None => ("tcp", authority(&endpoint.host)),
     };
     let plain = |host: &str| {
-        Docker::connect_with_host(host)
+        super::docker_wire::connect_with_host(host)
             .map(|c| c.with_timeout(timeout))
             .map_err(|e| EngineError::unreachable(format!("{} (at {endpoint})", describe(&e))))
     };
@@ -891,19 +891,22 @@ pub async fn read_file(client: &Docker, container: &str, path: &str) -> Option<V
 }
 
 /// The content of the first regular file in a tar archive; PAX and GNU extension
-/// headers before it are stepped over.
+/// headers before it are stepped over (the `tar` crate: checksums verified, base-256
+/// sizes read). Bounded by the archive: an entry that claims more than is there is `None`.
 pub(crate) fn first_tar_entry(tar: &[u8]) -> Option<Vec<u8>> {
-    let mut at = 0;
-    while let Some(header) = tar.get(at..at + 512) {
-        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
-        let size =
-            usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-                .ok()?;
-        let body = at + 512;
-        if matches!(header[156], b'0' | 0) && header[0] != 0 {
-            return tar.get(body..body + size).map(<[u8]>::to_vec);
+    use std::io::Read;
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().ok()? {
+        let entry = entry.ok()?;
+        if !entry.header().entry_type().is_file() {
+            continue;
         }
-        at = body + size.div_ceil(512) * 512;
+        let size = usize::try_from(entry.size())
+            .ok()
+            .filter(|s| *s <= tar.len())?;
+        let mut body = Vec::with_capacity(size);
+        entry.take(size as u64).read_to_end(&mut body).ok()?;
+        return (body.len() == size).then_some(body);
     }
     None
 }
@@ -942,7 +945,15 @@ mod tests {
         let size = format!("{size:011o}\0");
         h[124..136].copy_from_slice(size.as_bytes());
         h[156] = kind;
+        checksum(&mut h);
         h
+    }
+
+    /// The header checksum: the byte sum with the field itself counted as spaces.
+    fn checksum(h: &mut [u8]) {
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     }
 
     #[test]
@@ -1030,5 +1041,28 @@ mod tests {
         assert_eq!(first_tar_entry(&tar).as_deref(), Some(&b"hello"[..]));
         assert_eq!(first_tar_entry(&[0u8; 100]), None);
         assert_eq!(first_tar_entry(&[0u8; 1024]), None);
+    }
+
+    #[test]
+    fn tar_reading_checks_checksums_sizes_and_bounds() {
+        // A header whose checksum does not add up is not a header.
+        let mut bad = header("entrypoint.sh", b'0', 5);
+        bad[0] = b'E';
+        bad.extend(b"hello");
+        bad.extend(vec![0u8; 507]);
+        assert_eq!(first_tar_entry(&bad), None);
+        // GNU base-256 size (high bit set, big-endian binary), as tar writes past 8 GiB.
+        let mut big = header("entrypoint.sh", b'0', 0);
+        big[124..136].fill(0);
+        big[124] = 0x80;
+        big[135] = 5;
+        checksum(&mut big);
+        big.extend(b"hello");
+        big.extend(vec![0u8; 507]);
+        assert_eq!(first_tar_entry(&big).as_deref(), Some(&b"hello"[..]));
+        // An entry claiming more than the archive holds is no entry.
+        let mut short = header("entrypoint.sh", b'0', 4096);
+        short.extend(b"hello");
+        assert_eq!(first_tar_entry(&short), None);
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use bollard::{Docker, API_DEFAULT_VERSION};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -137,17 +137,8 @@ pub fn connect(
     // As bollard's own TLS transport: no idle connections kept.
     builder.pool_max_idle_per_host(0);
     let client = builder.build(https);
-    let transport = move |request: BollardRequest| {
-        let client = client.clone();
-        async move {
-            client
-                .request(request)
-                .await
-                .map_err(bollard::errors::Error::from)
-        }
-    };
     Docker::connect_with_custom_transport(
-        transport,
+        super::docker_wire::traced(client),
         Some(format!("https://{authority}")),
         timeout.as_secs(),
         API_DEFAULT_VERSION,

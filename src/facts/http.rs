@@ -88,11 +88,16 @@ pub async fn send(
     request: reqwest::RequestBuilder,
     deadline: Instant,
 ) -> Result<Response, NetError> {
-    match tokio::time::timeout_at(deadline, request.send()).await {
+    let (client, request) = request.build_split();
+    let request = request.map_err(|e| classify(&e))?;
+    let logged = crate::debuglog::http_request(&request);
+    let result = match tokio::time::timeout_at(deadline, client.execute(request)).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(classify(&e)),
         Err(_) => Err(NetError::Timeout),
-    }
+    };
+    crate::debuglog::http_response(logged, &result);
+    result
 }
 
 /// Reads at most `MAX_BODY_BYTES` (more is an error), before the deadline.

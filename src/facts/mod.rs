@@ -4,6 +4,7 @@
 
 pub mod docker;
 mod docker_tls;
+mod docker_wire;
 pub mod http;
 pub mod inside;
 pub mod mcp;

@@ -1,9 +1,10 @@
-//! Listening TCP sockets, read from the kernel's tables (`/proc/net/tcp{,6}`), and the
-//! processes that own them. Where those tables do not exist, `None`: the listen probe
-//! then falls back to connecting.
+//! Listening TCP sockets, read from the kernel's tables (`/proc/net/tcp{,6}`, through
+//! `procfs`, which reads each address word in the host's byte order), and the processes
+//! that own them. Where those tables do not exist (not Linux) or cannot be read, `None`:
+//! the listen probe then falls back to connecting.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -12,89 +13,64 @@ pub struct Listener {
     pub inode: u64,
 }
 
-const TCP_LISTEN: &str = "0A";
+/// Why [`listeners`] gave `None`, for evidence.
+pub const UNAVAILABLE: &str = if cfg!(target_os = "linux") {
+    "the socket table cannot be read here"
+} else {
+    "the socket table is not read on this platform"
+};
 
 /// Every listening TCP socket on the host, or `None` when the tables cannot be read.
+#[cfg(target_os = "linux")]
 pub fn listeners() -> Option<Vec<Listener>> {
-    let v4 = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let v6 = std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
-    let mut out = parse_table(&v4, false);
-    out.extend(parse_table(&v6, true));
-    Some(out)
+    let v4 = procfs::net::tcp().ok()?;
+    let v6 = procfs::net::tcp6().unwrap_or_default();
+    Some(listening(v4.into_iter().chain(v6)))
 }
 
-pub fn parse_table(text: &str, v6: bool) -> Vec<Listener> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.get(3) != Some(&TCP_LISTEN) {
-                return None;
-            }
-            let (addr, port) = fields.get(1)?.split_once(':')?;
-            let addr = if v6 { parse_v6(addr)? } else { parse_v4(addr)? };
-            Some(Listener {
-                addr,
-                port: u16::from_str_radix(port, 16).ok()?,
-                inode: fields.get(9)?.parse().ok()?,
-            })
+/// Not on this platform: no socket table to read.
+#[cfg(not(target_os = "linux"))]
+pub fn listeners() -> Option<Vec<Listener>> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn listening(entries: impl IntoIterator<Item = procfs::net::TcpNetEntry>) -> Vec<Listener> {
+    entries
+        .into_iter()
+        .filter(|e| e.state == procfs::net::TcpState::Listen)
+        .map(|e| Listener {
+            // A dual-stack socket bound to ::ffff:a.b.c.d is that IPv4 address.
+            addr: e.local_address.ip().to_canonical(),
+            port: e.local_address.port(),
+            inode: e.inode,
         })
         .collect()
 }
 
-/// The kernel prints each 32-bit word in host byte order.
-fn parse_v4(hex: &str) -> Option<IpAddr> {
-    let word = u32::from_str_radix(hex, 16).ok()?;
-    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(word.to_le()))))
-}
-
-fn parse_v6(hex: &str) -> Option<IpAddr> {
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for i in 0..4 {
-        let word = u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()?;
-        bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
-    }
-    let addr = Ipv6Addr::from(bytes);
-    Some(match addr.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(addr),
-    })
-}
-
 /// For each of these socket inodes, the PIDs of the processes holding it open: one walk
 /// over every process's descriptors, however many ports are asked about.
+#[cfg(target_os = "linux")]
 pub fn inode_owners(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
+    use procfs::process::FDTarget;
     let mut owners: HashMap<u64, Vec<u32>> = HashMap::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
+    let Ok(procs) = procfs::process::all_processes() else {
         return owners;
     };
-    for entry in procs.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+    for process in procs.filter_map(Result::ok) {
+        let Ok(pid) = u32::try_from(process.pid) else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+        let Ok(fds) = process.fd() else {
             continue;
         };
         for fd in fds.filter_map(Result::ok) {
-            let inode = std::fs::read_link(fd.path()).ok().and_then(|target| {
-                target
-                    .to_str()?
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .parse::<u64>()
-                    .ok()
-            });
-            if let Some(inode) = inode.filter(|i| inodes.contains(i)) {
-                let pids = owners.entry(inode).or_default();
-                if !pids.contains(&pid) {
-                    pids.push(pid);
+            if let FDTarget::Socket(inode) = fd.target {
+                if inodes.contains(&inode) {
+                    let pids = owners.entry(inode).or_default();
+                    if !pids.contains(&pid) {
+                        pids.push(pid);
+                    }
                 }
             }
         }
@@ -102,9 +78,17 @@ pub fn inode_owners(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
     owners
 }
 
-#[cfg(test)]
+/// Not on this platform: nobody is known to own anything.
+#[cfg(not(target_os = "linux"))]
+pub fn inode_owners(_inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
+    HashMap::new()
+}
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use procfs::net::TcpNetEntries;
+    use procfs::{ExplicitSystemInfo, FromBufReadSI};
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
@@ -114,11 +98,34 @@ mod tests {
     const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000001000000:1F40 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5555 1 0000000000000000 100 0 0 10 0
    1: 00000000000000000000000000000000:1F41 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5556 1 0000000000000000 100 0 0 10 0
+   2: 0000000000000000FFFF00000100007F:1F42 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5557 1 0000000000000000 100 0 0 10 0
 ";
+    /// The same sockets as a big-endian kernel prints them: each 32-bit word in its
+    /// host order, so 127.0.0.1 is 7F000001 and ::1 ends in 00000001.
+    const TCP_BE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 7F000001:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+";
+    const TCP6_BE: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000001:1F40 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5555 1 0000000000000000 100 0 0 10 0
+";
+
+    fn parse(text: &str, little_endian: bool) -> Vec<Listener> {
+        let host = ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: 100,
+            page_size: 4096,
+            is_little_endian: little_endian,
+        };
+        listening(
+            TcpNetEntries::from_buf_read(text.as_bytes(), &host)
+                .unwrap()
+                .0,
+        )
+    }
 
     #[test]
     fn reads_listening_sockets_only() {
-        let l = parse_table(TCP, false);
+        let l = parse(TCP, true);
         assert_eq!(l.len(), 2);
         assert_eq!(
             l[0],
@@ -134,13 +141,32 @@ mod tests {
 
     #[test]
     fn reads_ipv6_words_in_host_order() {
-        let l = parse_table(TCP6, true);
+        let l = parse(TCP6, true);
         assert_eq!(l[0].addr, "::1".parse::<IpAddr>().unwrap());
         assert_eq!(l[1].addr, "::".parse::<IpAddr>().unwrap());
+        assert_eq!(l[2].addr, "127.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]
-    fn garbage_lines_are_ignored() {
-        assert!(parse_table("header\nnot a socket line\n 0: zz:zz 0 0A", false).is_empty());
+    fn a_big_endian_host_reads_the_same_addresses() {
+        assert_eq!(
+            parse(TCP_BE, false)[0].addr,
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            parse(TCP6_BE, false)[0].addr,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn this_hosts_tables_are_read() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = port.local_addr().unwrap().port();
+        let mine = listeners().expect("a Linux host has /proc/net/tcp");
+        let l = mine.iter().find(|l| l.port == at).expect("our listener");
+        assert_eq!(l.addr, "127.0.0.1".parse::<IpAddr>().unwrap());
+        let owners = inode_owners(&HashSet::from([l.inode]));
+        assert_eq!(owners[&l.inode], vec![std::process::id()]);
     }
 }

@@ -3,7 +3,7 @@
 //! JSON value at a pointer. `{root}`, `{agent}`, `{server}`, `{port}` and `{config_dir}`
 //! are filled in from the check's subject.
 
-use crate::catalogue::{FileState, GenericProbe};
+use crate::catalogue::{FileState, GenericProbe, Severity};
 use crate::claude_config::{self, JsonFile};
 use crate::facts::{http, Facts};
 use crate::model::{Finding, Status, Subject};
@@ -25,7 +25,7 @@ pub async fn probe(
     f: &Facts,
     probe: &GenericProbe,
     subject: &Subject,
-    severity: Option<&str>,
+    severity: Severity,
 ) -> Finding {
     let finding = match probe {
         GenericProbe::Http { url, status } => http_probe(f, &fill(f, subject, url), status).await,
@@ -42,7 +42,7 @@ pub async fn probe(
             equals.as_ref(),
         ),
     };
-    if severity == Some("warn") && finding.status == Status::Fail {
+    if severity == Severity::Warn && finding.status == Status::Fail {
         finding.with_status(Status::Warn)
     } else {
         finding
@@ -103,9 +103,8 @@ fn file_probe(
     let Some(pointer) = pointer else {
         return Finding::ok("ok", format!("{shown} exists"));
     };
-    let doc = match claude_config::read_json(&path) {
-        JsonFile::Parsed(doc) => doc,
-        _ => return Finding::fail("corrupt", format!("{shown} is not readable JSON")),
+    let JsonFile::Parsed(doc) = claude_config::read_json(&path) else {
+        return Finding::fail("corrupt", format!("{shown} is not readable JSON"));
     };
     // Values are compared, never printed: a pointer may well lead to a key.
     match (doc.pointer(pointer), equals) {

@@ -52,7 +52,10 @@ async fn connect_fallback(f: &Facts, server: &Server) -> Finding {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
     match tokio::time::timeout(f.timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Finding::ok("ok", format!("port {} accepts connections", server.port))
-            .evidence("the socket table cannot be read here: bound addresses not checked"),
+            .evidence(format!(
+                "{}: bound addresses not checked",
+                crate::facts::sockets::UNAVAILABLE
+            )),
         _ => not_listening(
             f,
             server,

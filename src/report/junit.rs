@@ -1,108 +1,124 @@
 //! `--format junit`: one testsuite per primer section, one testcase per check instance;
 //! failures carry cause, evidence and hint, skips their reason, warnings go to system-out.
+//! The XML, its escaping and the characters XML forbids are quick-junit's business.
 
-use std::fmt::Write;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
 use super::Report;
 use crate::catalogue::Catalogue;
 use crate::model::{CheckResult, Status};
 
-fn esc(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .map(|c| match c {
-            '&' => "&amp;".into(),
-            '<' => "&lt;".into(),
-            '>' => "&gt;".into(),
-            '"' => "&quot;".into(),
-            '\'' => "&apos;".into(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-fn secs(ms: u64) -> String {
-    format!("{:.3}", ms as f64 / 1000.0)
-}
-
 fn details(r: &CheckResult) -> String {
     let mut text = r.evidence.join("\n");
     if let Some(root) = &r.explained_by {
-        let _ = write!(text, "\nexplained by: {root}");
+        text.push_str("\nexplained by: ");
+        text.push_str(root);
     }
     if let Some(h) = &r.hint {
-        let _ = write!(text, "\nhint: {h}");
+        text.push_str("\nhint: ");
+        text.push_str(h);
     }
     text
 }
 
+fn case(r: &CheckResult) -> TestCase {
+    let status = match r.status {
+        // A warning passes; its text goes to system-out below.
+        Status::Ok | Status::Fixed | Status::Warn => TestCaseStatus::success(),
+        Status::Fail => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_type(&r.cause)
+                .set_message(&r.message)
+                .set_description(details(r));
+            s
+        }
+        Status::Skip => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(&r.message);
+            s
+        }
+    };
+    let mut case = TestCase::new(&r.id, status);
+    case.set_classname(&r.check)
+        .set_time(Duration::from_millis(r.duration_ms));
+    if r.status == Status::Warn {
+        case.set_system_out(format!("warn ({}): {}\n{}", r.cause, r.message, details(r)));
+    }
+    case
+}
+
 pub fn render(report: &Report, catalogue: &Catalogue) -> String {
-    let s = report.summary();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"pd-doctor\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{}\">",
-        report.results.len(),
-        s.fail,
-        s.skip,
-        secs(report.duration_ms)
-    );
+    let mut doc = quick_junit::Report::new("pd-doctor");
+    doc.set_time(Duration::from_millis(report.duration_ms));
     let mut sections: Vec<&str> = report.results.iter().map(|r| r.section.as_str()).collect();
     sections.dedup();
     for section in sections {
-        let cases: Vec<&CheckResult> = report
-            .results
-            .iter()
-            .filter(|r| r.section == section)
-            .collect();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{} {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            esc(section),
-            esc(catalogue.section_title(section)),
-            cases.len(),
-            cases.iter().filter(|r| r.status == Status::Fail).count(),
-            cases.iter().filter(|r| r.status == Status::Skip).count(),
+        let mut suite = TestSuite::new(format!("{section} {}", catalogue.section_title(section)));
+        suite.add_test_cases(
+            report
+                .results
+                .iter()
+                .filter(|r| r.section == section)
+                .map(case),
         );
-        for r in cases {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
-                esc(&r.check),
-                esc(&r.id),
-                secs(r.duration_ms)
-            );
-            match r.status {
-                Status::Ok | Status::Fixed => out.push_str("/>\n"),
-                Status::Fail => {
-                    let _ = write!(
-                        out,
-                        ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>\n",
-                        esc(&r.cause),
-                        esc(&r.message),
-                        esc(&details(r))
-                    );
-                }
-                Status::Skip => {
-                    let _ = write!(
-                        out,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                        esc(&r.message)
-                    );
-                }
-                Status::Warn => {
-                    let _ = write!(
-                        out,
-                        ">\n      <system-out>warn ({}): {}\n{}</system-out>\n    </testcase>\n",
-                        esc(&r.cause),
-                        esc(&r.message),
-                        esc(&details(r))
-                    );
-                }
-            }
-        }
-        out.push_str("  </testsuite>\n");
+        doc.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
+    doc.to_string()
+        .unwrap_or_else(|e| format!("<!-- pd-doctor: cannot write JUnit XML: {e} -->\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FixReport, Subject};
+
+    fn result(id: &str, status: Status, message: &str) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            check: id.into(),
+            section: "8.1".into(),
+            subject: Subject::default(),
+            status,
+            cause: "cause".into(),
+            message: message.into(),
+            evidence: vec!["seen \x1b[31mred\x1b[0m & <b>".into()],
+            hint: None,
+            fix: FixReport::default(),
+            duration_ms: 1500,
+            plan: None,
+            explained_by: None,
+        }
+    }
+
+    #[test]
+    fn forbidden_characters_never_reach_the_xml_and_counts_add_up() {
+        let report = Report {
+            root_causes: Vec::new(),
+            root: "/r".into(),
+            started_at: String::new(),
+            duration_ms: 2000,
+            results: vec![
+                result("a", Status::Fail, "bell \x07 and \x00 nul \"q\" <x>"),
+                result("b", Status::Skip, "skipped"),
+                result("c", Status::Warn, "warned"),
+                result("d", Status::Ok, "fine"),
+            ],
+        };
+        let xml = render(&report, &Catalogue::builtin());
+        assert!(!xml
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t')));
+        let back = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed XML");
+        assert_eq!(
+            (back.tests, back.failures, back.skipped),
+            (4, 1, 1),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("&lt;x&gt;") && xml.contains("&amp; &lt;b&gt;"),
+            "{xml}"
+        );
+    }
 }

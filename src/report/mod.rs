@@ -1,5 +1,6 @@
 //! Renderers: every format reads the same [`Report`]; none of them probes anything.
 
+pub mod github;
 pub mod human;
 pub mod json;
 pub mod junit;

@@ -393,10 +393,12 @@ impl Drop for StopsServer {
     fn drop(&mut self) {
         if let Some(pid) = std::fs::read_to_string(&self.0)
             .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
+            .and_then(|t| t.trim().parse::<u32>().ok())
         {
-            // SAFETY: kill(2) with a PID this test's own script wrote.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            // A PID this test's own start script wrote.
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .output();
         }
     }
 }
