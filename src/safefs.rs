@@ -773,6 +773,24 @@ mod tests {
     }
 
     #[test]
+    fn as_root_a_replaced_file_keeps_its_owner() {
+        if !rustix::process::geteuid().is_root() {
+            return; // Only root can hand a file to someone else; CI runs as root.
+        }
+        use std::os::unix::fs::MetadataExt;
+        let (t, d) = dir();
+        let f = t.path().join(".claude.json");
+        fs::write(&f, "{}").unwrap();
+        std::os::unix::fs::chown(&f, Some(4242), Some(4343)).unwrap();
+        write_atomic(&d, ".claude.json", b"{\"a\": 1}").unwrap();
+        let meta = fs::metadata(&f).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+        let copy = copy_exclusive(&d, ".claude.json", &d, "kept").unwrap();
+        let meta = fs::metadata(t.path().join(copy)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    }
+
+    #[test]
     fn crash_before_rename_leaves_the_original_intact() {
         let (t, d) = dir();
         let f = t.path().join(".claude.json");
