@@ -229,7 +229,14 @@ fn open_read(path: &Path, links: Links) -> Result<std::fs::File, ReadError> {
     if links == Links::Refuse {
         flags |= OFlags::NOFOLLOW;
     }
-    match rustix::fs::open(path, flags, Mode::empty()) {
+    opened(rustix::fs::open(path, flags, Mode::empty()))
+}
+
+/// A read-only open's outcome in pd-doctor's words: ELOOP under O_NOFOLLOW is a link,
+/// ENXIO a socket.
+#[cfg(unix)]
+fn opened(result: rustix::io::Result<std::os::fd::OwnedFd>) -> Result<std::fs::File, ReadError> {
+    match result {
         Ok(fd) => Ok(std::fs::File::from(fd)),
         Err(rustix::io::Errno::LOOP) => Err(ReadError::Link("a symlink")),
         Err(rustix::io::Errno::NXIO) => Err(ReadError::NotRegular("a socket")),
@@ -390,13 +397,7 @@ impl Dir {
         use rustix::fs::{Mode, OFlags};
         let flags =
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
-            Ok(fd) => Ok(std::fs::File::from(fd)),
-            Err(rustix::io::Errno::LOOP) => Err(ReadError::Link("a symlink")),
-            Err(rustix::io::Errno::NXIO) => Err(ReadError::NotRegular("a socket")),
-            Err(rustix::io::Errno::NOENT) => Err(ReadError::Missing),
-            Err(e) => Err(ReadError::Io(e.into())),
-        }
+        opened(rustix::fs::openat(&self.fd, name, flags, Mode::empty()))
     }
 
     #[cfg(not(unix))]
