@@ -205,14 +205,7 @@ async fn run_with(t: &Tree, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let started = std::time::Instant::now();
-    let out = cmd.output().await.unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        elapsed: started.elapsed(),
-    }
+    common::output(&mut cmd).await
 }
 
 const ENGINE_ONLY: [&str; 5] = ["--json", "--only", "docker.engine", "--timeout", "5s"];

@@ -31,17 +31,9 @@ async fn bounded(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let started = std::time::Instant::now();
-    let out = tokio::time::timeout(HANG, cmd.output())
+    tokio::time::timeout(HANG, common::output(&mut cmd))
         .await
         .unwrap_or_else(|_| panic!("pd-doctor {args:?} hung"))
-        .unwrap();
-    Run {
-        code: out.status.code().expect("exited, not killed by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
 }
 
 fn assert_no_control_characters(r: &Run) {
@@ -319,16 +311,9 @@ async fn hostile_agent_folder_names_are_data_not_commands() {
     ] {
         let mut cmd = common::command(t.root(), args);
         cmd.current_dir(cwd.path());
-        let out = tokio::time::timeout(HANG, cmd.output())
+        let r = tokio::time::timeout(HANG, common::output(&mut cmd))
             .await
-            .unwrap()
             .unwrap();
-        let r = Run {
-            code: out.status.code().unwrap(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: Duration::ZERO,
-        };
         assert!(matches!(r.code, 0 | 1), "{args:?}: {}", r.stderr);
         assert_no_control_characters(&r);
     }

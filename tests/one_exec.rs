@@ -22,14 +22,7 @@ async fn diagnose(t: &Tree, per_client: bool) -> Run {
     if per_client {
         cmd.env("PD_DOCTOR_NO_INSIDE_SCRIPT", "1");
     }
-    let started = std::time::Instant::now();
-    let out = cmd.output().await.unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        elapsed: started.elapsed(),
-    }
+    common::output(&mut cmd).await
 }
 
 /// Status and cause of every container check instance.

@@ -233,8 +233,13 @@ pub fn command(root: &Path, args: &[&str]) -> tokio::process::Command {
 
 /// Runs the real binary (async, so in-process servers keep serving meanwhile).
 pub async fn run(root: &Path, args: &[&str]) -> Run {
+    output(&mut command(root, args)).await
+}
+
+/// Runs a prepared pd-doctor command (extra environment, working directory) to its end.
+pub async fn output(cmd: &mut tokio::process::Command) -> Run {
     let started = std::time::Instant::now();
-    let out = command(root, args).output().await.expect("run pd-doctor");
+    let out = cmd.output().await.expect("run pd-doctor");
     finish(out, started.elapsed())
 }
 
