@@ -50,6 +50,45 @@ async fn running_and_healthy_lab_passes_every_check() {
     r.expect("container.reach[qa,qms]", "ok", "ok");
 }
 
+/// With the project's servers approved, Claude Code uses the project's entry over the
+/// agent's own user-scope one (local, then project, then user): container.reach tries the
+/// URL in use, as config.server_entry judges it, not the stale user copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_approved_project_entry_is_the_url_reached() {
+    let Some((lab, curl)) = lab_or_skip(
+        "the_approved_project_entry_is_the_url_reached",
+        "inuse",
+        "curl",
+    ) else {
+        return;
+    };
+    let (qms, git) = servers::reachable_pair().await;
+    let t = tree(&lab, qms, git, &["qa"]);
+    t.approve();
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    let stale = format!("http://{}:{}/mcp", "host.docker.internal", free_port());
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["mcpServers"]["qms"]["url"] = stale.clone().into();
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    lab.start_agent(&t, "qa", &curl, &[]);
+    let r = diagnose(&t).await;
+    r.expect("config.server_entry[qa,qms]", "ok", "ok");
+    let c = r.expect("container.reach[qa,qms]", "ok", "ok");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(":{qms}/mcp")),
+        "{c}"
+    );
+    let tried = serde_json::to_string(&r.check("container.reach[qa,qms]")).unwrap();
+    assert!(
+        !tried.contains(&stale),
+        "the user copy is not in use: {tried}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stopped_container_is_stale() {
     let Some((lab, curl)) = lab_or_skip("stopped_container_is_stale", "stale", "curl") else {

@@ -291,7 +291,7 @@ impl Facts {
     pub async fn inside(
         &self,
         container: &docker::Container,
-        request: impl FnOnce() -> inside::Request,
+        request: impl std::future::Future<Output = inside::Request>,
     ) -> Option<&inside::Gathered> {
         let Ok(d) = self.docker().await else {
             return None;
@@ -299,7 +299,7 @@ impl Facts {
         let cell = d.inside.get(&container.id)?;
         Some(
             cell.get_or_init(|| async {
-                let request = request();
+                let request = request.await;
                 inside::gather(
                     &d.client,
                     &container.id,

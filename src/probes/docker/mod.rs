@@ -12,6 +12,7 @@ use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
 use crate::model::{Finding, Subject};
 use crate::paths;
+use crate::probes::server_entry::InUse;
 use crate::project::{Agent, Server};
 use crate::safefs;
 
@@ -130,23 +131,24 @@ async fn inside<'a>(f: &'a Facts, c: &Container) -> Option<&'a inside::Report> {
     if !c.running {
         return None;
     }
-    f.inside(c, || request(f, c)).await?.as_ref().ok()
+    f.inside(c, request(f, c)).await?.as_ref().ok()
 }
 
 /// What the script is asked in `c`: the host name, the image's entrypoint script, and the
 /// URL of every server as `c`'s agent is configured with it.
-fn request(f: &Facts, c: &Container) -> inside::Request {
-    let agent = f.project.agent(&c.agent);
+async fn request(f: &Facts, c: &Container) -> inside::Request {
+    let mut urls = Vec::new();
+    for server in &f.project.servers {
+        let url = match f.project.agent(&c.agent) {
+            Some(agent) => reach::target(f, agent, server).await,
+            None => None,
+        };
+        urls.push(url.as_ref().map(inside::Target::new));
+    }
     inside::Request {
         host_name: f.project.layout.host_name.clone(),
         entrypoint: entrypoint_script(c).cloned(),
-        urls: f
-            .project
-            .servers
-            .iter()
-            .map(|s| agent.and_then(|a| reach::target(f, a, s)))
-            .map(|url| url.as_ref().map(inside::Target::new))
-            .collect(),
+        urls,
     }
 }
 
@@ -566,16 +568,17 @@ pub async fn shared_mounts(f: &Facts) -> Vec<String> {
     out
 }
 
-/// The URL an agent is configured with for a server: its local-scope entry, else its
-/// user-scope entry, else the project's; `${VAR}` expanded in its container's
+/// The URL an agent is configured with for a server: the copy its Claude Code uses
+/// (local scope, else the approved project entry, else user scope; config.server_entry
+/// judges the same copy), else the project's; `${VAR}` expanded in its container's
 /// environment, as its Claude Code does. Untrusted input: it only ever travels as one
 /// argv element.
-pub fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
-    let url = f
-        .local_entry(agent, server)
-        .or_else(|| f.user_entry(agent, server))
-        .and_then(|e| e.url)
-        .unwrap_or_else(|| server.container_url(&f.project.layout));
+pub async fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
+    let url = match crate::probes::server_entry::in_use(f, agent, server).await {
+        InUse::Local(e) | InUse::User(e) => e.url,
+        InUse::Project | InUse::None => None,
+    }
+    .unwrap_or_else(|| server.container_url(&f.project.layout));
     let container = f
         .docker_if_gathered()
         .and_then(|d| d.as_ref().ok())

@@ -18,8 +18,8 @@ pub(crate) enum Answer {
 
 /// The URL `agent` is configured with for `server` as it may travel into a container:
 /// http(s) only, and without credentials, which would land on a command line there.
-pub(super) fn target(f: &Facts, agent: &Agent, server: &Server) -> Option<reqwest::Url> {
-    let mut url = reqwest::Url::parse(&configured_url(f, agent, server))
+pub(super) async fn target(f: &Facts, agent: &Agent, server: &Server) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(&configured_url(f, agent, server).await)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))?;
     let _ = url.set_username("");
@@ -130,8 +130,8 @@ pub async fn probe(
     if !c.running {
         return Finding::fail("not-running", format!("{} is not running", c.name));
     }
-    let shown = crate::redact::display_url(&configured_url(f, agent, server));
-    let Some(url) = target(f, agent, server) else {
+    let shown = crate::redact::display_url(&configured_url(f, agent, server).await);
+    let Some(url) = target(f, agent, server).await else {
         return Finding::fail(
             "dns",
             format!(
