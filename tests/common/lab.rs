@@ -135,14 +135,24 @@ fn remove_images_of_finished_runs() {
         let Some((id, tag)) = line.split_once(' ') else {
             continue;
         };
-        let owner = docker(&[
-            "image",
-            "inspect",
-            id,
-            "--format",
-            &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
-        ]);
+        // Another test process may sweep the same image meanwhile: gone is as good.
+        let Some(inspected) = Command::new("docker")
+            .args([
+                "image",
+                "inspect",
+                id,
+                "--format",
+                &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+        else {
+            continue;
+        };
+        let owner = String::from_utf8_lossy(&inspected.stdout);
         let alive = owner
+            .trim()
             .parse::<u32>()
             .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
