@@ -103,6 +103,24 @@ async fn human_output_has_sections_marks_hints_and_a_summary() {
     assert!(!r.stdout.contains("│ POST"));
 }
 
+/// A run whose every check was skipped looked at nothing: it says so, rather than "no
+/// problems found".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_could_check_nothing_does_not_call_it_healthy() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    let mut cmd = common::command(t.root(), &["--only", "container.*"]);
+    cmd.env("DOCKER_HOST", "unix:///nonexistent.sock");
+    let r = common::output(&mut cmd).await;
+    assert!(
+        r.stdout.contains("! nothing could be checked: ")
+            && !r.stdout.contains("no problems found"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn junit_has_one_suite_per_section_and_failures_with_causes() {
     let t = Tree::new(free_port(), free_port());

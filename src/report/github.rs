@@ -61,9 +61,9 @@ pub fn render(report: &Report) -> String {
         out,
         "::notice title=pd-doctor::{}",
         escape_data(&format!(
-            "{} failed, {} warnings, {} skipped, {} ok, {} fixed ({:.1} s)",
+            "{} failed, {}, {} skipped, {} ok, {} fixed ({:.1} s)",
             s.fail,
-            s.warn,
+            super::counted(s.warn, "warning", "warnings"),
             s.skip,
             s.ok,
             s.fixed,
@@ -136,7 +136,7 @@ mod tests {
         assert!(lines[1].starts_with("::warning title=b%2Cc::"), "{text}");
         assert_eq!(
             lines[2],
-            "::notice title=pd-doctor::1 failed, 1 warnings, 1 skipped, 1 ok, 0 fixed (1.2 s)"
+            "::notice title=pd-doctor::1 failed, 1 warning, 1 skipped, 1 ok, 0 fixed (1.2 s)"
         );
     }
 }

@@ -342,21 +342,40 @@ fn verdict(p: &Painter, report: &Report) -> String {
         .filter(|r| matches!(r.status, Status::Fail | Status::Warn))
         .count();
     let took = format!("{:.1} s", report.duration_ms as f64 / 1000.0);
+    // The counts that are not zero, as "2 failed, 1 warning, 3 skipped".
+    let tally = |parts: &[(usize, &str, &str)]| {
+        parts
+            .iter()
+            .filter(|(n, ..)| *n > 0)
+            .map(|(n, one, many)| super::counted(*n, one, many))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let warnings = (s.warn, "warning", "warnings");
+    let skipped = (s.skip, "skipped", "skipped");
     let mut out = if s.fail > 0 {
         p.paint(
             &format!(
-                "✗ {} failed, {} warnings, {} skipped ({took})",
-                s.fail, s.warn, s.skip
+                "✗ {} ({took})",
+                tally(&[(s.fail, "failed", "failed"), warnings, skipped])
             ),
             Style::new().red().bold(),
         )
     } else if s.warn > 0 {
         p.paint(
-            &format!(
-                "! no failures, {} warnings, {} skipped ({took})",
-                s.warn, s.skip
-            ),
+            &format!("! no failures, {} ({took})", tally(&[warnings, skipped])),
             Style::new().yellow().bold(),
+        )
+    } else if s.ok + s.fixed == 0 && s.skip > 0 {
+        // Every check skipped is not a clean bill of health: nothing was looked at.
+        p.paint(
+            &format!("! nothing could be checked: {} ({took})", tally(&[skipped])),
+            Style::new().yellow().bold(),
+        )
+    } else if s.skip > 0 {
+        p.paint(
+            &format!("✓ no problems found, {} ({took})", tally(&[skipped])),
+            Style::new().green().bold(),
         )
     } else {
         p.paint(

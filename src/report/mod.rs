@@ -9,6 +9,11 @@ use crate::model::{CheckResult, FixReport, RootCause, Status, Summary};
 use crate::printable;
 use crate::redact::SecretSet;
 
+/// "1 warning", "2 warnings": a count with its noun in the right number.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub struct Report {
     pub root: String,
     pub started_at: String,
