@@ -132,8 +132,8 @@ async fn reused_pid_file_is_removed_and_the_process_never_signalled() {
         .set_modified(old)
         .unwrap();
     fixed_then_idempotent(&t, "server.pidfile[qms]", &["server.pidfile*"]).await;
-    // reset --stop-servers must not signal it either: the file is gone, and a new one
-    // naming it would be older than the process.
+    // reset --stop-servers must not signal it either: a file naming it, older than the
+    // process, is removed as stale and the process left alone.
     t.write(".qms-mcp-server.pid", &sleeper.id().to_string());
     std::fs::File::options()
         .write(true)
@@ -143,10 +143,11 @@ async fn reused_pid_file_is_removed_and_the_process_never_signalled() {
         .unwrap();
     let r = run(t.root(), &["reset", "--yes", "--stop-servers"]).await;
     assert!(
-        r.stdout.contains("leaving server qms alone") && r.stdout.contains("another process"),
+        r.stdout.contains("reused by another process") && !r.stdout.contains("stop server"),
         "{}",
         r.stdout
     );
+    assert!(!t.path(".qms-mcp-server.pid").exists(), "{}", r.stdout);
     assert!(
         sleeper.try_wait().unwrap().is_none(),
         "the unrelated process was signalled"

@@ -125,7 +125,7 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
             add,
             ..
         } => edit_name_list(path, at, name, *add, cx),
-        Action::RemoveContainer { id, name } => return remove_container(id, name, cx).await,
+        Action::RemoveContainer { id, name, .. } => return remove_container(id, name, cx).await,
         Action::StopServer {
             server,
             pid,

@@ -373,11 +373,23 @@ pub async fn reset(
     if stop_servers {
         // Verified now for the plan, and again right before the signal.
         for s in &project.servers {
+            // A file naming no live server would make the start scripts believe the
+            // server is up after the reset: it goes, and nothing is signalled.
+            let stale = |why: &str| Action::RemoveFile {
+                path: s.pid_file.clone(),
+                why: why.into(),
+            };
             let pid = match pidfile::read(&facts, s) {
                 PidFile::Absent => continue,
-                PidFile::Dead(pid) | PidFile::Reused { pid, .. } | PidFile::Alive { pid, .. } => {
-                    pid
+                PidFile::Dead(_) => {
+                    actions.push(stale("its process is gone"));
+                    continue;
                 }
+                PidFile::Reused { .. } => {
+                    actions.push(stale("its pid was reused by another process"));
+                    continue;
+                }
+                PidFile::Alive { pid, .. } => pid,
                 PidFile::Unreadable(why) | PidFile::Garbage(why) => {
                     say.say(&format!(
                         "leaving server {} alone: its PID file holds no usable PID ({why})",
@@ -397,10 +409,7 @@ pub async fn reset(
         }
     }
     match facts.docker().await {
-        Ok(d) => actions.extend(d.containers.iter().map(|c| Action::RemoveContainer {
-            id: c.id.clone(),
-            name: c.name.clone(),
-        })),
+        Ok(d) => actions.extend(d.containers.iter().map(Action::remove_container)),
         Err(e) => say.say(&format!(
             "(the Docker engine does not answer, so no containers are removed: {e})"
         )),

@@ -34,8 +34,13 @@ pub enum Action {
         add: bool,
         now: Vec<String>,
     },
-    /// Remove one container; a running one only with `--force`.
-    RemoveContainer { id: String, name: String },
+    /// Remove one container; a running one only with `--force`. `running` is what the
+    /// plan saw; the action looks again before it acts.
+    RemoveContainer {
+        id: String,
+        name: String,
+        running: bool,
+    },
     /// SIGTERM a server named by its PID file, once it is verified to be that server.
     StopServer {
         server: String,
@@ -54,6 +59,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// Removing `c`, as the plan sees it now.
+    pub fn remove_container(c: &crate::facts::docker::Container) -> Action {
+        Action::RemoveContainer {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            running: c.running,
+        }
+    }
+
     /// Fixes run in this order: containers go first (so nothing rewrites a config dir
     /// while it is repaired), then `.claude.json` is made readable, then its entries
     /// rewritten, then stale files removed (a dead PID file among them), then servers
@@ -131,7 +145,14 @@ impl Action {
                     show(path)
                 )
             }
-            Action::RemoveContainer { name, .. } => format!("remove container {name}"),
+            Action::RemoveContainer {
+                name,
+                running: false,
+                ..
+            } => format!("remove container {name}"),
+            Action::RemoveContainer { name, .. } => format!(
+                "remove running container {name} (needs --force: the Claude session in it ends)"
+            ),
             Action::RestartContainer { name, .. } => format!(
                 "restart {name} so its entrypoint applies the repair ({}; needs --force: the Claude session in it ends)",
                 restart::by_hand(name)

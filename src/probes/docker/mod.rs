@@ -474,13 +474,7 @@ fn stale(d: &DockerFacts) -> Finding {
     )
     .hint(format!("docker rm {}", names.join(" ")))
     .fix(FixPlan {
-        actions: stale
-            .iter()
-            .map(|c| Action::RemoveContainer {
-                id: c.id.clone(),
-                name: c.name.clone(),
-            })
-            .collect(),
+        actions: stale.iter().map(|c| Action::remove_container(c)).collect(),
     })
 }
 
@@ -529,13 +523,7 @@ fn duplicate(d: &DockerFacts, agent: &Agent) -> Finding {
         finding
     } else {
         finding.fix(FixPlan {
-            actions: extras
-                .iter()
-                .map(|c| Action::RemoveContainer {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                })
-                .collect(),
+            actions: extras.iter().map(|c| Action::remove_container(c)).collect(),
         })
     }
 }
