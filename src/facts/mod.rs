@@ -67,18 +67,23 @@ impl Facts {
 
     /// The engine's answer, gathered once per run.
     pub async fn docker(&self) -> &Result<docker::DockerFacts, docker::EngineError> {
+        // Boxed: every probe that asks for the engine's facts awaits this, and an
+        // unboxed gather would make each of their futures (one per blocking thread, on
+        // its stack) as large as the whole discovery.
         self.docker
-            .get_or_init(|| async {
-                let gathered = docker::gather(&self.project, self.timeout).await;
-                // Tokens in container environments may surface in logs a probe quotes.
-                if let Ok(d) = &gathered {
-                    for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
-                        if crate::redact::is_secret_name(name) {
-                            self.project.secrets.add(value);
+            .get_or_init(|| {
+                Box::pin(async {
+                    let gathered = docker::gather(&self.project, self.timeout).await;
+                    // Tokens in container environments may surface in logs a probe quotes.
+                    if let Ok(d) = &gathered {
+                        for (name, value) in d.containers.iter().flat_map(|c| c.env.iter()) {
+                            if crate::redact::is_secret_name(name) {
+                                self.project.secrets.add(value);
+                            }
                         }
                     }
-                }
-                gathered
+                    gathered
+                })
             })
             .await
     }
@@ -288,26 +293,30 @@ impl Facts {
     /// Everything the container checks need from inside `container`, gathered by one
     /// `docker exec` the first time any of them asks (`request` says what to ask; the
     /// first asker's counts). `None` when the engine did not answer.
-    pub async fn inside(
+    pub async fn inside<R: std::future::Future<Output = inside::Request>>(
         &self,
         container: &docker::Container,
-        request: impl std::future::Future<Output = inside::Request>,
+        request: impl FnOnce() -> R,
     ) -> Option<&inside::Gathered> {
         let Ok(d) = self.docker().await else {
             return None;
         };
         let cell = d.inside.get(&container.id)?;
         Some(
-            cell.get_or_init(|| async {
-                let request = request.await;
-                inside::gather(
-                    &d.client,
-                    &container.id,
-                    &request,
-                    self.run_deadline(),
-                    self.exec_deadline(),
-                )
-                .await
+            // Boxed, as the engine's facts are: the futures of every container check
+            // await this.
+            cell.get_or_init(|| {
+                Box::pin(async {
+                    let request = Box::pin(request()).await;
+                    inside::gather(
+                        &d.client,
+                        &container.id,
+                        &request,
+                        self.run_deadline(),
+                        self.exec_deadline(),
+                    )
+                    .await
+                })
             })
             .await,
         )

@@ -131,7 +131,7 @@ async fn inside<'a>(f: &'a Facts, c: &Container) -> Option<&'a inside::Report> {
     if !c.running {
         return None;
     }
-    f.inside(c, request(f, c)).await?.as_ref().ok()
+    f.inside(c, || request(f, c)).await?.as_ref().ok()
 }
 
 /// What the script is asked in `c`: the host name, the image's entrypoint script, and the
