@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::docker_tls::{self, Tls};
+use crate::causes::EngineCause;
 use crate::paths;
 use crate::project::Project;
 
@@ -152,7 +153,7 @@ pub struct DockerFacts {
 pub struct EngineError {
     /// `unreachable`, `tls` (TLS material or handshake) or `unsupported` (a host
     /// pd-doctor cannot dial, such as `ssh://`).
-    pub cause: &'static str,
+    pub cause: EngineCause,
     pub message: String,
     pub hint: String,
 }
@@ -168,7 +169,7 @@ const UNREACHABLE_HINT: &str = "start Docker (Docker Desktop, or: sudo systemctl
 impl EngineError {
     fn unreachable(message: String) -> EngineError {
         EngineError {
-            cause: "unreachable",
+            cause: EngineCause::Unreachable,
             message: format!("the Docker engine does not answer: {message}"),
             hint: UNREACHABLE_HINT.into(),
         }
@@ -185,7 +186,7 @@ impl EngineError {
             (_, false) => "the engine's certificate must be signed by ca.pem and name the host dialled, and the engine must trust cert.pem: `docker version` with the same settings shows the same refusal".into(),
         };
         EngineError {
-            cause: "tls",
+            cause: EngineCause::Tls,
             message: format!("no TLS connection to the Docker engine at {endpoint}: {message}"),
             hint,
         }
@@ -198,7 +199,7 @@ impl EngineError {
             "set DOCKER_HOST to unix://, tcp:// (with DOCKER_TLS_VERIFY for TLS) or npipe:// on Windows"
         };
         EngineError {
-            cause: "unsupported",
+            cause: EngineCause::Unsupported,
             message: format!(
                 "pd-doctor cannot dial {scheme}:// engines ({endpoint}); nothing was sent"
             ),
