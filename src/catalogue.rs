@@ -317,9 +317,11 @@ impl Catalogue {
     }
 
     /// Every relation names a check of the catalogue (defined anywhere: relations are
-    /// resolved after the run), and only subject keys both checks have.
+    /// resolved after the run), only subject keys both checks have, and only causes the
+    /// checks it names can report.
     fn check_relations(&self) -> Result<(), String> {
         for check in &self.checks {
+            self.check_causes(check)?;
             for rel in &check.explained_by {
                 let Some(other) = self.get(&rel.check) else {
                     return Err(format!(
@@ -338,6 +340,37 @@ impl Catalogue {
                         ));
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The causes in `needs`, `explained_by` and `restart_when` are causes of the check
+    /// each list is about, as its probe's cause enum spells them: a typo would otherwise
+    /// never match, and the relation silently never hold.
+    fn check_causes(&self, check: &CheckDef) -> Result<(), String> {
+        let lists = check
+            .needs
+            .iter()
+            .flat_map(|n| [(&n.check, "needs", &n.when), (&n.check, "needs", &n.unless)])
+            .chain(check.explained_by.iter().flat_map(|r| {
+                [
+                    (&r.check, "explained_by", &r.when),
+                    (&check.id, "explained_by", &r.causes),
+                ]
+            }))
+            .chain([(&check.id, "restart_when", &check.restart_when)]);
+        for (of, field, causes) in lists {
+            // Relations to an undefined check are reported by the caller.
+            let Some(of) = self.get(of) else { continue };
+            let known = crate::causes::codes(&of.probe);
+            if let Some(typo) = causes.iter().find(|c| !known.contains(&c.as_str())) {
+                return Err(format!(
+                    "check {}: {field} names cause {typo:?}, which {} does not report; its causes are {}",
+                    check.id,
+                    of.id,
+                    known.join(", ")
+                ));
             }
         }
         Ok(())
@@ -440,6 +473,89 @@ probe = "marker"
             .explained_by
             .iter()
             .any(|r| r.check == "server.mcp" && r.same_cause));
+    }
+
+    /// The built-in files with one text replaced (which must be there).
+    fn builtin_with(from: &str, to: &str) -> Result<Catalogue, String> {
+        let files: Vec<(&str, String)> = BUILTIN
+            .iter()
+            .map(|(name, text)| (*name, text.replacen(from, to, 1)))
+            .collect();
+        assert!(
+            files.iter().any(|(_, t)| t.contains(to)),
+            "{from} not found"
+        );
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        Catalogue::parse(&files)
+    }
+
+    #[test]
+    fn a_typo_in_a_cause_is_a_load_error_naming_it_and_the_check() {
+        for (from, to, check) in [
+            // explained_by.when: a cause of the explaining check.
+            (
+                "when = [\"loopback-only\"]",
+                "when = [\"loopback_only\"]",
+                "server.listen",
+            ),
+            // explained_by.causes: a cause of this check.
+            (
+                "causes = [\"dns\"]",
+                "causes = [\"dsn\"]",
+                "container.reach",
+            ),
+            // needs.unless and needs.when: causes of the prerequisite.
+            (
+                "unless = [\"missing-tools\"]",
+                "unless = [\"missing-tool\"]",
+                "server.mcp",
+            ),
+            (
+                "when = [\"missing\"]",
+                "when = [\"absent\"]",
+                "container.state",
+            ),
+            // restart_when: a cause of this check.
+            (
+                "restart_when = [\"stale-marker\"]",
+                "restart_when = [\"stale\"]",
+                "config.marker",
+            ),
+        ] {
+            let typo = to.split('"').nth(1).unwrap();
+            let err = builtin_with(from, to).unwrap_err();
+            assert!(
+                err.contains(&format!("{typo:?}"))
+                    && err.contains(&format!("which {check} does not report")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_projects_relations_name_causes_of_generic_probes_too() {
+        let site = |cause: &str| {
+            format!(
+                "{CHECK}[check.probe]\nkind = \"http\"\nurl = \"http://x\"\n[[check.explained_by]]\ncheck = \"server.listen\"\ncauses = [\"{cause}\"]\n"
+            )
+        };
+        let files = |text: &str| -> Vec<(&str, String)> {
+            let mut files: Vec<(&str, String)> =
+                BUILTIN.iter().map(|(n, t)| (*n, t.to_string())).collect();
+            files.push(("site.toml", text.to_string()));
+            files
+        };
+        let parse = |text: &str| {
+            let files = files(text);
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+            Catalogue::parse(&files)
+        };
+        assert!(parse(&site("refused")).is_ok());
+        let err = parse(&site("refusd")).unwrap_err();
+        assert!(
+            err.contains("\"refusd\"") && err.contains("site.x"),
+            "{err}"
+        );
     }
 
     fn load(check: &str) -> Result<Catalogue, String> {
