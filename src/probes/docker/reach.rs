@@ -189,7 +189,7 @@ pub async fn probe(
                         format!("docker exec {} {client} {shown} ({took} ms)", c.name),
                     )
                 }
-                Err(e) if e == "timeout" => {
+                Err(docker::ExecError::Timeout) => {
                     return Finding::fail(
                         ReachCause::Timeout,
                         format!("{} → {shown}: no answer in time", c.name),
