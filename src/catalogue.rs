@@ -1,9 +1,11 @@
 //! The check catalogue: TOML in `checks/` embedded at build time, plus a project's own
 //! checks from `<root>/.pd-doctor/checks/*.toml`. Order in the files is checklist order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::safefs::ReadError;
 
 /// The built-in catalogue, one file per primer section, in checklist order.
 const BUILTIN: &[(&str, &str)] = &[
@@ -18,6 +20,48 @@ const BUILTIN: &[(&str, &str)] = &[
     ("8.3-config.toml", include_str!("../checks/8.3-config.toml")),
     ("8.4-stale.toml", include_str!("../checks/8.4-stale.toml")),
 ];
+
+/// Why a catalogue does not load. The messages name the file or the check, and what a
+/// reason's text already says is not also its `source`: the chain prints each once.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    /// Not TOML, or a value the catalogue does not know (a probe, a severity, a field).
+    #[error("{file}: {error}")]
+    Syntax {
+        file: String,
+        error: toml::de::Error,
+    },
+    #[error("{} {error}", path.display())]
+    Unreadable { path: PathBuf, error: ReadError },
+    #[error("{file}: check {id} is defined twice")]
+    DefinedTwice { file: String, id: String },
+    /// Prerequisites come earlier, so the engine can wire them in one pass.
+    #[error("{file}: check {id} needs {needs}, which is not defined before it")]
+    NeedsUndefined {
+        file: String,
+        id: String,
+        needs: String,
+    },
+    #[error("check {id} is explained by {by}, which is not defined")]
+    ExplainedByUndefined { id: String, by: String },
+    #[error("check {id} cannot explain itself")]
+    ExplainsItself { id: String },
+    #[error("check {id}: explained_by {by} with same = {key:?}, which is not a key of both")]
+    NotAKeyOfBoth { id: String, by: String, key: Key },
+    /// A cause in `needs`, `explained_by` or `restart_when` that the check it is about
+    /// never reports.
+    #[error(
+        "check {id}: {field} names cause {cause:?}, which {of} does not report; its causes are {}",
+        known.join(", ")
+    )]
+    UnknownCause {
+        id: String,
+        field: &'static str,
+        cause: String,
+        of: String,
+        known: Vec<&'static str>,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -138,20 +182,26 @@ probe_kinds! {
     ContainersDuplicate = "containers-duplicate",
 }
 
-impl std::str::FromStr for ProbeKind {
-    type Err = String;
+/// A `probe` name that is no built-in probe; the message lists those there are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown probe {name:?}; built-in probes are {}, or a table with kind = \"http\" or \"file\"",
+    ProbeKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+)]
+pub struct UnknownProbe {
+    name: String,
+}
 
-    fn from_str(name: &str) -> Result<Self, String> {
+impl std::str::FromStr for ProbeKind {
+    type Err = UnknownProbe;
+
+    fn from_str(name: &str) -> Result<Self, UnknownProbe> {
         ProbeKind::ALL
             .iter()
             .copied()
             .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = ProbeKind::ALL.iter().map(|k| k.name()).collect();
-                format!(
-                    "unknown probe {name:?}; built-in probes are {}, or a table with kind = \"http\" or \"file\"",
-                    known.join(", ")
-                )
+            .ok_or_else(|| UnknownProbe {
+                name: name.to_string(),
             })
     }
 }
@@ -174,9 +224,9 @@ enum RawProbe {
 }
 
 impl TryFrom<RawProbe> for ProbeSpec {
-    type Error = String;
+    type Error = UnknownProbe;
 
-    fn try_from(raw: RawProbe) -> Result<Self, String> {
+    fn try_from(raw: RawProbe) -> Result<Self, UnknownProbe> {
         match raw {
             RawProbe::Name(name) => name.parse().map(ProbeSpec::Builtin),
             RawProbe::Generic(g) => Ok(ProbeSpec::Generic(g)),
@@ -277,7 +327,7 @@ impl Catalogue {
     }
 
     /// A catalogue of these (name, TOML text) files, in order.
-    pub fn parse(files: &[(&str, &str)]) -> Result<Catalogue, String> {
+    pub fn parse(files: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
         let mut cat = Catalogue {
             sections: Vec::new(),
             checks: Vec::new(),
@@ -290,7 +340,7 @@ impl Catalogue {
     }
 
     /// The built-in catalogue plus the project's `.pd-doctor/checks/*.toml`, in name order.
-    pub fn load(root: &Path) -> Result<Catalogue, String> {
+    pub fn load(root: &Path) -> Result<Catalogue, CatalogueError> {
         let mut cat = Catalogue::builtin();
         // Relations are checked once every file is in: a project check may be explained
         // by one defined in a later file.
@@ -309,7 +359,10 @@ impl Catalogue {
                 crate::safefs::TEXT_CAP,
                 crate::safefs::Links::Follow,
             )
-            .map_err(|e| format!("{} {e}", path.display()))?;
+            .map_err(|error| CatalogueError::Unreadable {
+                path: path.clone(),
+                error,
+            })?;
             cat.add_file(&path.display().to_string(), &text)?;
         }
         cat.check_relations()?;
@@ -317,25 +370,30 @@ impl Catalogue {
     }
 
     /// Every relation names a check of the catalogue (defined anywhere: relations are
-    /// resolved after the run), and only subject keys both checks have.
-    fn check_relations(&self) -> Result<(), String> {
+    /// resolved after the run), only subject keys both checks have, and only causes the
+    /// checks it names can report.
+    fn check_relations(&self) -> Result<(), CatalogueError> {
         for check in &self.checks {
+            self.check_causes(check)?;
             for rel in &check.explained_by {
                 let Some(other) = self.get(&rel.check) else {
-                    return Err(format!(
-                        "check {} is explained by {}, which is not defined",
-                        check.id, rel.check
-                    ));
+                    return Err(CatalogueError::ExplainedByUndefined {
+                        id: check.id.clone(),
+                        by: rel.check.clone(),
+                    });
                 };
                 if rel.check == check.id {
-                    return Err(format!("check {} cannot explain itself", check.id));
+                    return Err(CatalogueError::ExplainsItself {
+                        id: check.id.clone(),
+                    });
                 }
                 for key in rel.same.iter().flatten() {
                     if !(check.per.has(*key) && other.per.has(*key)) {
-                        return Err(format!(
-                            "check {}: explained_by {} with same = {key:?}, which is not a key of both",
-                            check.id, rel.check
-                        ));
+                        return Err(CatalogueError::NotAKeyOfBoth {
+                            id: check.id.clone(),
+                            by: rel.check.clone(),
+                            key: *key,
+                        });
                     }
                 }
             }
@@ -343,8 +401,48 @@ impl Catalogue {
         Ok(())
     }
 
-    fn add_file(&mut self, name: &str, text: &str) -> Result<(), String> {
-        let file: File = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+    /// The causes in `needs`, `explained_by` and `restart_when` are causes of the check
+    /// each list is about, as its probe's cause enum spells them: a typo would otherwise
+    /// never match, and the relation silently never hold.
+    fn check_causes(&self, check: &CheckDef) -> Result<(), CatalogueError> {
+        let lists = check
+            .needs
+            .iter()
+            .flat_map(|n| {
+                [
+                    (&n.check, "needs.when", &n.when),
+                    (&n.check, "needs.unless", &n.unless),
+                ]
+            })
+            .chain(check.explained_by.iter().flat_map(|r| {
+                [
+                    (&r.check, "explained_by.when", &r.when),
+                    (&check.id, "explained_by.causes", &r.causes),
+                ]
+            }))
+            .chain([(&check.id, "restart_when", &check.restart_when)]);
+        for (of, field, causes) in lists {
+            // Relations to an undefined check are reported by the caller.
+            let Some(of) = self.get(of) else { continue };
+            let known = crate::causes::codes(&of.probe);
+            if let Some(typo) = causes.iter().find(|c| !known.contains(&c.as_str())) {
+                return Err(CatalogueError::UnknownCause {
+                    id: check.id.clone(),
+                    field,
+                    cause: typo.clone(),
+                    of: of.id.clone(),
+                    known,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn add_file(&mut self, name: &str, text: &str) -> Result<(), CatalogueError> {
+        let file: File = toml::from_str(text).map_err(|error| CatalogueError::Syntax {
+            file: name.to_string(),
+            error,
+        })?;
         let default_section = file.section.as_ref().map(|s| s.id.clone());
         if let Some(section) = file.section {
             if !self.sections.iter().any(|s| s.id == section.id) {
@@ -371,17 +469,20 @@ impl Catalogue {
         Ok(())
     }
 
-    fn validate(&self, file: &str, check: &CheckDef) -> Result<(), String> {
+    fn validate(&self, file: &str, check: &CheckDef) -> Result<(), CatalogueError> {
         if self.get(&check.id).is_some() {
-            return Err(format!("{file}: check {} is defined twice", check.id));
+            return Err(CatalogueError::DefinedTwice {
+                file: file.to_string(),
+                id: check.id.clone(),
+            });
         }
         for need in &check.needs {
-            // Prerequisites must come earlier, so the engine can wire them in one pass.
             if self.get(&need.check).is_none() {
-                return Err(format!(
-                    "{file}: check {} needs {}, which is not defined before it",
-                    check.id, need.check
-                ));
+                return Err(CatalogueError::NeedsUndefined {
+                    file: file.to_string(),
+                    id: check.id.clone(),
+                    needs: need.check.clone(),
+                });
             }
         }
         Ok(())
@@ -425,10 +526,14 @@ probe = "marker"
         let cat = Catalogue::parse(&[("t.toml", TWO)]).unwrap();
         assert_eq!(cat.get("a.one").unwrap().explained_by[0].check, "b.two");
         let dangling = TWO.replace("check = \"b.two\"", "check = \"c.three\"");
-        let err = Catalogue::parse(&[("t.toml", &dangling)]).unwrap_err();
+        let err = Catalogue::parse(&[("t.toml", &dangling)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("c.three"), "{err}");
         let wrong_key = TWO.replace("same = [\"server\"]", "same = [\"agent\"]");
-        let err = Catalogue::parse(&[("t.toml", &wrong_key)]).unwrap_err();
+        let err = Catalogue::parse(&[("t.toml", &wrong_key)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a key of both"), "{err}");
     }
 
@@ -442,9 +547,99 @@ probe = "marker"
             .any(|r| r.check == "server.mcp" && r.same_cause));
     }
 
+    /// The built-in files with one text replaced (which must be there).
+    fn builtin_with(from: &str, to: &str) -> Result<Catalogue, CatalogueError> {
+        let files: Vec<(&str, String)> = BUILTIN
+            .iter()
+            .map(|(name, text)| (*name, text.replacen(from, to, 1)))
+            .collect();
+        assert!(
+            files.iter().any(|(_, t)| t.contains(to)),
+            "{from} not found"
+        );
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        Catalogue::parse(&files)
+    }
+
+    #[test]
+    fn a_typo_in_a_cause_is_a_load_error_naming_it_and_the_check() {
+        for (from, to, check) in [
+            // explained_by.when: a cause of the explaining check.
+            (
+                "when = [\"loopback-only\"]",
+                "when = [\"loopback_only\"]",
+                "server.listen",
+            ),
+            // explained_by.causes: a cause of this check.
+            (
+                "causes = [\"dns\"]",
+                "causes = [\"dsn\"]",
+                "container.reach",
+            ),
+            // needs.unless and needs.when: causes of the prerequisite.
+            (
+                "unless = [\"missing-tools\"]",
+                "unless = [\"missing-tool\"]",
+                "server.mcp",
+            ),
+            (
+                "when = [\"missing\"]",
+                "when = [\"absent\"]",
+                "container.state",
+            ),
+            // restart_when: a cause of this check.
+            (
+                "restart_when = [\"stale-marker\"]",
+                "restart_when = [\"stale\"]",
+                "config.marker",
+            ),
+        ] {
+            let typo = to.split('"').nth(1).unwrap();
+            let err = builtin_with(from, to).unwrap_err();
+            assert!(
+                matches!(&err, CatalogueError::UnknownCause { cause, of, .. } if cause == typo && of == check),
+                "{err:?}"
+            );
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!("{typo:?}"))
+                    && err.contains(&format!("which {check} does not report")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_projects_relations_name_causes_of_generic_probes_too() {
+        let site = |cause: &str| {
+            format!(
+                "{CHECK}[check.probe]\nkind = \"http\"\nurl = \"http://x\"\n[[check.explained_by]]\ncheck = \"server.listen\"\ncauses = [\"{cause}\"]\n"
+            )
+        };
+        let files = |text: &str| -> Vec<(&str, String)> {
+            let mut files: Vec<(&str, String)> =
+                BUILTIN.iter().map(|(n, t)| (*n, t.to_string())).collect();
+            files.push(("site.toml", text.to_string()));
+            files
+        };
+        let parse = |text: &str| {
+            let files = files(text);
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+            Catalogue::parse(&files)
+        };
+        assert!(parse(&site("refused")).is_ok());
+        let err = parse(&site("refusd")).unwrap_err().to_string();
+        assert!(
+            err.contains("\"refusd\"") && err.contains("site.x"),
+            "{err}"
+        );
+    }
+
     fn load(check: &str) -> Result<Catalogue, String> {
         let mut cat = Catalogue::builtin();
-        cat.add_file("site.toml", check).map(|()| cat)
+        cat.add_file("site.toml", check)
+            .map(|()| cat)
+            .map_err(|e| e.to_string())
     }
 
     const CHECK: &str = "[[check]]\nid = \"site.x\"\ntitle = \"x\"\nper = \"none\"\n";

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::{anyhow, bail, Context as _};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use comfy_table::{presets, Table};
 
@@ -158,14 +159,17 @@ pub fn main() -> i32 {
     crate::debuglog::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("pd-doctor: {}", printable::block(&message));
+        // The whole chain, "what failed: why", as one line per cause it holds.
+        Err(e) => {
+            eprintln!("pd-doctor: {}", printable::block(&format!("{e:#}")));
             EXIT_USAGE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<i32, String> {
+/// The binary's edge: every error that ends a run comes here, with its context, and
+/// leaves as exit code 2.
+fn run(cli: Cli) -> anyhow::Result<i32> {
     let color = colour_on_stdout(cli.color);
     match &cli.command {
         Some(Command::List) => list(&catalogue_for(&cli)?),
@@ -223,47 +227,46 @@ fn colour_on_stdout(choice: ColorChoice) -> bool {
 }
 
 /// `pd-doctor man`: the roff page on stdout, or as `DIR/pd-doctor.1`.
-fn man(output: Option<&std::path::Path>) -> Result<i32, String> {
+fn man(output: Option<&std::path::Path>) -> anyhow::Result<i32> {
     let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut page)
-        .map_err(|e| format!("cannot render the manual page: {e}"))?;
+        .context("cannot render the manual page")?;
     match output {
         None => {
             use std::io::Write;
             std::io::stdout()
                 .write_all(&page)
-                .map_err(|e| format!("cannot write the manual page: {e}"))?;
+                .context("cannot write the manual page")?;
         }
         Some(dir) => {
             let path = dir.join("pd-doctor.1");
             std::fs::write(&path, &page)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     Ok(EXIT_OK)
 }
 
-fn find_root(cli: &Cli) -> Result<PathBuf, String> {
+fn find_root(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(root) = &cli.root {
         return Ok(root.clone());
     }
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
     project::discover_root(&cwd).ok_or_else(|| {
-        format!("no Pipe Dream project here: no folder above {} has both docker/ and .claude/ (use --root PATH)", cwd.display())
+        anyhow!("no Pipe Dream project here: no folder above {} has both docker/ and .claude/ (use --root PATH)", cwd.display())
     })
 }
 
 /// The catalogue with the project's own checks when there is a project, else built-in.
-fn catalogue_for(cli: &Cli) -> Result<Catalogue, String> {
+fn catalogue_for(cli: &Cli) -> anyhow::Result<Catalogue> {
     match find_root(cli) {
-        Ok(root) => Catalogue::load(&root),
+        Ok(root) => Ok(Catalogue::load(&root)?),
         Err(_) => Ok(Catalogue::builtin()),
     }
 }
 
-fn list(catalogue: &Catalogue) -> Result<i32, String> {
+fn list(catalogue: &Catalogue) -> anyhow::Result<i32> {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners());
     t.set_header(vec!["id", "section", "per", "fixable", "title"]);
@@ -280,10 +283,10 @@ fn list(catalogue: &Catalogue) -> Result<i32, String> {
     Ok(EXIT_OK)
 }
 
-fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
+fn explain(catalogue: &Catalogue, id: &str) -> anyhow::Result<i32> {
     let base = id.split('[').next().unwrap_or(id);
     let Some(c) = catalogue.get(base) else {
-        return Err(format!("no check {id:?}; `pd-doctor list` shows them all"));
+        bail!("no check {id:?}; `pd-doctor list` shows them all");
     };
     // A project's own checks are text from the tree: printable like any outside text.
     println!("{} — {}", printable::line(&c.id), printable::line(&c.title));
@@ -302,7 +305,7 @@ fn explain(catalogue: &Catalogue, id: &str) -> Result<i32, String> {
 }
 
 /// Loads the project and the catalogue into a runner.
-fn prepare(cli: &Cli) -> Result<Runner, String> {
+fn prepare(cli: &Cli) -> anyhow::Result<Runner> {
     let root = find_root(cli)?;
     let project = Arc::new(Project::load(&root, &cli.agents)?);
     crate::debuglog::watch(&project.secrets);
@@ -329,11 +332,11 @@ fn narrator<'a>(to_stdout: bool, project: &'a Project) -> Narrator<'a> {
     }
 }
 
-fn new_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))
+fn new_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start")
 }
 
-fn check(cli: &Cli, color: bool) -> Result<i32, String> {
+fn check(cli: &Cli, color: bool) -> anyhow::Result<i32> {
     let format = if cli.json { Format::Json } else { cli.format };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let clock = Instant::now();
@@ -363,7 +366,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
         match runtime.block_on(fixes::flow::fix(&runner, results, opts, &mut say)) {
             Ok(fixed) => results = fixed,
             Err(fixes::flow::Refusal::NoConsent) => {
-                return Err("--fix changes files and containers: without a terminal to ask on, say --yes (or --dry-run to see the plan); nothing was changed".into());
+                bail!("--fix changes files and containers: without a terminal to ask on, say --yes (or --dry-run to see the plan); nothing was changed");
             }
         }
         println!();
@@ -405,7 +408,7 @@ fn check(cli: &Cli, color: bool) -> Result<i32, String> {
     })
 }
 
-fn reset(cli: &Cli, stop_servers: bool, opts: fixes::flow::Options) -> Result<i32, String> {
+fn reset(cli: &Cli, stop_servers: bool, opts: fixes::flow::Options) -> anyhow::Result<i32> {
     let runtime = new_runtime()?;
     let runner = prepare(cli)?;
     let project = runner.project.clone();
@@ -416,7 +419,7 @@ fn reset(cli: &Cli, stop_servers: bool, opts: fixes::flow::Options) -> Result<i3
         Ok(true) => Ok(EXIT_OK),
         Ok(false) => Ok(EXIT_FAILED),
         Err(fixes::flow::Refusal::NoConsent) => {
-            Err("reset removes containers and files: without a terminal to ask on, say --yes (or --dry-run); nothing was changed".into())
+            bail!("reset removes containers and files: without a terminal to ask on, say --yes (or --dry-run); nothing was changed")
         }
     }
 }

@@ -11,6 +11,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
 
 use crate::catalogue::{Catalogue, CheckDef, Explanation, Key, Need, Per};
+use crate::causes::CommonCause;
 use crate::facts::Facts;
 use crate::model::{CheckResult, Finding, FixReport, RootCause, Status, Subject};
 use crate::project::Project;
@@ -225,7 +226,7 @@ async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
         Ok(finding) => finding,
         Err(Stopped::Panicked(why)) => Finding::internal(why),
         Err(Stopped::Overran(limit)) => Finding::fail(
-            "timeout",
+            CommonCause::Timeout,
             format!(
                 "the probe did not finish within {}",
                 crate::facts::http::short(limit)
@@ -283,7 +284,7 @@ fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) 
         section: inst.def.section.clone(),
         subject: inst.subject.clone(),
         status: finding.status,
-        cause: finding.cause,
+        cause: finding.cause.to_string(),
         message: finding.message,
         evidence: finding.evidence,
         hint: finding.hint,
@@ -425,7 +426,7 @@ mod tests {
         let f = isolate(
             async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                Finding::ok("ok", "late")
+                Finding::ok(CommonCause::Ok, "late")
             },
             Duration::from_millis(50),
         )

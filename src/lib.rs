@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod causes;
 pub mod claude_config;
 pub mod cli;
 pub mod debuglog;

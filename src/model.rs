@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::causes::{Cause, CommonCause};
 use crate::fixes::FixPlan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
@@ -62,11 +63,12 @@ impl Subject {
     }
 }
 
-/// What a probe found. Built with [`Finding::ok`], [`Finding::warn`], [`Finding::fail`].
+/// What a probe found. Built with [`Finding::ok`], [`Finding::warn`], [`Finding::fail`],
+/// each given a variant of the probe's cause enum (`crate::causes`).
 #[derive(Debug, Clone)]
 pub struct Finding {
     pub status: Status,
-    pub cause: String,
+    pub cause: Cause,
     pub message: String,
     pub evidence: Vec<String>,
     pub hint: Option<String>,
@@ -74,10 +76,10 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(status: Status, cause: &str, message: impl Into<String>) -> Self {
+    fn new(status: Status, cause: impl Into<Cause>, message: impl Into<String>) -> Self {
         Finding {
             status,
-            cause: cause.to_string(),
+            cause: cause.into(),
             message: message.into(),
             evidence: Vec::new(),
             hint: None,
@@ -85,20 +87,20 @@ impl Finding {
         }
     }
 
-    pub fn ok(cause: &str, message: impl Into<String>) -> Self {
+    pub fn ok(cause: impl Into<Cause>, message: impl Into<String>) -> Self {
         Self::new(Status::Ok, cause, message)
     }
 
-    pub fn warn(cause: &str, message: impl Into<String>) -> Self {
+    pub fn warn(cause: impl Into<Cause>, message: impl Into<String>) -> Self {
         Self::new(Status::Warn, cause, message)
     }
 
-    pub fn fail(cause: &str, message: impl Into<String>) -> Self {
+    pub fn fail(cause: impl Into<Cause>, message: impl Into<String>) -> Self {
         Self::new(Status::Fail, cause, message)
     }
 
     pub fn skip(message: impl Into<String>) -> Self {
-        Self::new(Status::Skip, "precondition", message)
+        Self::new(Status::Skip, CommonCause::Precondition, message)
     }
 
     /// A probe that crashed or hit a bug: the run goes on, the check fails.
@@ -106,7 +108,7 @@ impl Finding {
         let error = error.into();
         Self::new(
             Status::Fail,
-            "internal",
+            CommonCause::Internal,
             "pd-doctor could not run this check",
         )
         .evidence(error)

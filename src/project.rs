@@ -13,6 +13,30 @@ use crate::safefs::{self, Links, ReadError};
 
 pub const CONFIG_FILE: &str = "pd-doctor.toml";
 
+/// Why the project cannot be loaded: a run cannot start (exit code 2). Each message
+/// already says why, so the reason is not also a `source`: the chain prints it once.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("project root {}: {error}", path.display())]
+    Root {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{} {error}", path.display())]
+    ConfigUnreadable { path: PathBuf, error: ReadError },
+    #[error("{}: {error}", path.display())]
+    ConfigSyntax {
+        path: PathBuf,
+        error: toml::de::Error,
+    },
+    #[error("{CONFIG_FILE}: server {server}: start_timeout {value:?}: {error}")]
+    StartTimeout {
+        server: String,
+        value: String,
+        error: humantime::DurationError,
+    },
+}
+
 /// Conventions of the tree and its containers; every one overridable in `[layout]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -194,9 +218,11 @@ const DEFAULT_SERVERS: &[Defaults] = &[
 
 impl Project {
     /// Loads the project at `root`; `only_agents` narrows the agents (`--agent`).
-    pub fn load(root: &Path, only_agents: &[String]) -> Result<Project, String> {
-        let root = std::fs::canonicalize(root)
-            .map_err(|e| format!("project root {}: {e}", root.display()))?;
+    pub fn load(root: &Path, only_agents: &[String]) -> Result<Project, ProjectError> {
+        let root = std::fs::canonicalize(root).map_err(|error| ProjectError::Root {
+            path: root.to_path_buf(),
+            error,
+        })?;
         let config = read_config(&root)?;
         let layout = config.layout.clone();
         let secrets = SecretSet::default();
@@ -275,19 +301,25 @@ impl Project {
     }
 }
 
-fn read_config(root: &Path) -> Result<ConfigFile, String> {
+fn read_config(root: &Path) -> Result<ConfigFile, ProjectError> {
     let path = root.join(CONFIG_FILE);
     match safefs::read_text(&path, safefs::TEXT_CAP, Links::Follow) {
-        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => {
+            toml::from_str(&text).map_err(|error| ProjectError::ConfigSyntax { path, error })
+        }
         Err(ReadError::Missing) => Ok(ConfigFile::default()),
-        Err(e) => Err(format!("{} {e}", path.display())),
+        Err(error) => Err(ProjectError::ConfigUnreadable { path, error }),
     }
 }
 
 /// `pd-doctor.toml` servers if it names any, else qms and git; then every server that
 /// `docker/.mcp.json` names. The port and path come from the toml, else from the URL in
 /// `.mcp.json`, else from the defaults.
-fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Result<Vec<Server>, String> {
+fn servers(
+    config: &ConfigFile,
+    mcp_json: &JsonFile,
+    root: &Path,
+) -> Result<Vec<Server>, ProjectError> {
     let mut wanted: Vec<ServerConfig> = if config.server.is_empty() {
         DEFAULT_SERVERS
             .iter()
@@ -332,9 +364,13 @@ fn servers(config: &ConfigFile, mcp_json: &JsonFile, root: &Path) -> Result<Vec<
             let name = cfg.name;
             let start_timeout = match &cfg.start_timeout {
                 None => START_TIMEOUT,
-                Some(t) => humantime::parse_duration(t).map_err(|e| {
-                    format!("{CONFIG_FILE}: server {name}: start_timeout {t:?}: {e}")
-                })?,
+                Some(t) => {
+                    humantime::parse_duration(t).map_err(|error| ProjectError::StartTimeout {
+                        server: name.clone(),
+                        value: t.clone(),
+                        error,
+                    })?
+                }
             };
             Ok(Server {
                 pid_file: root.join(

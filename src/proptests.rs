@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
+use crate::causes::ReachCause;
 use crate::claude_config::{self, JsonFile};
 use crate::facts::docker::{first_tar_entry, ExecOutput};
 use crate::facts::http::SseDecoder;
@@ -81,7 +82,7 @@ proptest! {
         let out = ExecOutput { exit_code: code, stdout, stderr };
         match interpret(client, &out) {
             Answer::Status(_, body) => prop_assert!(body.chars().count() <= 600),
-            Answer::Failed(kind, _) => prop_assert!(["dns", "refused", "timeout"].contains(&kind)),
+            Answer::Failed(kind, _) => prop_assert!([ReachCause::Dns, ReachCause::Refused, ReachCause::Timeout].contains(&kind)),
         }
     }
 

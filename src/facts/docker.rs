@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::docker_tls::{self, Tls};
+use crate::causes::EngineCause;
 use crate::paths;
 use crate::project::Project;
 
@@ -148,19 +149,14 @@ pub struct DockerFacts {
 }
 
 /// Why the engine could not be asked, as `docker.engine` reports it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct EngineError {
     /// `unreachable`, `tls` (TLS material or handshake) or `unsupported` (a host
     /// pd-doctor cannot dial, such as `ssh://`).
-    pub cause: &'static str,
+    pub cause: EngineCause,
     pub message: String,
     pub hint: String,
-}
-
-impl std::fmt::Display for EngineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
 }
 
 const UNREACHABLE_HINT: &str = "start Docker (Docker Desktop, or: sudo systemctl start docker), then check `docker version` and DOCKER_HOST";
@@ -168,7 +164,7 @@ const UNREACHABLE_HINT: &str = "start Docker (Docker Desktop, or: sudo systemctl
 impl EngineError {
     fn unreachable(message: String) -> EngineError {
         EngineError {
-            cause: "unreachable",
+            cause: EngineCause::Unreachable,
             message: format!("the Docker engine does not answer: {message}"),
             hint: UNREACHABLE_HINT.into(),
         }
@@ -185,7 +181,7 @@ impl EngineError {
             (_, false) => "the engine's certificate must be signed by ca.pem and name the host dialled, and the engine must trust cert.pem: `docker version` with the same settings shows the same refusal".into(),
         };
         EngineError {
-            cause: "tls",
+            cause: EngineCause::Tls,
             message: format!("no TLS connection to the Docker engine at {endpoint}: {message}"),
             hint,
         }
@@ -198,7 +194,7 @@ impl EngineError {
             "set DOCKER_HOST to unix://, tcp:// (with DOCKER_TLS_VERIFY for TLS) or npipe:// on Windows"
         };
         EngineError {
-            cause: "unsupported",
+            cause: EngineCause::Unsupported,
             message: format!(
                 "pd-doctor cannot dial {scheme}:// engines ({endpoint}); nothing was sent"
             ),
@@ -586,12 +582,12 @@ fn agent_of(
         .map(|a| (a.name.clone(), "config mount"))
 }
 
-async fn discover(client: &Docker, project: &Project) -> Result<Vec<Container>, String> {
+async fn discover(
+    client: &Docker,
+    project: &Project,
+) -> Result<Vec<Container>, bollard::errors::Error> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
-    let summaries = client
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| e.to_string())?;
+    let summaries = client.list_containers(Some(options)).await?;
     let mut wanted = Vec::new();
     for s in summaries {
         let name = s
@@ -749,6 +745,24 @@ pub struct ExecRun {
     pub finished: bool,
 }
 
+/// Why a `docker exec` gave no output to judge.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The deadline passed before the program ended: the caller's `timeout`.
+    #[error("timeout")]
+    Timeout,
+    /// The engine refused or broke off the exec.
+    #[error(transparent)]
+    Engine(#[from] bollard::errors::Error),
+}
+
+/// For the callers that keep an exec's failure as text, as they always did.
+impl From<ExecError> for String {
+    fn from(e: ExecError) -> String {
+        e.to_string()
+    }
+}
+
 /// `docker exec` with an argv array (never a shell line built from values), reading at
 /// most 64 KiB, given up at the deadline.
 pub async fn exec(
@@ -756,12 +770,12 @@ pub async fn exec(
     container: &str,
     argv: Vec<String>,
     deadline: Instant,
-) -> Result<ExecOutput, String> {
+) -> Result<ExecOutput, ExecError> {
     let run = exec_until(client, container, argv, deadline, MAX_EXEC_OUTPUT).await?;
     if run.finished {
         Ok(run.output)
     } else {
-        Err("timeout".into())
+        Err(ExecError::Timeout)
     }
 }
 
@@ -772,7 +786,7 @@ pub async fn exec_until(
     argv: Vec<String>,
     deadline: Instant,
     cap: usize,
-) -> Result<ExecRun, String> {
+) -> Result<ExecRun, ExecError> {
     let (mut stdout, mut stderr, mut exit_code) = (Vec::new(), Vec::new(), None);
     let run = async {
         let created = client
@@ -785,12 +799,10 @@ pub async fn exec_until(
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if let StartExecResults::Attached { mut output, .. } = client
             .start_exec(&created.id, Some(StartExecOptions::default()))
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             while let Some(chunk) = output.next().await {
                 match chunk {
@@ -798,7 +810,7 @@ pub async fn exec_until(
                         stderr.extend_from_slice(&message)
                     }
                     Ok(other) => stdout.extend_from_slice(&other.into_bytes()),
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e),
                 }
                 if stdout.len() + stderr.len() > cap {
                     break;
@@ -810,7 +822,7 @@ pub async fn exec_until(
             .await
             .ok()
             .and_then(|i| i.exit_code);
-        Ok::<_, String>(())
+        Ok::<_, bollard::errors::Error>(())
     };
     let finished = match tokio::time::timeout_at(deadline, run).await {
         Ok(result) => {

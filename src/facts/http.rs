@@ -9,6 +9,8 @@ use std::time::Duration;
 use reqwest::{Client, Response, Url};
 use tokio::time::Instant;
 
+use crate::causes::NetCause;
+
 /// An MCP answer or OAuth document is a few KB; anything past this is not one.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -21,12 +23,12 @@ pub enum NetError {
 }
 
 impl NetError {
-    pub fn cause(&self) -> &'static str {
+    pub fn cause(&self) -> NetCause {
         match self {
-            NetError::Refused => "refused",
-            NetError::Dns => "dns",
-            NetError::Timeout => "timeout",
-            NetError::Other(_) => "not-mcp",
+            NetError::Refused => NetCause::Refused,
+            NetError::Dns => NetCause::Dns,
+            NetError::Timeout => NetCause::Timeout,
+            NetError::Other(_) => NetCause::NotMcp,
         }
     }
 

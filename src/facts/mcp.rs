@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::http::{self, NetError};
+use crate::causes::McpCause;
 use crate::redact::Secret;
 
 /// The version Claude Code and the official SDKs offer; servers answer with theirs.
@@ -37,7 +38,7 @@ pub struct ServerInfo {
 
 #[derive(Debug, Clone)]
 pub struct Failure {
-    pub cause: &'static str,
+    pub cause: McpCause,
     pub message: String,
 }
 
@@ -200,7 +201,7 @@ fn initialize() -> Value {
     )
 }
 
-fn fail(cause: &'static str, message: impl Into<String>) -> Failure {
+fn fail(cause: McpCause, message: impl Into<String>) -> Failure {
     Failure {
         cause,
         message: message.into(),
@@ -236,7 +237,7 @@ async fn run(
     }
     let reply = init
         .message
-        .ok_or_else(|| fail("not-mcp", "the answer to initialize is not JSON-RPC"))?;
+        .ok_or_else(|| fail(McpCause::NotMcp, "the answer to initialize is not JSON-RPC"))?;
     let result = rpc_result(&reply, "initialize")?;
     let protocol = result["protocolVersion"]
         .as_str()
@@ -265,7 +266,7 @@ async fn run(
         .map_err(net_failure)?;
     if !(200..300).contains(&notified.status) {
         return Err(fail(
-            "protocol-error",
+            McpCause::ProtocolError,
             format!(
                 "the server refused notifications/initialized with HTTP {}",
                 notified.status
@@ -284,13 +285,13 @@ async fn run(
         .map_err(net_failure)?;
     if !(200..300).contains(&listed.status) {
         return Err(fail(
-            "protocol-error",
+            McpCause::ProtocolError,
             format!("tools/list answered HTTP {}", listed.status),
         ));
     }
     let reply = listed
         .message
-        .ok_or_else(|| fail("not-mcp", "the answer to tools/list is not JSON-RPC"))?;
+        .ok_or_else(|| fail(McpCause::NotMcp, "the answer to tools/list is not JSON-RPC"))?;
     let tools = rpc_result(&reply, "tools/list")?["tools"]
         .as_array()
         .map(|t| {
@@ -321,7 +322,7 @@ fn rpc_result<'a>(reply: &'a Value, method: &str) -> Result<&'a Value, Failure> 
         && reply.get("error").is_none()
     {
         return Err(fail(
-            "not-mcp",
+            McpCause::NotMcp,
             format!("the answer to {method} is JSON but not JSON-RPC"),
         ));
     }
@@ -334,22 +335,27 @@ fn rpc_result<'a>(reply: &'a Value, method: &str) -> Result<&'a Value, Failure> 
             .take(160)
             .collect::<String>();
         return Err(fail(
-            "protocol-error",
+            McpCause::ProtocolError,
             format!("{method} returned JSON-RPC error {code}: {msg}"),
         ));
     }
     reply
         .get("result")
         .filter(|r| r.is_object())
-        .ok_or_else(|| fail("not-mcp", format!("the answer to {method} has no result")))
+        .ok_or_else(|| {
+            fail(
+                McpCause::NotMcp,
+                format!("the answer to {method} has no result"),
+            )
+        })
 }
 
 fn net_failure(e: NetError) -> Failure {
     match e {
-        NetError::Timeout => fail("timeout", "connected, but no answer in time"),
-        NetError::Refused => fail("refused", "connection refused"),
-        NetError::Dns => fail("dns", "the host name does not resolve"),
-        NetError::Other(msg) => fail("not-mcp", msg),
+        NetError::Timeout => fail(McpCause::Timeout, "connected, but no answer in time"),
+        NetError::Refused => fail(McpCause::Refused, "connection refused"),
+        NetError::Dns => fail(McpCause::Dns, "the host name does not resolve"),
+        NetError::Other(msg) => fail(McpCause::NotMcp, msg),
     }
 }
 
@@ -369,13 +375,13 @@ async fn status_failure(c: &mut Exchange<'_>, answer: Answer) -> Failure {
     };
     match answer.status {
         421 => fail(
-            "host-rejected",
+            McpCause::HostRejected,
             format!("answered 421: it refuses Host {}", authority(&c.target.url)),
         ),
         401 | 403 => {
             if answer.status == 403 && answer.body.to_lowercase().contains("host") {
                 return fail(
-                    "host-rejected",
+                    McpCause::HostRejected,
                     format!(
                         "answered 403 \"{}\": it refuses Host {}",
                         answer.body.trim(),
@@ -386,7 +392,7 @@ async fn status_failure(c: &mut Exchange<'_>, answer: Answer) -> Failure {
             // Tell a refused key from a refused Host: ask again as plain 127.0.0.1.
             if host_is_the_problem(c).await {
                 return fail(
-                    "host-rejected",
+                    McpCause::HostRejected,
                     format!(
                         "answered {} with Host {} but accepts Host 127.0.0.1",
                         answer.status,
@@ -395,20 +401,20 @@ async fn status_failure(c: &mut Exchange<'_>, answer: Answer) -> Failure {
                 );
             }
             fail(
-                "unauthorized",
+                McpCause::Unauthorized,
                 format!("answered {} to initialize; {sent}", answer.status),
             )
         }
         404 => fail(
-            "not-found",
+            McpCause::NotFound,
             format!("answered 404: nothing at {}", c.target.url.path()),
         ),
         406 => fail(
-            "not-acceptable",
+            McpCause::NotAcceptable,
             "answered 406 to a POST that accepts JSON and SSE",
         ),
-        s if s >= 500 => fail("server-error", format!("answered {s} to initialize")),
-        s => fail("not-mcp", format!("answered {s} to initialize")),
+        s if s >= 500 => fail(McpCause::ServerError, format!("answered {s} to initialize")),
+        s => fail(McpCause::NotMcp, format!("answered {s} to initialize")),
     }
 }
 

@@ -278,7 +278,7 @@ async fn verified_apply(
                 && runner
                     .catalogue
                     .get(check)
-                    .is_some_and(|d| d.restart_when.contains(&finding.cause))
+                    .is_some_and(|d| d.restart_when.iter().any(|c| finding.cause == c.as_str()))
         } else {
             finding
                 .fix

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::causes::{ApprovalCause, CommonCause};
 use crate::claude_config::{self, names, JsonFile};
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -151,16 +152,16 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let name = &server.name;
     match approval(f, agent, server).await {
         Approval::NotProject => Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!("{name} is not a project-scope server ({} does not name it)", layout.mcp_json),
         ),
-        Approval::Approved(by) => Finding::ok("ok", format!("{name} from {} is approved by {by}", layout.mcp_json)),
-        Approval::Denied(by) => Finding::fail("denied", format!("{name} is denied to {}: {by}", agent.name))
+        Approval::Approved(by) => Finding::ok(CommonCause::Ok, format!("{name} from {} is approved by {by}", layout.mcp_json)),
+        Approval::Denied(by) => Finding::fail(ApprovalCause::Denied, format!("{name} is denied to {}: {by}", agent.name))
             .evidence("a denied server is never started, whatever else says")
             .hint("remove it from deniedMcpServers (or add it to allowedMcpServers) in that settings file"),
         Approval::Declined { in_claude_json, source } => {
             let finding = Finding::fail(
-                "declined",
+                ApprovalCause::Declined,
                 format!("{name} was declined for {}: {source}", agent.name),
             )
             .evidence("Claude Code keeps a 'no' to the approval prompt for good and never asks again");
@@ -191,9 +192,9 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 layout.mcp_json, agent.name
             );
             let finding = if elsewhere {
-                Finding::warn("pending", message).evidence("the user-scope registration is used meanwhile")
+                Finding::warn(ApprovalCause::Pending, message).evidence("the user-scope registration is used meanwhile")
             } else {
-                Finding::fail("pending", message)
+                Finding::fail(ApprovalCause::Pending, message)
             };
             let overlay = f.project.path(&layout.settings_overlay);
             match claude_config::read_json(&overlay) {

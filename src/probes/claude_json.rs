@@ -2,6 +2,7 @@
 //! Claude Code writes.
 
 use super::markers_present;
+use crate::causes::{ClaudeJsonCause, CommonCause};
 use crate::claude_config::{self, JsonFile};
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -50,11 +51,11 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
         JsonFile::Missing => {
             let claimed = markers_present(f, agent);
             if claimed.is_empty() {
-                Finding::warn("missing", format!("{shown} does not exist yet"))
+                Finding::warn(ClaudeJsonCause::Missing, format!("{shown} does not exist yet"))
                     .hint("Claude Code creates it on the agent's first start; the entrypoint then registers the servers")
             } else {
                 Finding::fail(
-                    "missing",
+                    ClaudeJsonCause::Missing,
                     format!("{shown} is missing, but markers say the servers were configured"),
                 )
                 .evidence(format!(
@@ -71,16 +72,18 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
                 ))
             }
         }
-        JsonFile::Unreadable(why) => {
-            Finding::fail("unreadable", format!("{shown} cannot be read: {why}")).hint(format!(
-                "check it: ls -la {}",
-                f.project.show(&agent.config_dir)
-            ))
-        }
+        JsonFile::Unreadable(why) => Finding::fail(
+            ClaudeJsonCause::Unreadable,
+            format!("{shown} cannot be read: {why}"),
+        )
+        .hint(format!(
+            "check it: ls -la {}",
+            f.project.show(&agent.config_dir)
+        )),
         JsonFile::Empty => {
             let (plan, hint, passed_over) = restore();
             Finding::fail(
-                "empty",
+                ClaudeJsonCause::Empty,
                 format!(
                     "{shown} is empty: Claude Code will say the configuration file is corrupted"
                 ),
@@ -91,7 +94,7 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
         }
         JsonFile::Corrupt(why) => {
             let (plan, hint, passed_over) = restore();
-            Finding::fail("corrupt", format!("{shown} does not parse: Claude Code will say the configuration file is corrupted"))
+            Finding::fail(ClaudeJsonCause::Corrupt, format!("{shown} does not parse: Claude Code will say the configuration file is corrupted"))
                 .evidence(why.clone())
                 .evidence("usually two containers wrote it at once (see config.isolation)")
                 .evidence_all(passed_over)
@@ -101,7 +104,7 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
         JsonFile::Parsed(doc) => {
             match claude_config::shape_problem(doc, &f.project.layout.project_mount) {
                 Some(problem) => Finding::fail(
-                    "wrong-shape",
+                    ClaudeJsonCause::WrongShape,
                     format!("{shown} parses, but {problem}"),
                 )
                 .hint(
@@ -118,7 +121,7 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
                     } else {
                         format!("parses; user scope has {}", names.join(", "))
                     };
-                    Finding::ok("ok", message)
+                    Finding::ok(CommonCause::Ok, message)
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! are filled in from the check's subject.
 
 use crate::catalogue::{FileState, GenericProbe, Severity};
+use crate::causes::{CommonCause, FileCause, HttpCause};
 use crate::claude_config::{self, JsonFile};
 use crate::facts::{http, Facts};
 use crate::model::{Finding, Status, Subject};
@@ -52,11 +53,14 @@ pub async fn probe(
 async fn http_probe(f: &Facts, url: &str, want: &[u16]) -> Finding {
     let shown = crate::redact::display_url(url);
     let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Finding::fail("bad-url", format!("{shown} does not parse"));
+        return Finding::fail(HttpCause::BadUrl, format!("{shown} does not parse"));
     };
     let client = http::client_for(&parsed, None);
     match http::send(client.get(parsed), f.deadline()).await {
-        Err(e) => Finding::fail(e.cause(), format!("GET {shown}: {}", e.describe())),
+        Err(e) => Finding::fail(
+            HttpCause::from(e.cause()),
+            format!("GET {shown}: {}", e.describe()),
+        ),
         Ok(resp) => {
             let status = resp.status().as_u16();
             let good = if want.is_empty() {
@@ -65,18 +69,20 @@ async fn http_probe(f: &Facts, url: &str, want: &[u16]) -> Finding {
                 want.contains(&status)
             };
             if good {
-                Finding::ok("ok", format!("GET {shown} -> {status}"))
+                Finding::ok(CommonCause::Ok, format!("GET {shown} -> {status}"))
             } else {
-                Finding::fail("unexpected-status", format!("GET {shown} -> {status}")).evidence(
-                    format!(
-                        "expected {}",
-                        if want.is_empty() {
-                            "2xx".into()
-                        } else {
-                            format!("{want:?}")
-                        }
-                    ),
+                Finding::fail(
+                    HttpCause::UnexpectedStatus,
+                    format!("GET {shown} -> {status}"),
                 )
+                .evidence(format!(
+                    "expected {}",
+                    if want.is_empty() {
+                        "2xx".into()
+                    } else {
+                        format!("{want:?}")
+                    }
+                ))
             }
         }
     }
@@ -93,28 +99,38 @@ fn file_probe(
     let shown = f.project.show(&path);
     let exists = crate::safefs::exists(&path);
     match (state, exists) {
-        (FileState::Absent, false) => return Finding::ok("ok", format!("{shown} is absent")),
-        (FileState::Absent, true) => return Finding::fail("present", format!("{shown} exists")),
+        (FileState::Absent, false) => {
+            return Finding::ok(CommonCause::Ok, format!("{shown} is absent"))
+        }
+        (FileState::Absent, true) => {
+            return Finding::fail(FileCause::Present, format!("{shown} exists"))
+        }
         (FileState::Exists, false) => {
-            return Finding::fail("missing", format!("{shown} does not exist"))
+            return Finding::fail(FileCause::Missing, format!("{shown} does not exist"))
         }
         (FileState::Exists, true) => {}
     }
     let Some(pointer) = pointer else {
-        return Finding::ok("ok", format!("{shown} exists"));
+        return Finding::ok(CommonCause::Ok, format!("{shown} exists"));
     };
     let JsonFile::Parsed(doc) = claude_config::read_json(&path) else {
-        return Finding::fail("corrupt", format!("{shown} is not readable JSON"));
+        return Finding::fail(FileCause::Corrupt, format!("{shown} is not readable JSON"));
     };
     // Values are compared, never printed: a pointer may well lead to a key.
     match (doc.pointer(pointer), equals) {
-        (None, _) => Finding::fail("missing", format!("{shown} has nothing at {pointer}")),
-        (Some(_), None) => Finding::ok("ok", format!("{shown} has a value at {pointer}")),
-        (Some(v), Some(want)) if v == want => {
-            Finding::ok("ok", format!("{shown} has the expected value at {pointer}"))
+        (None, _) => Finding::fail(
+            FileCause::Missing,
+            format!("{shown} has nothing at {pointer}"),
+        ),
+        (Some(_), None) => {
+            Finding::ok(CommonCause::Ok, format!("{shown} has a value at {pointer}"))
         }
+        (Some(v), Some(want)) if v == want => Finding::ok(
+            CommonCause::Ok,
+            format!("{shown} has the expected value at {pointer}"),
+        ),
         (Some(_), Some(_)) => Finding::fail(
-            "unexpected-value",
+            FileCause::UnexpectedValue,
             format!("{shown} has another value at {pointer}"),
         ),
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::causes::{CommonCause, IsolationCause};
 use crate::facts::Facts;
 use crate::model::Finding;
 
@@ -22,7 +23,7 @@ pub async fn probe(f: &Facts) -> Finding {
     shared.extend(super::docker::shared_mounts(f).await);
     if shared.is_empty() {
         return Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!(
                 "{} agents, {} separate config dirs",
                 f.project.agents.len(),
@@ -30,7 +31,7 @@ pub async fn probe(f: &Facts) -> Finding {
             ),
         );
     }
-    Finding::fail("shared", shared[0].clone())
+    Finding::fail(IsolationCause::Shared, shared[0].clone())
         .evidence_all(shared.iter().skip(1).cloned())
         .evidence("shared markers stop one agent from configuring; two writers corrupt .claude.json")
         .hint("give every agent its own .claude/users/<agent>/container/ (no symlinks between them) and recreate the containers")

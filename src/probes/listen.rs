@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::causes::{CommonCause, ListenCause};
 use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
 use crate::fixes::{start, Action, FixPlan};
@@ -26,7 +27,7 @@ pub async fn probe(f: &Facts, server: &Server) -> Finding {
         .join(", ");
     if addrs.iter().all(IpAddr::is_loopback) {
         return Finding::fail(
-            "loopback-only",
+            ListenCause::LoopbackOnly,
             format!("listens on {shown} only: containers cannot reach it"),
         )
         .evidence(
@@ -37,7 +38,7 @@ pub async fn probe(f: &Facts, server: &Server) -> Finding {
             server.start
         ));
     }
-    Finding::ok("ok", format!("listening on {shown}"))
+    Finding::ok(CommonCause::Ok, format!("listening on {shown}"))
 }
 
 fn show(addr: IpAddr, port: u16) -> String {
@@ -51,11 +52,14 @@ fn show(addr: IpAddr, port: u16) -> String {
 async fn connect_fallback(f: &Facts, server: &Server) -> Finding {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
     match tokio::time::timeout(f.timeout, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Finding::ok("ok", format!("port {} accepts connections", server.port))
-            .evidence(format!(
-                "{}: bound addresses not checked",
-                crate::facts::sockets::UNAVAILABLE
-            )),
+        Ok(Ok(_)) => Finding::ok(
+            CommonCause::Ok,
+            format!("port {} accepts connections", server.port),
+        )
+        .evidence(format!(
+            "{}: bound addresses not checked",
+            crate::facts::sockets::UNAVAILABLE
+        )),
         _ => not_listening(
             f,
             server,
@@ -67,7 +71,7 @@ async fn connect_fallback(f: &Facts, server: &Server) -> Finding {
 /// Nothing listens: the hint says how to start the server, and `--fix` starts it when
 /// no live process claims it and its start command may be run (see `fixes::start`).
 fn not_listening(f: &Facts, server: &Server, message: String) -> Finding {
-    let finding = Finding::fail("not-listening", message);
+    let finding = Finding::fail(ListenCause::NotListening, message);
     let why_not = match pidfile::read(f, server) {
         PidFile::Alive { pid, .. } => Err(format!(
             "pid {pid} of {} is alive: it may still be starting",

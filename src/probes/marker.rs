@@ -1,5 +1,6 @@
 //! `config.marker`: the entrypoint's marker file and the server's registration agree.
 
+use crate::causes::{CommonCause, MarkerCause};
 use crate::claude_config;
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -25,17 +26,17 @@ pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let marker = agent.marker(server);
     let shown = f.project.show(&marker);
     match (agent.has_marker(server), registered(f, agent, server)) {
-        (true, true) => Finding::ok("ok", format!("{} is registered and marked configured", server.name)),
+        (true, true) => Finding::ok(CommonCause::Ok, format!("{} is registered and marked configured", server.name)),
         (true, false) => Finding::fail(
-            "stale-marker",
+            MarkerCause::StaleMarker,
             format!("{shown} says {} was configured, but .claude.json does not register it", server.name),
         )
         .evidence("the entrypoint's `claude mcp add ... || true` failed and the marker was written anyway")
         .evidence("while the marker exists, the entrypoint never tries again")
         .hint(format!("rm {shown}, then restart the container"))
         .fix(FixPlan::one(Action::RemoveFile { path: marker.clone(), why: "stale marker".into() })),
-        (false, true) => Finding::warn("missing-marker", format!("{} is registered but {shown} is absent", server.name))
+        (false, true) => Finding::warn(MarkerCause::MissingMarker, format!("{} is registered but {shown} is absent", server.name))
             .hint("harmless: the entrypoint will run `claude mcp add` again on the next start and may fail on the duplicate; touch the marker to stop it"),
-        (false, false) => Finding::ok("none", format!("{} not configured yet; the entrypoint configures it on the next start", server.name)),
+        (false, false) => Finding::ok(MarkerCause::None, format!("{} not configured yet; the entrypoint configures it on the next start", server.name)),
     }
 }

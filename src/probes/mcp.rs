@@ -1,22 +1,21 @@
 //! `server.mcp` and `server.session`: both read the one handshake the facts hold.
 
+use crate::causes::{CauseCode, CommonCause, McpCause, SessionCause};
 use crate::facts::mcp::{self, Handshake};
 use crate::facts::Facts;
 use crate::model::Finding;
 use crate::project::Server;
 
-fn no_target(f: &Facts, server: &Server) -> Finding {
-    Finding::fail(
-        "bad-url",
-        format!("the URL for {} does not parse", server.name),
-    )
-    .evidence(crate::redact::display_url(
-        &server.container_url(&f.project.layout),
-    ))
-    .hint(format!(
-        "fix the url of {} in {}",
-        server.name, f.project.layout.mcp_json
-    ))
+/// The URL does not parse: `bad-url` for `server.mcp` and `server.session` alike.
+fn no_target(f: &Facts, server: &Server, cause: impl CauseCode) -> Finding {
+    Finding::fail(cause, format!("the URL for {} does not parse", server.name))
+        .evidence(crate::redact::display_url(
+            &server.container_url(&f.project.layout),
+        ))
+        .hint(format!(
+            "fix the url of {} in {}",
+            server.name, f.project.layout.mcp_json
+        ))
 }
 
 /// pd-doctor speaks plain HTTP, as Pipe Dream's servers do; for an https URL it says so
@@ -36,7 +35,7 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
         return skip;
     }
     let Some(h) = f.handshake(server).await else {
-        return no_target(f, server);
+        return no_target(f, server, McpCause::BadUrl);
     };
     let note = f.expansion_note(server).await;
     let finding = match &h.result {
@@ -48,14 +47,14 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
                 .collect();
             if !missing.is_empty() {
                 Finding::fail(
-                    "missing-tools",
+                    McpCause::MissingTools,
                     format!("{} answers, but lacks {}", server.name, join(&missing)),
                 )
                 .evidence(format!("tools: {}", info.tools.join(", ")))
                 .hint("another server, or an older build, is on this port: restart the right one")
             } else {
                 Finding::ok(
-                    "ok",
+                    CommonCause::Ok,
                     format!(
                         "{} {} speaks MCP {}, {} tools, {} ms",
                         info.name,
@@ -74,7 +73,7 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
                 Some(t) => t.headers.iter().any(|(_, v)| v.expose().contains("${")),
                 None => false,
             };
-            if e.cause == "unauthorized" && literal {
+            if e.cause == McpCause::Unauthorized && literal {
                 finding.hint(format!(
                     "a header in {} is still a literal ${{...}}: its variable is unset where it is expanded (see config.mcp_json)",
                     f.project.layout.mcp_json
@@ -95,40 +94,43 @@ fn join(items: &[&String]) -> String {
         .join(", ")
 }
 
-fn hint(f: &Facts, server: &Server, cause: &str, h: &Handshake) -> String {
+fn hint(f: &Facts, server: &Server, cause: McpCause, h: &Handshake) -> String {
     let mcp_json = &f.project.layout.mcp_json;
     match cause {
-        "refused" => format!("start it: {}", server.start),
-        "timeout" => format!(
+        McpCause::Refused => format!("start it: {}", server.start),
+        McpCause::Timeout => format!(
             "it accepts connections but never answers (Claude Code waits 30 s, then says 'connection timed out'): restart it: {}",
             server.start
         ),
-        "dns" => format!("the host in {mcp_json} does not resolve from here"),
-        "unauthorized" if h.header_names.iter().any(|n| n.eq_ignore_ascii_case("authorization")) => {
+        McpCause::Dns => format!("the host in {mcp_json} does not resolve from here"),
+        McpCause::Unauthorized if h.header_names.iter().any(|n| n.eq_ignore_ascii_case("authorization")) => {
             format!("the server refuses the key: make the headers for {} in {mcp_json} match the server's key", server.name)
         }
-        "unauthorized" => format!(
+        McpCause::Unauthorized => format!(
             "send both X-API-Key and Authorization: Bearer ... for {} in {mcp_json}; with a 401 Claude Code falls into OAuth discovery ('Dynamic Client Registration rejected')",
             server.name
         ),
-        "host-rejected" => format!(
+        McpCause::HostRejected => format!(
             "the server's DNS-rebinding protection refuses Host {}: add it to the server's allowed hosts",
             f.project.layout.host_name
         ),
-        "not-found" => format!("check the path of {} in {mcp_json} against the path the server serves", server.name),
-        "not-acceptable" => "the server does not accept a Streamable HTTP POST; is it an SSE-only server?".into(),
-        "server-error" => "the server failed while handling initialize: read its log".into(),
-        "protocol-error" => "the server refused the handshake: read its log; it may need a newer MCP SDK".into(),
+        McpCause::NotFound => format!("check the path of {} in {mcp_json} against the path the server serves", server.name),
+        McpCause::NotAcceptable => "the server does not accept a Streamable HTTP POST; is it an SSE-only server?".into(),
+        McpCause::ServerError => "the server failed while handling initialize: read its log".into(),
+        McpCause::ProtocolError => "the server refused the handshake: read its log; it may need a newer MCP SDK".into(),
         _ => format!("something that is not an MCP server answers on port {}: find it with `ss -ltnp 'sport = :{}'`", server.port, server.port),
     }
 }
 
 pub async fn session(f: &Facts, server: &Server) -> Finding {
     let Some(h) = f.handshake(server).await else {
-        return no_target(f, server);
+        return no_target(f, server, SessionCause::BadUrl);
     };
     if !h.stateful {
-        return Finding::ok("ok", "stateless: no Mcp-Session-Id, nothing to go stale");
+        return Finding::ok(
+            CommonCause::Ok,
+            "stateless: no Mcp-Session-Id, nothing to go stale",
+        );
     }
     let protocol = h
         .result
@@ -136,20 +138,20 @@ pub async fn session(f: &Facts, server: &Server) -> Finding {
         .map(|i| i.protocol.clone())
         .unwrap_or_else(|_| mcp::PROTOCOL_VERSION.into());
     let Some(target) = f.mcp_target(server).await else {
-        return no_target(f, server);
+        return no_target(f, server, SessionCause::BadUrl);
     };
     let (status, line) = mcp::unknown_session_status(&target, &protocol, f.deadline()).await;
     match status {
-        Ok(404) => Finding::warn("stateful", format!("{} is stateful (it issues Mcp-Session-Id)", server.name))
+        Ok(404) => Finding::warn(SessionCause::Stateful, format!("{} is stateful (it issues Mcp-Session-Id)", server.name))
             .evidence(line)
             .evidence("after a server restart Claude Code keeps its old session id; the server's 404 makes it start over, but tools can fail until it does")
             .hint("run the server stateless (FastMCP: stateless_http=True) so restarts never strand a client"),
         Ok(s) => Finding::fail(
-            "unrecoverable",
+            SessionCause::Unrecoverable,
             format!("{} answers {s} to an unknown session id, not 404: after a restart no client can recover", server.name),
         )
         .evidence(line)
         .hint("run the server stateless, or make it answer 404 to unknown sessions as the MCP spec requires"),
-        Err(e) => Finding::fail(e.cause(), format!("{}: the stale-session request failed: {}", server.name, e.describe())).evidence(line),
+        Err(e) => Finding::fail(SessionCause::from(e.cause()), format!("{}: the stale-session request failed: {}", server.name, e.describe())).evidence(line),
     }
 }

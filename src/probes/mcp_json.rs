@@ -2,6 +2,7 @@
 //! and names every server at a URL a container can reach.
 
 use super::server_entry::is_local_host;
+use crate::causes::{CommonCause, McpJsonCause as C};
 use crate::claude_config::{self, JsonFile, ServerEntry};
 use crate::expand::Env;
 use crate::facts::Facts;
@@ -13,22 +14,22 @@ pub async fn probe(f: &Facts) -> Finding {
     let doc = match &f.project.mcp_json {
         JsonFile::Parsed(doc) => doc,
         JsonFile::Missing => {
-            return Finding::fail("missing", format!("{shown} does not exist")).hint(format!(
+            return Finding::fail(C::Missing, format!("{shown} does not exist")).hint(format!(
                 "create it: the containers see it as {}/.mcp.json",
                 layout.project_mount
             ))
         }
         JsonFile::Unreadable(why) => {
-            return Finding::fail("unreadable", format!("{shown} cannot be read: {why}"))
+            return Finding::fail(C::Unreadable, format!("{shown} cannot be read: {why}"))
         }
-        JsonFile::Empty => return Finding::fail("empty", format!("{shown} is empty")),
+        JsonFile::Empty => return Finding::fail(C::Empty, format!("{shown} is empty")),
         JsonFile::Corrupt(why) => {
-            return Finding::fail("corrupt", format!("{shown} does not parse"))
+            return Finding::fail(C::Corrupt, format!("{shown} does not parse"))
                 .evidence(why.clone())
         }
     };
     if !doc.get("mcpServers").is_some_and(|s| s.is_object()) {
-        return Finding::fail("wrong-shape", format!("{shown} has no mcpServers object"));
+        return Finding::fail(C::WrongShape, format!("{shown} has no mcpServers object"));
     }
     let entries = claude_config::server_entries(doc.get("mcpServers"));
     let mut problems = Vec::new();
@@ -43,7 +44,7 @@ pub async fn probe(f: &Facts) -> Finding {
         for (_, env) in &envs {
             for var in entry.expanded(env, &f.project.secrets).1 {
                 problems.push((
-                    "unset-variable",
+                    C::UnsetVariable,
                     format!(
                         "{name} refers to ${{{var}}}, which {} does not set: Claude Code sends it literally",
                         env.place
@@ -62,14 +63,14 @@ pub async fn probe(f: &Facts) -> Finding {
     for server in &f.project.servers {
         let Some((_, entry)) = entries.iter().find(|(n, _)| *n == server.name) else {
             problems.push((
-                "missing-server",
+                C::MissingServer,
                 format!("it does not name server {}", server.name),
             ));
             continue;
         };
         if entry.command {
             problems.push((
-                "wrong-transport",
+                C::WrongTransport,
                 format!(
                     "{} is a stdio entry; containers need type http",
                     server.name
@@ -77,9 +78,9 @@ pub async fn probe(f: &Facts) -> Finding {
             ));
         }
         match entry.parsed_url() {
-            None => problems.push(("bad-url", format!("{} has no usable url", server.name))),
+            None => problems.push((C::BadUrl, format!("{} has no usable url", server.name))),
             Some(url) if is_local_host(url.host_str().unwrap_or("")) => problems.push((
-                "localhost-url",
+                C::LocalhostUrl,
                 format!(
                     "{} points at {}, which inside a container is the container itself",
                     server.name,
@@ -91,7 +92,7 @@ pub async fn probe(f: &Facts) -> Finding {
     }
     match problems.first() {
         None => Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!(
                 "names {}",
                 entries
@@ -101,9 +102,9 @@ pub async fn probe(f: &Facts) -> Finding {
                     .join(", ")
             ),
         ),
-        Some((cause, first)) => Finding::fail(cause, format!("{shown}: {first}"))
+        Some((cause, first)) => Finding::fail(*cause, format!("{shown}: {first}"))
             .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
-            .hint(if *cause == "unset-variable" {
+            .hint(if *cause == C::UnsetVariable {
                 "set it where the agents run: docker run -e NAME=value, or compose `environment:` / `env_file:`; or give it a default: ${NAME:-value}".to_string()
             } else {
                 format!("use http://{}:PORT/mcp for every server", layout.host_name)

@@ -3,6 +3,7 @@
 
 use reqwest::header::LOCATION;
 
+use crate::causes::{Cause, CommonCause, OauthCause};
 use crate::facts::http::{self, NetError};
 use crate::facts::Facts;
 use crate::model::Finding;
@@ -30,14 +31,17 @@ pub async fn probe(f: &Facts, server: &Server) -> Finding {
         async move { (doc, fetch(req, deadline, field).await) }
     });
     let mut worst = Finding::ok(
-        "ok",
+        CommonCause::Ok,
         "advertises no OAuth metadata (Claude Code will use the configured headers)",
     );
     let mut evidence = Vec::new();
     for (doc, outcome) in futures::future::join_all(lookups).await {
         evidence.push(format!("GET {} -> {}", doc.path(), outcome.describe()));
         let finding = outcome.finding(server);
-        if finding.status > worst.status || (worst.cause == "ok" && finding.cause == "advertised") {
+        if finding.status > worst.status
+            || (worst.cause == Cause::from(CommonCause::Ok)
+                && finding.cause == Cause::from(OauthCause::Advertised))
+        {
             worst = finding;
         }
     }
@@ -66,13 +70,13 @@ impl Outcome {
     fn finding(&self, server: &Server) -> Finding {
         let astray = "Claude Code follows it into OAuth discovery and reports 'Dynamic Client Registration rejected' instead of the real problem";
         match self {
-            Outcome::Nothing(_) => Finding::ok("ok", "advertises no OAuth metadata"),
+            Outcome::Nothing(_) => Finding::ok(CommonCause::Ok, "advertises no OAuth metadata"),
             Outcome::Valid(_) => Finding::ok(
-                "advertised",
+                OauthCause::Advertised,
                 format!("{} advertises valid OAuth metadata", server.name),
             ),
             Outcome::Junk(_, what) => Finding::warn(
-                "junk-metadata",
+                OauthCause::JunkMetadata,
                 format!(
                     "{} answers 200 with {what} on an OAuth discovery path",
                     server.name
@@ -80,12 +84,12 @@ impl Outcome {
             )
             .hint(format!("make the server answer 404 there: {astray}")),
             Outcome::Redirect(s, _) => Finding::warn(
-                "redirect",
+                OauthCause::Redirect,
                 format!("{} redirects ({s}) an OAuth discovery path", server.name),
             )
             .hint(format!("make the server answer 404 there: {astray}")),
             Outcome::Failed(e) => Finding::warn(
-                e.cause(),
+                OauthCause::from(e.cause()),
                 format!("{}: OAuth discovery paths: {}", server.name, e.describe()),
             ),
         }

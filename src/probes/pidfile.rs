@@ -1,6 +1,7 @@
 //! `server.pidfile`: the PID file, if any, names the live server that owns the port.
 
 use super::describe_command;
+use crate::causes::{CommonCause, PidfileCause};
 use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -17,19 +18,19 @@ pub fn probe(f: &Facts, server: &Server) -> Finding {
         })
     };
     match pidfile::read(f, server) {
-        PidFile::Absent => Finding::ok("absent", format!("no PID file; {}", port_story(f, server.port))),
-        PidFile::Unreadable(why) => Finding::fail("unreadable", format!("{shown} cannot be read: {why}"))
+        PidFile::Absent => Finding::ok(PidfileCause::Absent, format!("no PID file; {}", port_story(f, server.port))),
+        PidFile::Unreadable(why) => Finding::fail(PidfileCause::Unreadable, format!("{shown} cannot be read: {why}"))
             .hint(format!("look at it: ls -la {shown}")),
-        PidFile::Garbage(content) => Finding::fail("garbage", format!("{shown} does not hold a PID"))
+        PidFile::Garbage(content) => Finding::fail(PidfileCause::Garbage, format!("{shown} does not hold a PID"))
             .evidence(format!("content: {content:?}"))
             .hint(format!("remove it and start the server again: rm {shown} && {}", server.start))
             .fix(remove("it holds no PID")),
-        PidFile::Dead(pid) => Finding::fail("dead", format!("{shown} names pid {pid}, which is not running"))
+        PidFile::Dead(pid) => Finding::fail(PidfileCause::Dead, format!("{shown} names pid {pid}, which is not running"))
             .evidence(port_story(f, server.port))
             .hint(format!("the server died; remove the file and start it: rm {shown} && {}", server.start))
             .fix(remove("its process is gone")),
         PidFile::Reused { pid, process, written } => Finding::fail(
-            "reused",
+            PidfileCause::Reused,
             format!("{shown} names pid {pid}, but that pid now belongs to another process"),
         )
         .evidence(format!(
@@ -41,15 +42,15 @@ pub fn probe(f: &Facts, server: &Server) -> Finding {
         .hint(format!("do not kill {pid}; remove the file: rm {shown}"))
         .fix(remove("its pid was reused by another process")),
         PidFile::Alive { pid, process, owns_port: None } => {
-            Finding::ok("ok", format!("pid {pid} is alive ({})", describe_command(&process.command)))
+            Finding::ok(CommonCause::Ok, format!("pid {pid} is alive ({})", describe_command(&process.command)))
                 .evidence("this system's socket table cannot be read: port ownership not checked")
         }
         PidFile::Alive { pid, process, owns_port: Some(true) } => {
-            Finding::ok("ok", format!("pid {pid} is alive and owns port {}", server.port))
+            Finding::ok(CommonCause::Ok, format!("pid {pid} is alive and owns port {}", server.port))
                 .evidence(format!("pid {pid}: {}", describe_command(&process.command)))
         }
         PidFile::Alive { pid, process, owns_port: Some(false) } => Finding::warn(
-            "port-owner-mismatch",
+            PidfileCause::PortOwnerMismatch,
             format!("pid {pid} is alive but does not own port {}", server.port),
         )
         .evidence(format!("pid {pid}: {}", describe_command(&process.command)))

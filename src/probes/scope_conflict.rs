@@ -3,6 +3,7 @@
 
 use super::approval::{self, Approval};
 use super::server_entry::expected;
+use crate::causes::{CommonCause, ScopeConflictCause};
 use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
 use crate::model::Finding;
@@ -10,7 +11,10 @@ use crate::project::{Agent, Server};
 
 pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     if f.claude_json(agent).parsed().is_none() {
-        return Finding::ok("ok", "no .claude.json yet: only project scope applies");
+        return Finding::ok(
+            CommonCause::Ok,
+            "no .claude.json yet: only project scope applies",
+        );
     }
     let layout = &f.project.layout;
     // The project copy takes part only once approved: until then Claude Code does not
@@ -39,7 +43,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     };
     let Some((winner, effective)) = scopes.first() else {
         return Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!("{} is not configured in any scope", server.name),
         );
     };
@@ -51,7 +55,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     if differing.is_empty() {
         let names: Vec<&str> = scopes.iter().map(|(n, _)| *n).collect();
         return Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!("{} agrees in {} scope", server.name, names.join(", ")),
         );
     }
@@ -78,11 +82,11 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         want
     };
     if effective.same_as(&want) {
-        Finding::warn("conflict", message)
+        Finding::warn(ScopeConflictCause::Conflict, message)
             .evidence_all(evidence)
             .hint(format!("the copy in use is right; remove the others so they cannot surprise you later: claude mcp remove {} -s <scope>", server.name))
     } else {
-        Finding::fail("conflict", message)
+        Finding::fail(ScopeConflictCause::Conflict, message)
             .evidence_all(evidence)
             .evidence(format!(
                 "the {winner} scope copy is not what {} says",

@@ -2,6 +2,7 @@
 //! `docker/.mcp.json` says it should be: type, host, port, path and every header.
 
 use super::approval::{self, Approval};
+use crate::causes::{CommonCause, ServerEntryCause as C};
 use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
 use crate::fixes::{Action, FixPlan};
@@ -30,11 +31,11 @@ pub fn differences(
     entry: &ServerEntry,
     want: &ServerEntry,
     host_network: bool,
-) -> Vec<(&'static str, String)> {
+) -> Vec<(C, String)> {
     let mut out = Vec::new();
     if entry.command {
         out.push((
-            "wrong-transport",
+            C::WrongTransport,
             "it is a stdio entry (command), which cannot run in the container".to_string(),
         ));
         // It has no URL to compare: the transport is the whole problem.
@@ -47,14 +48,14 @@ pub fn differences(
             .as_deref()
             .map_or("no type".to_string(), |k| format!("type {k}"));
         out.push((
-            "wrong-transport",
+            C::WrongTransport,
             format!("it has {kind}; the servers speak Streamable HTTP (type http)"),
         ));
     }
     let (Some(url), Some(want_url)) = (entry.parsed_url(), want.parsed_url()) else {
         if entry.parsed_url().is_none() {
             out.push((
-                "bad-url",
+                C::BadUrl,
                 format!(
                     "its url {:?} does not parse",
                     entry
@@ -72,12 +73,12 @@ pub fn differences(
         // Right for this agent; port and path are still compared.
     } else if is_local_host(host) {
         out.push((
-            "localhost-url",
+            C::LocalhostUrl,
             format!("it points at {host}, which inside a container is the container itself"),
         ));
     } else if Some(host) != want_url.host_str() {
         out.push((
-            "bad-url",
+            C::BadUrl,
             format!(
                 "it points at host {host}, not {}",
                 want_url.host_str().unwrap_or("?")
@@ -86,7 +87,7 @@ pub fn differences(
     }
     if url.port_or_known_default() != want_url.port_or_known_default() {
         out.push((
-            "wrong-port",
+            C::WrongPort,
             format!(
                 "port {} instead of {}",
                 show_port(&url),
@@ -96,15 +97,15 @@ pub fn differences(
     }
     if url.path() != want_url.path() {
         out.push((
-            "wrong-path",
+            C::WrongPath,
             format!("path {} instead of {}", url.path(), want_url.path()),
         ));
     }
     for (name, value) in &want.headers {
         match entry.header(name) {
-            None => out.push(("missing-auth-header", format!("header {name} is missing"))),
+            None => out.push((C::MissingAuthHeader, format!("header {name} is missing"))),
             Some(v) if v != value => out.push((
-                "missing-auth-header",
+                C::MissingAuthHeader,
                 format!(
                     "header {name} differs from docker/.mcp.json ({} here, {} there)",
                     v.masked(),
@@ -120,10 +121,10 @@ pub fn differences(
 /// Causes a rewrite from `docker/.mcp.json` repairs: everything the project's own entry
 /// states. A host that is neither local nor the project's (`bad-url`) is left to a person:
 /// it may be a deliberate proxy.
-fn rewritable(cause: &str) -> bool {
+fn rewritable(cause: C) -> bool {
     matches!(
         cause,
-        "localhost-url" | "missing-auth-header" | "wrong-port" | "wrong-path" | "wrong-transport"
+        C::LocalhostUrl | C::MissingAuthHeader | C::WrongPort | C::WrongPath | C::WrongTransport
     )
 }
 
@@ -176,7 +177,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         InUse::User(e) => ("user", e),
         InUse::Project => {
             return Finding::ok(
-                "ok",
+                CommonCause::Ok,
                 format!(
                 "the project-scope copy from {} is in use (approved); config.mcp_json judges it",
                 f.project.layout.mcp_json
@@ -186,7 +187,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         InUse::None => {
             return if agent.has_marker(server) {
                 Finding::fail(
-                    "missing",
+                    C::Missing,
                     format!(
                         "{} is not registered in {shown}, though its marker exists",
                         server.name
@@ -195,7 +196,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 .hint("the marker stops the entrypoint from registering it: see config.marker")
             } else {
                 Finding::warn(
-                    "missing",
+                    C::Missing,
                     format!("{} is not registered in {shown} yet", server.name),
                 )
                 .hint("the entrypoint registers it on the next start")
@@ -213,9 +214,9 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 agent.name, server.name, env.place
             );
             let finding = if env.definite {
-                Finding::fail("unset-variable", message)
+                Finding::fail(C::UnsetVariable, message)
             } else {
-                Finding::warn("unset-variable", message)
+                Finding::warn(C::UnsetVariable, message)
             };
             return finding
                 .evidence_all(unset.iter().skip(1).map(|v| format!("${{{v}}} is unset too")))
@@ -235,7 +236,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let Some((cause, first)) = problems.first().cloned() else {
         if host_network {
             return Finding::ok(
-                "ok",
+                CommonCause::Ok,
                 format!(
                     "http {}: right for {}, whose container uses the host's network (localhost is the host there)",
                     crate::redact::display_url(entry.url.as_deref().unwrap_or("")),
@@ -250,7 +251,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
             format!("headers {}", names.join(", "))
         };
         return Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!(
                 "http {} with {headers}",
                 crate::redact::display_url(entry.url.as_deref().unwrap_or(""))
@@ -280,8 +281,9 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         finding = finding.evidence("X-API-Key without Authorization makes Claude Code try OAuth discovery: 'Dynamic Client Registration rejected (HTTP 401)'");
     }
     // The rewrite acts on the user-scope entry, the one the entrypoint writes.
-    let fixable =
-        server.expected.is_some() && scope == "user" && problems.iter().all(|(c, _)| rewritable(c));
+    let fixable = server.expected.is_some()
+        && scope == "user"
+        && problems.iter().all(|(c, _)| rewritable(*c));
     if fixable {
         finding = finding
             .hint(format!(

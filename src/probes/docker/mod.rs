@@ -6,6 +6,10 @@
 
 use std::time::SystemTime;
 
+use crate::causes::{
+    CommonCause, DuplicateCause, EntrypointCause, HostGatewayCause, ImageCause, MountsCause,
+    ReachCause, StaleCause, StateCause,
+};
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside;
 use crate::facts::Facts;
@@ -31,7 +35,7 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
     let server = subject.server.as_deref().and_then(|n| f.project.server(n));
     match (name, agent, server) {
         ("docker-engine", _, _) => Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!(
                 "Docker {} (API {}) at {}",
                 d.engine.version, d.engine.api, d.engine.endpoint
@@ -39,7 +43,7 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
         ),
         ("containers-stale", _, _) => stale(d),
         ("container-reach", Some(a), Some(s)) => match main_container(d, a) {
-            Some(c) => match network::no_network(c) {
+            Some(c) => match network::no_network(c, ReachCause::NoNetwork) {
                 Some(none) => none,
                 None => reach::probe(f, d, c, a, s).await,
             },
@@ -49,12 +53,14 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
         (_, Some(a), _) => {
             let Some(c) = main_container(d, a) else {
                 return if name == "container-state" {
-                    Finding::warn("missing", format!("no container serves agent {}", a.name)).hint(
-                        format!(
-                            "start it with the project's script; pd-doctor looks for {}{}",
-                            f.project.layout.container_prefix, a.name
-                        ),
+                    Finding::warn(
+                        StateCause::Missing,
+                        format!("no container serves agent {}", a.name),
                     )
+                    .hint(format!(
+                        "start it with the project's script; pd-doctor looks for {}{}",
+                        f.project.layout.container_prefix, a.name
+                    ))
                 } else {
                     Finding::skip(format!("agent {} has no container", a.name))
                 };
@@ -82,7 +88,7 @@ pub fn main_container<'a>(d: &'a DockerFacts, agent: &Agent) -> Option<&'a Conta
 async fn state(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     if c.restarting {
         return Finding::fail(
-            "restarting",
+            StateCause::Restarting,
             format!("{} keeps restarting (exit code {})", c.name, c.exit_code),
         )
         .evidence_all(docker::last_log_lines(&d.client, &c.id, 5).await)
@@ -96,7 +102,7 @@ async fn state(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         };
         if c.status == "created" {
             return Finding::fail(
-                "stopped",
+                StateCause::Stopped,
                 format!("{} was created but never started", c.name),
             )
             .hint(format!(
@@ -104,7 +110,7 @@ async fn state(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
                 c.name
             ));
         }
-        return Finding::fail("stopped", format!("{} is {} (exit code {}{oom})", c.name, c.status, c.exit_code))
+        return Finding::fail(StateCause::Stopped, format!("{} is {} (exit code {}{oom})", c.name, c.status, c.exit_code))
             .evidence_all(docker::last_log_lines(&d.client, &c.id, 5).await.into_iter().map(|l| format!("log: {l}")))
             .hint(format!("the entrypoint probably died before configuring MCP: docker logs {}; then start it again", c.name));
     }
@@ -115,13 +121,13 @@ async fn state(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
             .await
             .is_some_and(|cmd| cmd.contains(script.as_str()))
         {
-            return Finding::warn("configuring", format!("{} is running, but PID 1 is still {script}", c.name))
+            return Finding::warn(StateCause::Configuring, format!("{} is running, but PID 1 is still {script}", c.name))
                 .evidence("the entrypoint has not exec'd Claude Code yet: it is still waiting for servers or configuring")
                 .hint("wait for it; a `docker exec ... claude` now races the entrypoint (primer 7.3)");
         }
     }
     Finding::ok(
-        "ok",
+        CommonCause::Ok,
         format!("{} is running (found by {})", c.name, c.found_by),
     )
 }
@@ -225,13 +231,13 @@ fn entrypoint(c: &Container) -> Finding {
     let shell_sleep = c.entrypoint.first().is_some_and(|e| is_shell(e))
         && c.cmd.iter().any(|a| a.contains("sleep"));
     if overridden || shell_sleep {
-        return Finding::fail("bypassed", format!("{} was started with --entrypoint {}: the entrypoint never ran, so MCP was never configured", c.name, shown(&c.entrypoint)))
+        return Finding::fail(EntrypointCause::Bypassed, format!("{} was started with --entrypoint {}: the entrypoint never ran, so MCP was never configured", c.name, shown(&c.entrypoint)))
             .evidence(format!("container: {} {}", shown(&c.entrypoint), c.cmd.join(" ")))
             .evidence(format!("image's entrypoint: {}", shown(&c.image_entrypoint)))
             .hint(format!("docker rm -f {} and start it without --entrypoint (primer 7.3)", c.name));
     }
     Finding::ok(
-        "ok",
+        CommonCause::Ok,
         format!("runs the image's entrypoint {}", shown(&c.entrypoint)),
     )
 }
@@ -247,10 +253,10 @@ async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         .find_map(|h| h.strip_prefix(&format!("{name}:")));
     if let Some(target) = mapped {
         if target.contains(':') {
-            return Finding::warn("ipv6-first", format!("{name} maps to the IPv6 address {target}"))
+            return Finding::warn(HostGatewayCause::Ipv6First, format!("{name} maps to the IPv6 address {target}"))
                 .hint("the servers listen on IPv4; Node resolves IPv6 first: map host-gateway or pass --dns-result-order=ipv4first");
         }
-        return Finding::ok("ok", format!("{name} → {target} (ExtraHosts)"));
+        return Finding::ok(CommonCause::Ok, format!("{name} → {target} (ExtraHosts)"));
     }
     if c.running {
         if let Some(resolved) = resolve(f, d, c).await.filter(|r| r.exit == 0) {
@@ -258,21 +264,21 @@ async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
             let all = format!("getent ahosts {name} inside: {}", resolved.addrs.join(", "));
             if first.contains(':') {
                 return Finding::warn(
-                    "ipv6-first",
+                    HostGatewayCause::Ipv6First,
                     format!("{name} resolves to IPv6 {first} first inside {}", c.name),
                 )
                 .evidence(all)
                 .hint("the servers listen on IPv4: Node needs --dns-result-order=ipv4first");
             }
             return Finding::ok(
-                "ok",
+                CommonCause::Ok,
                 format!("{name} resolves to {first} inside {}", c.name),
             )
             .evidence(all);
         }
     }
     Finding::fail(
-        "missing",
+        HostGatewayCause::Missing,
         format!(
             "{} has no {name}: on Linux it exists only with --add-host",
             c.name
@@ -299,7 +305,7 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     if let Some(tag) = &c.tag_image_id {
         if *tag != c.image_id {
             return Finding::fail(
-                "outdated",
+                ImageCause::Outdated,
                 format!("{} runs an older build of {}", c.name, c.image_name),
             )
             .evidence(format!(
@@ -319,7 +325,7 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         safefs::read(&host_entrypoint, safefs::TEXT_CAP, safefs::Links::Follow),
     ) {
         if entrypoint_differs(f, d, c, script, &on_host).await == Some(true) {
-            return Finding::fail("entrypoint-differs", format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
+            return Finding::fail(ImageCause::EntrypointDiffers, format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
                 .evidence("the entrypoint was edited on the host but the image was not rebuilt")
                 .hint("rebuild the image (docker compose -f docker/docker-compose.yml build), then recreate the container");
         }
@@ -330,7 +336,7 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         if let (Some(built), Some(changed)) = (built, changed) {
             if changed > built {
                 return Finding::warn(
-                    "stale-image",
+                    ImageCause::StaleImage,
                     format!("{rel} changed after the image was built"),
                 )
                 .hint("rebuild the image, then recreate the container");
@@ -338,7 +344,7 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         }
     }
     Finding::ok(
-        "ok",
+        CommonCause::Ok,
         format!(
             "{} runs the current {} ({})",
             c.name,
@@ -355,14 +361,14 @@ fn short_id(id: &str) -> &str {
 
 fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     let layout = &f.project.layout;
-    let mut problems: Vec<(&str, String)> = Vec::new();
+    let mut problems: Vec<(MountsCause, String)> = Vec::new();
     match c.mount_at(&layout.config_mount) {
         None => problems.push((
-            "missing-config-mount",
+            MountsCause::MissingConfigMount,
             format!("nothing is mounted at {}", layout.config_mount),
         )),
         Some(m) if !paths::same_folder(&m.source, &agent.config_dir) => problems.push((
-            "wrong-config-dir",
+            MountsCause::WrongConfigDir,
             format!(
                 "{} comes from {}, not {}",
                 layout.config_mount,
@@ -371,7 +377,7 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
             ),
         )),
         Some(m) if !m.rw => problems.push((
-            "config-read-only",
+            MountsCause::ConfigReadOnly,
             format!(
                 "{} is read-only; Claude Code must write it",
                 layout.config_mount
@@ -381,17 +387,17 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     }
     if c.env("CLAUDE_CONFIG_DIR") != Some(layout.config_mount.as_str()) {
         problems.push((
-            "config-dir-env",
+            MountsCause::ConfigDirEnv,
             format!("CLAUDE_CONFIG_DIR is not {}", layout.config_mount),
         ));
     }
     match c.mount_at(&layout.project_mount) {
         None => problems.push((
-            "missing-project",
+            MountsCause::MissingProject,
             format!("the project is not mounted at {}", layout.project_mount),
         )),
         Some(m) if m.rw => problems.push((
-            "code-writable",
+            MountsCause::CodeWritable,
             format!(
                 "{} is mounted read-write; the code must be read-only",
                 layout.project_mount
@@ -405,11 +411,12 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     );
     match c.mount_at(&workspace) {
         Some(m) if m.rw && paths::same_folder(&m.source, &agent.workspace) => {}
-        Some(m) if !m.rw => {
-            problems.push(("workspace-read-only", format!("{workspace} is read-only")))
-        }
+        Some(m) if !m.rw => problems.push((
+            MountsCause::WorkspaceReadOnly,
+            format!("{workspace} is read-only"),
+        )),
         _ => problems.push((
-            "missing-workspace",
+            MountsCause::MissingWorkspace,
             format!("the agent's own workspace is not mounted rw at {workspace}"),
         )),
     }
@@ -417,7 +424,7 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     match c.mount_at(&overlay) {
         Some(m) if paths::same_folder(&m.source, &f.project.path(&layout.mcp_json)) => {}
         _ => problems.push((
-            "missing-mcp-overlay",
+            MountsCause::MissingMcpOverlay,
             format!(
                 "{} is not mounted over {overlay}: the container sees the host's stdio .mcp.json",
                 layout.mcp_json
@@ -429,7 +436,7 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
         match c.mount_at(&target) {
             Some(m) if paths::same_folder(&m.source, identity) => {}
             _ => problems.push((
-                "missing-identity",
+                MountsCause::MissingIdentity,
                 format!(
                     "{} is not mounted at {target}: {} will think it is {}",
                     f.project.show(identity),
@@ -441,10 +448,10 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     }
     match problems.first() {
         None => Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!("{} follows the Chapter 2.4 mount strategy", c.name),
         ),
-        Some((cause, first)) => Finding::fail(cause, format!("{}: {first}", c.name))
+        Some((cause, first)) => Finding::fail(*cause, format!("{}: {first}", c.name))
             .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
             .hint("recreate the container with the project's script (primer 2.4 lists the mounts)"),
     }
@@ -458,13 +465,13 @@ fn stale(d: &DockerFacts) -> Finding {
     let stale: Vec<&Container> = d.containers.iter().filter(|c| stopped(c)).collect();
     if stale.is_empty() {
         return Finding::ok(
-            "ok",
+            CommonCause::Ok,
             format!("{} agent containers, none stopped", d.containers.len()),
         );
     }
     let names: Vec<&str> = stale.iter().map(|c| c.name.as_str()).collect();
     Finding::warn(
-        "stale",
+        StaleCause::Stale,
         format!("stopped agent containers left behind: {}", names.join(", ")),
     )
     .evidence_all(
@@ -485,7 +492,10 @@ fn duplicate(d: &DockerFacts, agent: &Agent) -> Finding {
         .filter(|c| c.agent == agent.name)
         .collect();
     if mine.len() <= 1 {
-        return Finding::ok("ok", format!("{} container for {}", mine.len(), agent.name));
+        return Finding::ok(
+            CommonCause::Ok,
+            format!("{} container for {}", mine.len(), agent.name),
+        );
     }
     let names: Vec<String> = mine
         .iter()
@@ -498,7 +508,7 @@ fn duplicate(d: &DockerFacts, agent: &Agent) -> Finding {
     let extras: Vec<&&Container> = mine.iter().filter(|c| c.id != keep && stopped(c)).collect();
     let finding = if running > 1 {
         Finding::fail(
-            "duplicate",
+            DuplicateCause::Duplicate,
             format!(
                 "{running} running containers serve {}: {}",
                 agent.name,
@@ -509,7 +519,7 @@ fn duplicate(d: &DockerFacts, agent: &Agent) -> Finding {
         .hint("docker rm -f the one you do not use")
     } else {
         Finding::warn(
-            "duplicate",
+            DuplicateCause::Duplicate,
             format!(
                 "{} containers serve {}: {}",
                 mine.len(),

@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 
+use crate::causes::{CauseCode, CommonCause, HostGatewayCause};
 use crate::facts::docker::{Container, NetSetup};
 use crate::model::Finding;
 
@@ -39,14 +40,14 @@ fn through(via: Option<&str>) -> String {
 }
 
 /// The `no-network` finding for a container that has none, for `container.host_gateway`
-/// and `container.reach` alike.
-pub fn no_network(c: &Container) -> Option<Finding> {
+/// and `container.reach` alike (each with its own `no-network`).
+pub fn no_network(c: &Container, cause: impl CauseCode) -> Option<Finding> {
     let (Mode::None, via) = mode(c) else {
         return None;
     };
     Some(
         Finding::fail(
-            "no-network",
+            cause,
             format!(
                 "{} has no network{}: it can reach no server",
                 c.name,
@@ -80,7 +81,7 @@ fn host_addresses() -> Vec<IpAddr> {
 /// `container.host_gateway`'s verdict where the network decides it; `None` leaves it to
 /// the mapping and resolution checks of a bridge-networked container.
 pub fn host_gateway(c: &Container, host_name: &str) -> Option<Finding> {
-    if let Some(finding) = no_network(c) {
+    if let Some(finding) = no_network(c, HostGatewayCause::NoNetwork) {
         return Some(finding);
     }
     let (mode, via) = mode(c);
@@ -88,7 +89,7 @@ pub fn host_gateway(c: &Container, host_name: &str) -> Option<Finding> {
         Mode::None => return None,
         Mode::Host => {
             return Some(Finding::ok(
-                "ok",
+                CommonCause::Ok,
                 format!(
                 "{} uses the host's network{}: localhost is the host, {host_name} is not needed",
                 c.name,
@@ -117,7 +118,7 @@ pub fn host_gateway(c: &Container, host_name: &str) -> Option<Finding> {
     if addr.is_loopback() {
         return Some(
             Finding::fail(
-                "loopback",
+                HostGatewayCause::Loopback,
                 format!(
                     "{host_name} maps to {addr} in {}{}: inside a container that is the container itself",
                     c.name,
@@ -135,7 +136,7 @@ pub fn host_gateway(c: &Container, host_name: &str) -> Option<Finding> {
     }
     Some(
         Finding::fail(
-            "wrong-address",
+            HostGatewayCause::WrongAddress,
             format!(
                 "{host_name} maps to {addr} in {}{}, where the host does not answer for network {}",
                 c.name,

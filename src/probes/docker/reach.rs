@@ -5,6 +5,7 @@
 //! config), no auth headers are sent, and the client's words are read the same way.
 
 use super::configured_url;
+use crate::causes::{CommonCause, ReachCause};
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside::{self, Limit, Target};
 use crate::facts::Facts;
@@ -13,7 +14,7 @@ use crate::project::{Agent, Server};
 
 pub(crate) enum Answer {
     Status(u16, String),
-    Failed(&'static str, String),
+    Failed(ReachCause, String),
 }
 
 /// The URL `agent` is configured with for `server` as it may travel into a container:
@@ -27,7 +28,7 @@ pub(super) async fn target(f: &Facts, agent: &Agent, server: &Server) -> Option<
     Some(url)
 }
 
-fn error_kind(text: &str) -> Option<&'static str> {
+fn error_kind(text: &str) -> Option<ReachCause> {
     let t = text.to_lowercase();
     if t.contains("resolve")
         || t.contains("name or service not known")
@@ -35,11 +36,11 @@ fn error_kind(text: &str) -> Option<&'static str> {
         || t.contains("no address associated")
         || t.contains("bad address")
     {
-        Some("dns")
+        Some(ReachCause::Dns)
     } else if t.contains("refused") {
-        Some("refused")
+        Some(ReachCause::Refused)
     } else if t.contains("timed out") || t.contains("timeout") {
-        Some("timeout")
+        Some(ReachCause::Timeout)
     } else {
         None
     }
@@ -57,11 +58,11 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
                 }
             }
             match code {
-                6 => Answer::Failed("dns", "curl: could not resolve host".into()),
-                7 => Answer::Failed("refused", "curl: connection refused".into()),
-                28 => Answer::Failed("timeout", "curl: no answer in time".into()),
+                6 => Answer::Failed(ReachCause::Dns, "curl: could not resolve host".into()),
+                7 => Answer::Failed(ReachCause::Refused, "curl: connection refused".into()),
+                28 => Answer::Failed(ReachCause::Timeout, "curl: no answer in time".into()),
                 _ => Answer::Failed(
-                    error_kind(&out.stderr).unwrap_or("refused"),
+                    error_kind(&out.stderr).unwrap_or(ReachCause::Refused),
                     format!("curl exit {code}: {}", out.stderr.trim()),
                 ),
             }
@@ -77,7 +78,7 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
             match status {
                 Some(s) => Answer::Status(s, out.stdout.chars().take(300).collect()),
                 None => Answer::Failed(
-                    error_kind(&out.stderr).unwrap_or("refused"),
+                    error_kind(&out.stderr).unwrap_or(ReachCause::Refused),
                     format!("wget exit {code}: {}", out.stderr.trim()),
                 ),
             }
@@ -91,11 +92,11 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
             {
                 Some(s) => Answer::Status(s, out.stdout.chars().take(600).collect()),
                 None if !out.stderr.trim().is_empty() => Answer::Failed(
-                    error_kind(&out.stderr).unwrap_or("refused"),
+                    error_kind(&out.stderr).unwrap_or(ReachCause::Refused),
                     format!("bash /dev/tcp: {}", out.stderr.trim()),
                 ),
                 None => Answer::Failed(
-                    "timeout",
+                    ReachCause::Timeout,
                     "bash /dev/tcp: connected, no answer in time".into(),
                 ),
             }
@@ -110,9 +111,9 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
                 Answer::Status(s, lines.collect::<Vec<_>>().join("\n"))
             } else {
                 let kind = match first.strip_prefix("ERR ").unwrap_or("") {
-                    "dns" => "dns",
-                    "timeout" => "timeout",
-                    _ => "refused",
+                    "dns" => ReachCause::Dns,
+                    "timeout" => ReachCause::Timeout,
+                    _ => ReachCause::Refused,
                 };
                 Answer::Failed(kind, format!("{client}: {}", first.trim()))
             }
@@ -128,12 +129,12 @@ pub async fn probe(
     server: &Server,
 ) -> Finding {
     if !c.running {
-        return Finding::fail("not-running", format!("{} is not running", c.name));
+        return Finding::fail(ReachCause::NotRunning, format!("{} is not running", c.name));
     }
     let shown = crate::redact::display_url(&configured_url(f, agent, server).await);
     let Some(url) = target(f, agent, server).await else {
         return Finding::fail(
-            "dns",
+            ReachCause::Dns,
             format!(
                 "{}'s URL for {} is not an http URL: {shown}",
                 agent.name, server.name
@@ -157,7 +158,7 @@ pub async fn probe(
     };
     let Some(client) = client else {
         return Finding::warn(
-            "no-client",
+            ReachCause::NoClient,
             format!(
                 "{} has no curl, wget, python3, node or bash to test with",
                 c.name
@@ -188,9 +189,9 @@ pub async fn probe(
                         format!("docker exec {} {client} {shown} ({took} ms)", c.name),
                     )
                 }
-                Err(e) if e == "timeout" => {
+                Err(docker::ExecError::Timeout) => {
                     return Finding::fail(
-                        "timeout",
+                        ReachCause::Timeout,
                         format!("{} → {shown}: no answer in time", c.name),
                     )
                 }
@@ -199,20 +200,20 @@ pub async fn probe(
         }
     };
     match interpret(client, &out) {
-        Answer::Status(421, _) => Finding::fail("host-rejected", format!("{shown} answers 421 to Host {}", url.host_str().unwrap_or("")))
+        Answer::Status(421, _) => Finding::fail(ReachCause::HostRejected, format!("{shown} answers 421 to Host {}", url.host_str().unwrap_or("")))
             .evidence(evidence)
             .hint("the server's DNS-rebinding protection refuses host.docker.internal: add it to its allowed hosts"),
         Answer::Status(403, body) if body.to_lowercase().contains("host") => {
-            Finding::fail("host-rejected", format!("{shown} answers 403: the server refuses Host {}", url.host_str().unwrap_or("")))
+            Finding::fail(ReachCause::HostRejected, format!("{shown} answers 403: the server refuses Host {}", url.host_str().unwrap_or("")))
                 .evidence(evidence)
                 .hint("the server's DNS-rebinding protection refuses host.docker.internal: add it to its allowed hosts")
         }
-        Answer::Status(s, _) if s >= 500 => Finding::fail("server-error", format!("{shown} answers {s} from inside {}", c.name)).evidence(evidence),
-        Answer::Status(s, _) => Finding::ok("ok", format!("{} reaches {shown}: HTTP {s}", c.name)).evidence(evidence),
+        Answer::Status(s, _) if s >= 500 => Finding::fail(ReachCause::ServerError, format!("{shown} answers {s} from inside {}", c.name)).evidence(evidence),
+        Answer::Status(s, _) => Finding::ok(CommonCause::Ok, format!("{} reaches {shown}: HTTP {s}", c.name)).evidence(evidence),
         Answer::Failed(cause, detail) => {
             let hint = match cause {
-                "dns" => format!("{} does not resolve inside {}: add --add-host=host.docker.internal:host-gateway", url.host_str().unwrap_or(""), c.name),
-                "refused" => format!("nothing answers {shown} from the container: is the server bound to 0.0.0.0, and is the port right? ({})", server.start),
+                ReachCause::Dns => format!("{} does not resolve inside {}: add --add-host=host.docker.internal:host-gateway", url.host_str().unwrap_or(""), c.name),
+                ReachCause::Refused => format!("nothing answers {shown} from the container: is the server bound to 0.0.0.0, and is the port right? ({})", server.start),
                 _ => "the server accepts the connection but does not answer, or a firewall drops it".into(),
             };
             Finding::fail(cause, format!("{} cannot reach {shown}: {}", c.name, cause_text(cause))).evidence(evidence).evidence(detail).hint(hint)
@@ -220,10 +221,10 @@ pub async fn probe(
     }
 }
 
-fn cause_text(cause: &str) -> &'static str {
+fn cause_text(cause: ReachCause) -> &'static str {
     match cause {
-        "dns" => "the host name does not resolve",
-        "refused" => "connection refused",
+        ReachCause::Dns => "the host name does not resolve",
+        ReachCause::Refused => "connection refused",
         _ => "no answer in time",
     }
 }

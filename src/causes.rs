@@ -1,0 +1,480 @@
+//! Cause codes, the `cause` of every result: one enum per probe kind, each variant
+//! spelled as the contract spells it. A probe hands its enum's variant to
+//! [`Finding`](crate::model::Finding); only the enums here make a [`Cause`], so a probe
+//! cannot make one up, and the catalogue checks the causes its relations name against
+//! the same lists ([`codes`]), so a typo there is a load error.
+
+use std::fmt;
+
+use crate::catalogue::{GenericProbe, ProbeKind, ProbeSpec};
+
+/// A cause code as a result carries it. Made only from the enums of this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cause(&'static str);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl PartialEq<&str> for Cause {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// An enum of cause codes, and its codes in one list.
+pub trait CauseCode: Copy + Into<Cause> + 'static {
+    const CODES: &'static [&'static str];
+    fn as_str(self) -> &'static str;
+}
+
+/// Declares cause enums from one list each: the variants, their codes, and the
+/// [`CauseCode`] and `Into<Cause>` that go with them.
+macro_rules! causes {
+    ($($(#[$doc:meta])* $name:ident { $($variant:ident = $code:literal,)* })*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)*
+        }
+
+        impl CauseCode for $name {
+            const CODES: &'static [&'static str] = &[$($code,)*];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code,)*
+                }
+            }
+        }
+
+        impl From<$name> for Cause {
+            fn from(cause: $name) -> Cause {
+                Cause(cause.as_str())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+causes! {
+    /// Causes any check may end with: a pass, a skip, a probe that crashed or overran
+    /// its time limit (the engine stops it; probes that wait on a network have a
+    /// `timeout` of their own too, the same code).
+    CommonCause {
+        Ok = "ok",
+        Precondition = "precondition",
+        Internal = "internal",
+        Timeout = "timeout",
+    }
+
+    // 8.1: the servers.
+
+    /// `server.pidfile`.
+    PidfileCause {
+        Absent = "absent",
+        Unreadable = "unreadable",
+        Garbage = "garbage",
+        Dead = "dead",
+        Reused = "reused",
+        PortOwnerMismatch = "port-owner-mismatch",
+    }
+
+    /// `server.listen`.
+    ListenCause {
+        NotListening = "not-listening",
+        LoopbackOnly = "loopback-only",
+    }
+
+    /// `server.mcp`: where the handshake broke.
+    McpCause {
+        Refused = "refused",
+        Timeout = "timeout",
+        Dns = "dns",
+        Unauthorized = "unauthorized",
+        HostRejected = "host-rejected",
+        NotFound = "not-found",
+        NotAcceptable = "not-acceptable",
+        ServerError = "server-error",
+        NotMcp = "not-mcp",
+        ProtocolError = "protocol-error",
+        MissingTools = "missing-tools",
+        BadUrl = "bad-url",
+    }
+
+    /// `server.session`.
+    SessionCause {
+        Stateful = "stateful",
+        Unrecoverable = "unrecoverable",
+        BadUrl = "bad-url",
+        Refused = "refused",
+        Dns = "dns",
+        Timeout = "timeout",
+        NotMcp = "not-mcp",
+    }
+
+    /// `server.oauth`.
+    OauthCause {
+        Advertised = "advertised",
+        JunkMetadata = "junk-metadata",
+        Redirect = "redirect",
+        Refused = "refused",
+        Dns = "dns",
+        Timeout = "timeout",
+        NotMcp = "not-mcp",
+    }
+
+    // 8.2 and 8.4: the engine and the containers.
+
+    /// `docker.engine`.
+    EngineCause {
+        Unreachable = "unreachable",
+        Tls = "tls",
+        Unsupported = "unsupported",
+    }
+
+    /// `container.state`.
+    StateCause {
+        Missing = "missing",
+        Stopped = "stopped",
+        Restarting = "restarting",
+        Configuring = "configuring",
+    }
+
+    /// `container.entrypoint`.
+    EntrypointCause {
+        Bypassed = "bypassed",
+    }
+
+    /// `container.host_gateway`.
+    HostGatewayCause {
+        Missing = "missing",
+        Ipv6First = "ipv6-first",
+        Loopback = "loopback",
+        WrongAddress = "wrong-address",
+        NoNetwork = "no-network",
+    }
+
+    /// `container.reach`.
+    ReachCause {
+        Dns = "dns",
+        Refused = "refused",
+        Timeout = "timeout",
+        HostRejected = "host-rejected",
+        ServerError = "server-error",
+        NoClient = "no-client",
+        NotRunning = "not-running",
+        NoNetwork = "no-network",
+    }
+
+    /// `container.image`.
+    ImageCause {
+        Outdated = "outdated",
+        EntrypointDiffers = "entrypoint-differs",
+        StaleImage = "stale-image",
+    }
+
+    /// `container.mounts`.
+    MountsCause {
+        MissingConfigMount = "missing-config-mount",
+        WrongConfigDir = "wrong-config-dir",
+        ConfigReadOnly = "config-read-only",
+        ConfigDirEnv = "config-dir-env",
+        MissingProject = "missing-project",
+        CodeWritable = "code-writable",
+        MissingWorkspace = "missing-workspace",
+        WorkspaceReadOnly = "workspace-read-only",
+        MissingMcpOverlay = "missing-mcp-overlay",
+        MissingIdentity = "missing-identity",
+    }
+
+    /// `containers.stale`.
+    StaleCause {
+        Stale = "stale",
+    }
+
+    /// `containers.duplicate`.
+    DuplicateCause {
+        Duplicate = "duplicate",
+    }
+
+    // 8.3: the configuration.
+
+    /// `config.isolation`.
+    IsolationCause {
+        Shared = "shared",
+    }
+
+    /// `config.claude_json`.
+    ClaudeJsonCause {
+        Missing = "missing",
+        Unreadable = "unreadable",
+        Empty = "empty",
+        Corrupt = "corrupt",
+        WrongShape = "wrong-shape",
+    }
+
+    /// `config.marker`.
+    MarkerCause {
+        StaleMarker = "stale-marker",
+        MissingMarker = "missing-marker",
+        None = "none",
+    }
+
+    /// `config.server_entry`.
+    ServerEntryCause {
+        Missing = "missing",
+        LocalhostUrl = "localhost-url",
+        WrongPort = "wrong-port",
+        WrongPath = "wrong-path",
+        WrongTransport = "wrong-transport",
+        MissingAuthHeader = "missing-auth-header",
+        BadUrl = "bad-url",
+        UnsetVariable = "unset-variable",
+    }
+
+    /// `config.scope_conflict`.
+    ScopeConflictCause {
+        Conflict = "conflict",
+    }
+
+    /// `config.mcp_json`.
+    McpJsonCause {
+        Missing = "missing",
+        Unreadable = "unreadable",
+        Empty = "empty",
+        Corrupt = "corrupt",
+        WrongShape = "wrong-shape",
+        MissingServer = "missing-server",
+        LocalhostUrl = "localhost-url",
+        WrongTransport = "wrong-transport",
+        BadUrl = "bad-url",
+        UnsetVariable = "unset-variable",
+    }
+
+    /// `config.approval`.
+    ApprovalCause {
+        Pending = "pending",
+        Declined = "declined",
+        Denied = "denied",
+    }
+
+    // A project's own checks.
+
+    /// The generic `http` probe.
+    HttpCause {
+        BadUrl = "bad-url",
+        Refused = "refused",
+        Dns = "dns",
+        Timeout = "timeout",
+        NotMcp = "not-mcp",
+        UnexpectedStatus = "unexpected-status",
+    }
+
+    /// The generic `file` probe.
+    FileCause {
+        Present = "present",
+        Missing = "missing",
+        Corrupt = "corrupt",
+        UnexpectedValue = "unexpected-value",
+    }
+}
+
+/// An HTTP request that got no answer, as every probe asking over HTTP reports it; each
+/// of those probes' enums has these four (a converting `From`), the others cannot take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetCause {
+    Refused,
+    Dns,
+    Timeout,
+    /// Something answered that no HTTP client could make sense of.
+    NotMcp,
+}
+
+impl NetCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetCause::Refused => "refused",
+            NetCause::Dns => "dns",
+            NetCause::Timeout => "timeout",
+            NetCause::NotMcp => "not-mcp",
+        }
+    }
+}
+
+impl fmt::Display for NetCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! from_net {
+    ($($name:ident),*) => {$(
+        impl From<NetCause> for $name {
+            fn from(cause: NetCause) -> $name {
+                match cause {
+                    NetCause::Refused => $name::Refused,
+                    NetCause::Dns => $name::Dns,
+                    NetCause::Timeout => $name::Timeout,
+                    NetCause::NotMcp => $name::NotMcp,
+                }
+            }
+        }
+    )*};
+}
+
+from_net!(McpCause, SessionCause, OauthCause, HttpCause);
+
+/// Every cause code a check with this probe may end with, [`CommonCause`] first, each
+/// once.
+pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
+    use ProbeKind as K;
+    let own = match probe {
+        ProbeSpec::Generic(GenericProbe::Http { .. }) => HttpCause::CODES,
+        ProbeSpec::Generic(GenericProbe::File { .. }) => FileCause::CODES,
+        ProbeSpec::Builtin(kind) => match kind {
+            K::Pidfile => PidfileCause::CODES,
+            K::Listen => ListenCause::CODES,
+            K::McpHandshake => McpCause::CODES,
+            K::Session => SessionCause::CODES,
+            K::Oauth => OauthCause::CODES,
+            K::DockerEngine => EngineCause::CODES,
+            K::ContainerState => StateCause::CODES,
+            K::ContainerEntrypoint => EntrypointCause::CODES,
+            K::ContainerHostGateway => HostGatewayCause::CODES,
+            K::ContainerReach => ReachCause::CODES,
+            K::ContainerImage => ImageCause::CODES,
+            K::ContainerMounts => MountsCause::CODES,
+            K::Isolation => IsolationCause::CODES,
+            K::ClaudeJson => ClaudeJsonCause::CODES,
+            K::Marker => MarkerCause::CODES,
+            K::ServerEntry => ServerEntryCause::CODES,
+            K::ScopeConflict => ScopeConflictCause::CODES,
+            K::McpJson => McpJsonCause::CODES,
+            K::Approval => ApprovalCause::CODES,
+            K::ContainersStale => StaleCause::CODES,
+            K::ContainersDuplicate => DuplicateCause::CODES,
+        },
+    };
+    let mut codes = CommonCause::CODES.to_vec();
+    codes.extend(own.iter().filter(|c| !CommonCause::CODES.contains(c)));
+    codes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Catalogue;
+
+    #[test]
+    fn codes_are_kebab_case_and_listed_once() {
+        let builtin = Catalogue::builtin()
+            .checks
+            .into_iter()
+            .map(|c| (c.id, codes(&c.probe)));
+        let generic = [("http", HttpCause::CODES), ("file", FileCause::CODES)]
+            .map(|(kind, own)| (kind.to_string(), own.to_vec()));
+        for (of, codes) in builtin.chain(generic) {
+            for (i, code) in codes.iter().enumerate() {
+                let kebab = |w: &str| {
+                    !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9'))
+                };
+                assert!(code.split('-').all(kebab), "{of}: {code:?}");
+                assert!(!codes[..i].contains(code), "{of}: {code} twice");
+            }
+        }
+    }
+
+    /// The contract's cause lists (the first round and the second), copied, space
+    /// separated: each cause it names for a check is one that check's probe can report.
+    const CONTRACT: &[(&str, &str)] = &[
+        ("server.mcp", "ok refused timeout dns unauthorized host-rejected not-found not-acceptable server-error not-mcp protocol-error missing-tools"),
+        ("server.listen", "ok not-listening loopback-only"),
+        ("server.pidfile", "ok absent unreadable garbage dead reused port-owner-mismatch"),
+        ("container.reach", "ok dns refused timeout host-rejected server-error no-client not-running no-network"),
+        ("config.marker", "ok stale-marker missing-marker none"),
+        ("config.claude_json", "ok missing empty corrupt wrong-shape"),
+        ("config.server_entry", "ok missing localhost-url wrong-port wrong-path wrong-transport missing-auth-header bad-url unset-variable"),
+        ("containers.stale", "ok stale"),
+        ("config.approval", "ok pending declined denied"),
+        ("config.mcp_json", "unset-variable"),
+        ("container.host_gateway", "loopback wrong-address no-network"),
+    ];
+
+    #[test]
+    fn the_enums_have_every_cause_the_contract_names() {
+        let cat = Catalogue::builtin();
+        for (id, contract) in CONTRACT {
+            let codes = codes(&cat.get(id).unwrap().probe);
+            for cause in contract.split_whitespace() {
+                assert!(
+                    codes.contains(&cause),
+                    "{id}: the contract's {cause} is missing"
+                );
+            }
+            for common in ["internal", "precondition"] {
+                assert!(codes.contains(&common), "{id}: {common}");
+            }
+        }
+    }
+
+    /// The README's cause table (`### Cause codes`) lists exactly what each built-in
+    /// check can report, besides `internal` and `precondition`.
+    #[test]
+    fn the_enums_and_the_readme_cause_table_agree() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("### Cause codes")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .unwrap();
+        let cat = Catalogue::builtin();
+        let mut rows = 0;
+        for line in table.lines().filter(|l| l.starts_with("| `")) {
+            let mut cells = line.split('|').skip(1);
+            let id = cells.next().unwrap().trim().trim_matches('`');
+            let listed = ticked(cells.next().unwrap());
+            let mut listed = listed;
+            let mut codes = codes(&cat.get(id).unwrap_or_else(|| panic!("{id}")).probe);
+            codes.retain(|c| !matches!(*c, "internal" | "precondition" | "timeout"));
+            listed.retain(|c| *c != "timeout");
+            listed.sort_unstable();
+            codes.sort_unstable();
+            assert_eq!(listed, codes, "{id}: README (left) and enum (right)");
+            rows += 1;
+        }
+        assert_eq!(rows, cat.checks.len(), "one README row per built-in check");
+    }
+
+    /// The `code` spans of a table cell that start it or follow a comma, leaving those
+    /// inside parentheses (examples, not causes).
+    fn ticked(cell: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut depth = 0;
+        let mut rest = cell;
+        while let Some(i) = rest.find(['(', ')', '`']) {
+            match rest.as_bytes()[i] {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {
+                    let after = &rest[i + 1..];
+                    let end = after.find('`').unwrap();
+                    if depth == 0 {
+                        out.push(&after[..end]);
+                    }
+                    rest = &after[end + 1..];
+                    continue;
+                }
+            }
+            rest = &rest[i + 1..];
+        }
+        out
+    }
+}
