@@ -32,6 +32,11 @@ pub trait CauseCode: Copy + Into<Cause> + 'static {
 
 /// Declares cause enums from one list each: the variants, their codes, and the
 /// [`CauseCode`] and `Into<Cause>` that go with them.
+///
+/// Why not `strum`: its derives would give each variant's string and a list of
+/// variants, but not a `const` slice of codes the catalogue can check against nor the
+/// `Into<Cause>` every enum needs, so a macro would remain on top of it. This one is
+/// the whole mechanism, and each code stays a literal next to its variant, to grep for.
 macro_rules! causes {
     ($($(#[$doc:meta])* $name:ident { $($variant:ident = $code:literal,)* })*) => {$(
         $(#[$doc])*
