@@ -6,6 +6,8 @@ use std::error::Error as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use eventsource_stream::{EventStreamError, Eventsource as _};
+use futures::{Stream, StreamExt as _};
 use reqwest::{Client, Response, Url};
 use tokio::time::Instant;
 
@@ -126,95 +128,66 @@ pub async fn read_body(mut resp: Response, deadline: Instant) -> Result<Vec<u8>,
 /// the cap is reached or the deadline passes. Streams stay open by design, so waiting for
 /// their end would hang on healthy servers.
 pub async fn read_sse_until<T>(
-    mut resp: Response,
+    resp: Response,
     deadline: Instant,
     mut want: impl FnMut(&str) -> Option<T>,
 ) -> Result<Option<T>, NetError> {
-    let mut decoder = SseDecoder::default();
+    // Counted before decoding: a stream that never ends an event is cut at the cap.
     let mut total = 0usize;
+    let chunks = resp.bytes_stream().map(move |chunk| {
+        let chunk = chunk.map_err(Feed::Net)?;
+        total += chunk.len();
+        if total > MAX_BODY_BYTES {
+            return Err(Feed::TooLarge);
+        }
+        Ok(chunk)
+    });
+    let mut events = std::pin::pin!(event_data(chunks));
     loop {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+        match tokio::time::timeout_at(deadline, events.next()).await {
             Err(_) => return Err(NetError::Timeout),
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(None)) => return Ok(None),
-            Ok(Ok(Some(chunk))) => {
-                total += chunk.len();
-                if total > MAX_BODY_BYTES {
-                    return Err(NetError::Other(format!(
-                        "event stream passed {MAX_BODY_BYTES} bytes without an answer"
-                    )));
-                }
-                for data in decoder.push(&chunk) {
-                    if let Some(found) = want(&data) {
-                        return Ok(Some(found));
-                    }
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(data))) => {
+                if let Some(found) = want(&data) {
+                    return Ok(Some(found));
                 }
             }
+            Ok(Some(Err(EventStreamError::Transport(Feed::Net(e))))) => return Err(classify(&e)),
+            Ok(Some(Err(EventStreamError::Transport(Feed::TooLarge)))) => {
+                return Err(NetError::Other(format!(
+                    "event stream passed {MAX_BODY_BYTES} bytes without an answer"
+                )))
+            }
+            Ok(Some(Err(e))) => return Err(NetError::Other(format!("event stream: {e}"))),
         }
     }
 }
 
-/// The `data` of each complete event in a `text/event-stream`, fed chunk by chunk. It
-/// buffers bytes, not text, so a UTF-8 character or a CRLF split across two chunks is
-/// decoded whole, and it scans only the bytes that arrived since the last event.
-#[derive(Debug, Default)]
-pub struct SseDecoder {
-    buf: Vec<u8>,
-    scanned: usize,
+/// Why a response's bytes stopped: the network, or the cap.
+#[derive(Debug)]
+enum Feed {
+    Net(reqwest::Error),
+    TooLarge,
 }
 
-impl SseDecoder {
-    /// Feeds one chunk; returns the data of every event it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-        self.buf.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = self.event_end() {
-            let event: Vec<u8> = self.buf.drain(..end).collect();
-            self.scanned = 0;
-            let text = String::from_utf8_lossy(&event);
-            let data: Vec<&str> = text
-                .split(['\n', '\r'])
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            if !data.is_empty() {
-                events.push(data.join("\n"));
-            }
+impl std::fmt::Display for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Feed::Net(e) => e.fmt(f),
+            Feed::TooLarge => f.write_str("too large"),
         }
-        events
     }
+}
 
-    /// Where the first event ends: after a blank line (LF LF, CRLF CRLF, CR CR, or mixed).
-    fn event_end(&mut self) -> Option<usize> {
-        // Two line ends in a row; a CRLF counts as one. Rescan from one byte back, so a
-        // line end split across chunks is seen.
-        let from = self.scanned.saturating_sub(3);
-        let b = &self.buf;
-        let mut i = from;
-        let mut ends = 0;
-        while i < b.len() {
-            let len = match (b[i], b.get(i + 1)) {
-                (b'\r', Some(b'\n')) => 2,
-                (b'\r', None) => {
-                    // A CR at the end may be the first half of a CRLF: wait for more.
-                    break;
-                }
-                (b'\r' | b'\n', _) => 1,
-                _ => {
-                    ends = 0;
-                    i += 1;
-                    continue;
-                }
-            };
-            ends += 1;
-            i += len;
-            if ends == 2 {
-                return Some(i);
-            }
-        }
-        self.scanned = b.len();
-        None
-    }
+/// The `data` of each event of a `text/event-stream`, decoded by `eventsource-stream`
+/// (bytes are buffered across chunks, so a UTF-8 character or a CRLF split between two
+/// chunks is read whole; LF, CRLF and CR all end lines).
+pub fn event_data<S, B, E>(chunks: S) -> impl Stream<Item = Result<String, EventStreamError<E>>>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    chunks.eventsource().map(|event| event.map(|e| e.data))
 }
 
 /// Time left before the deadline, for messages.
