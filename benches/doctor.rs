@@ -286,6 +286,18 @@ fn configure(lab: &Lab, t: &Tree, extra: &[(String, u16)]) {
         .map(|(name, port)| format!("[[server]]\nname = \"{name}\"\nport = {port}\n"))
         .collect();
     lab.configure(t, &servers);
+    // Approved as Pipe Dream approves the project's servers: the settings overlay,
+    // mounted into every agent container, names each of them.
+    t.approve();
+    let names: Vec<String> = ["qms", "git"]
+        .into_iter()
+        .map(String::from)
+        .chain(extra.iter().map(|(name, _)| name.clone()))
+        .collect();
+    t.write(
+        "docker/.claude-settings.json",
+        &serde_json::json!({ "enabledMcpjsonServers": names }).to_string(),
+    );
 }
 
 /// Points every agent's `git` entry (and docker/.mcp.json, pd-doctor.toml) at `port`.
