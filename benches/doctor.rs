@@ -183,9 +183,21 @@ fn sanity(bin: &Path, root: &Path, want_reach: &dyn Fn(&str) -> &'static str) ->
         .filter(|c| c["cause"] != want_reach(c["id"].as_str().unwrap()))
         .map(|c| format!("{} {}", c["id"], c["cause"]))
         .collect();
+    // What was not ok, counted by check, status and cause.
+    let mut not_ok = std::collections::BTreeMap::<String, usize>::new();
+    for c in doc["checks"].as_array().unwrap() {
+        if c["status"] != "ok" {
+            let key = format!("{} {} {}", c["check"], c["status"], c["cause"]).replace('"', "");
+            *not_ok.entry(key).or_default() += 1;
+        }
+    }
+    let not_ok: Vec<String> = not_ok
+        .into_iter()
+        .map(|(what, n)| format!("{n} × {what}"))
+        .collect();
     let s = &doc["summary"];
     format!(
-        "{} checks: {} ok, {} warn, {} fail; container.reach as expected: {}/{}{}",
+        "{} checks: {} ok, {} warn, {} fail; container.reach as expected: {}/{}{}{}",
         doc["checks"].as_array().unwrap().len(),
         s["ok"],
         s["warn"],
@@ -196,6 +208,11 @@ fn sanity(bin: &Path, root: &Path, want_reach: &dyn Fn(&str) -> &'static str) ->
             String::new()
         } else {
             format!(" (not: {})", unexpected.join(", "))
+        },
+        if not_ok.is_empty() {
+            String::new()
+        } else {
+            format!("\n    not ok: {}", not_ok.join(", "))
         }
     )
 }
