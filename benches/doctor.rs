@@ -303,6 +303,19 @@ fn configure(lab: &Lab, t: &Tree, extra: &[(String, u16)]) {
         .map(|(name, port)| format!("[[server]]\nname = \"{name}\"\nport = {port}\n"))
         .collect();
     lab.configure(t, &servers);
+    // The project names every server, as Pipe Dream's docker/.mcp.json does.
+    let mut mcp_json: serde_json::Value =
+        serde_json::from_str(&t.ported(common::MCP_JSON)).unwrap();
+    for (name, port) in extra {
+        mcp_json["mcpServers"][name] = serde_json::json!({
+            "type": "http",
+            "url": format!("http://host.docker.internal:{port}/mcp"),
+        });
+    }
+    t.write(
+        "docker/.mcp.json",
+        &serde_json::to_string_pretty(&mcp_json).unwrap(),
+    );
     // Approved as Pipe Dream approves the project's servers: the settings overlay,
     // mounted into every agent container, names each of them.
     t.approve();
@@ -317,13 +330,13 @@ fn configure(lab: &Lab, t: &Tree, extra: &[(String, u16)]) {
     );
 }
 
-/// Points every agent's `git` entry (and docker/.mcp.json, pd-doctor.toml) at `port`.
+/// Points every agent's `git` entry (and, through `configure`, docker/.mcp.json and
+/// pd-doctor.toml) at `port`.
 fn repoint_git(lab: &Lab, t: &mut Tree, agents: &[&str], port: u16) {
     t.git = port;
     for a in agents {
         t.agent(a, "healthy");
     }
-    t.write("docker/.mcp.json", &t.ported(common::MCP_JSON));
     configure(lab, t, &[]);
 }
 
