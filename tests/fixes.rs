@@ -108,6 +108,33 @@ async fn dead_pid_file_is_removed_with_a_backup() {
     assert_eq!(std::fs::read_to_string(&b[0]).unwrap(), format!("{pid}\n"));
 }
 
+/// The approved project copy wins, so a localhost URL left in user scope is only a
+/// conflict (a warning); --fix rewrites that copy from docker/.mcp.json, and the scopes
+/// agree.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_user_scope_copy_under_an_approved_project_copy_is_rewritten() {
+    let t = qa_tree("localhost-urls");
+    t.approve();
+    let before = common::run_json(t.root(), &["--only", "config.*"]).await;
+    before.expect("config.server_entry[qa,qms]", "ok", "ok");
+    let c = before.expect("config.scope_conflict[qa,qms]", "warn", "conflict");
+    assert_eq!(c["fix"]["available"], true, "{c:#}");
+    fixed_then_idempotent(&t, "config.scope_conflict[qa,qms]", &["config.*"]).await;
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path(".claude/users/qa/container/.claude.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        doc["mcpServers"]["qms"]["url"],
+        format!("http://host.docker.internal:{}/mcp", t.qms)
+    );
+    assert!(!backups_of(
+        &t.path(".claude/users/qa/container/backups"),
+        ".claude.json"
+    )
+    .is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_pid_file_is_removed() {
     let t = qa_tree("healthy");

@@ -6,6 +6,7 @@ use super::server_entry::expected;
 use crate::causes::{CommonCause, ScopeConflictCause};
 use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
+use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
 use crate::project::{Agent, Server};
 
@@ -82,9 +83,30 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         want
     };
     if effective.same_as(&want) {
-        Finding::warn(ScopeConflictCause::Conflict, message)
-            .evidence_all(evidence)
-            .hint(format!("the copy in use is right; remove the others so they cannot surprise you later: claude mcp remove {} -s <scope>", server.name))
+        let finding = Finding::warn(ScopeConflictCause::Conflict, message).evidence_all(evidence);
+        // The copy in use is right; a stale user-scope copy (the one the entrypoint
+        // writes) is rewritten from the project's, as config.server_entry rewrites it, so
+        // it cannot surprise anyone once the project copy stops winning.
+        if differing == ["user"] && server.expected.is_some() {
+            finding
+                .hint(format!(
+                    "the copy in use is right; pd-doctor --fix rewrites the user-scope copy from {}",
+                    layout.mcp_json
+                ))
+                .fix(FixPlan::one(Action::RewriteServerEntry {
+                    path: agent.config_dir.join(".claude.json"),
+                    server: server.name.clone(),
+                }))
+        } else {
+            let removes: Vec<String> = differing
+                .iter()
+                .map(|scope| format!("claude mcp remove {} -s {scope}", server.name))
+                .collect();
+            finding.hint(format!(
+                "the copy in use is right; remove the others so they cannot surprise you later: {}",
+                removes.join("; ")
+            ))
+        }
     } else {
         Finding::fail(ScopeConflictCause::Conflict, message)
             .evidence_all(evidence)
