@@ -108,6 +108,12 @@ impl Drop for Proxy {
 
 impl Proxy {
     async fn start(pki: &Pki) -> Proxy {
+        Proxy::start_with(pki, true).await
+    }
+
+    /// `forward: false`: every handshake is accepted and the connection then closed
+    /// without a byte of answer.
+    async fn start_with(pki: &Pki, forward: bool) -> Proxy {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots.add(pki.ca_der.clone()).unwrap();
@@ -141,7 +147,7 @@ impl Proxy {
                         first_bytes: first[..n].to_vec(),
                         handshake: handshake.as_ref().map(|_| ()).map_err(|e| e.to_string()),
                     });
-                    if let Ok(mut tls) = handshake {
+                    if let Some(mut tls) = handshake.ok().filter(|_| forward) {
                         if let Ok(mut engine) = UnixStream::connect(SOCKET).await {
                             let _ = tokio::io::copy_bidirectional(&mut tls, &mut engine).await;
                         }
@@ -320,6 +326,35 @@ async fn missing_certificates_fail_before_anything_is_sent() {
     // A plaintext request never left: nothing connected at all.
     let seen = proxy.seen().await;
     assert!(seen.is_empty(), "the proxy saw connections: {seen:?}");
+}
+
+/// Over TLS 1.3 an engine that refuses the client certificate may close the connection
+/// before its alert is read: a connection that ends before any answer is reported as the
+/// TLS refusal it is, whichever of the two comes first.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_closes_after_the_handshake_is_a_tls_failure() {
+    let pki = make_pki("closes");
+    let proxy = Proxy::start_with(&pki, false).await;
+    let certs = pki.cert_dir(&["ca.pem", "cert.pem", "key.pem"]);
+    let t = tree();
+    let host = proxy.host();
+    let r = run_with(
+        &t,
+        &ENGINE_ONLY,
+        &[
+            ("DOCKER_HOST", &host),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", &certs.path().display().to_string()),
+        ],
+    )
+    .await;
+    let c = r.expect("docker.engine", "fail", "tls");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains("closed the connection before answering"),
+        "{message}"
+    );
+    proxy.assert_only_tls().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -206,6 +206,15 @@ impl EngineError {
     fn from_call(e: &bollard::errors::Error, endpoint: &Endpoint) -> EngineError {
         if endpoint.tls.is_some() && docker_tls::is_tls_error(e) {
             EngineError::tls(describe(e), endpoint, false)
+        } else if endpoint.tls.is_some() && docker_tls::closed_before_answer(e) {
+            EngineError::tls(
+                format!(
+                    "{}; the engine closed the connection before answering, as it does when it refuses the client certificate",
+                    describe(e)
+                ),
+                endpoint,
+                false,
+            )
         } else {
             EngineError::unreachable(format!("{} (at {endpoint})", describe(e)))
         }

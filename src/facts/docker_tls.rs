@@ -167,6 +167,30 @@ pub fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The connection ended before any answer. Over TLS 1.3 the client's handshake is done
+/// before the engine has judged its certificate, so a refusal comes either as an alert
+/// on the first read (a rustls error) or, when the engine closes first, as a request
+/// cancelled, a message cut short, or a stream that ends or is reset: which one depends
+/// on timing, and all of them mean the handshake was refused.
+pub fn closed_before_answer(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_canceled() || h.is_incomplete_message() {
+                return true;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+            if matches!(io.kind(), UnexpectedEof | ConnectionReset | BrokenPipe) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// A context's `SkipTLSVerify` (or `DOCKER_TLS` alone): the engine's certificate is not
 /// checked, but the handshake's signatures still are.
 #[derive(Debug)]
