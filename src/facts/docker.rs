@@ -110,7 +110,6 @@ pub struct Container {
     pub image_name: String,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
-    pub extra_hosts: Vec<String>,
     /// Environment variable names and values; values of secret-looking names are never shown.
     pub env: Vec<(String, String)>,
     pub mounts: Vec<MountInfo>,
@@ -717,7 +716,6 @@ fn container(
         image_name: config.image.unwrap_or_default(),
         entrypoint: config.entrypoint.unwrap_or_default(),
         cmd: config.cmd.unwrap_or_default(),
-        extra_hosts: host.extra_hosts.unwrap_or_default(),
         env: config
             .env
             .unwrap_or_default()

@@ -248,6 +248,7 @@ async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
         return verdict;
     }
     let mapped = c
+        .net
         .extra_hosts
         .iter()
         .find_map(|h| h.strip_prefix(&format!("{name}:")));
