@@ -193,6 +193,18 @@ fn tree() -> Tree {
     t
 }
 
+/// The engine checks with `DOCKER_TLS_VERIFY=1`: the engine at `host`, the TLS files in
+/// `certs`, as the docker CLI takes them from the environment.
+async fn verified(t: &Tree, host: &str, certs: &Path) -> Run {
+    let certs = certs.display().to_string();
+    let env = [
+        ("DOCKER_HOST", host),
+        ("DOCKER_TLS_VERIFY", "1"),
+        ("DOCKER_CERT_PATH", certs.as_str()),
+    ];
+    run_with(t, &ENGINE_ONLY, &env).await
+}
+
 /// pd-doctor on `t` with `args`, the Docker variables cleared but for `env`, and an
 /// empty docker CLI config folder unless `env` names one.
 async fn run_with(t: &Tree, args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -227,16 +239,7 @@ async fn tls_with_client_certificates_reaches_the_engine() {
     let certs = pki.cert_dir(&["ca.pem", "cert.pem", "key.pem"]);
     let t = tree();
     let host = proxy.host();
-    let r = run_with(
-        &t,
-        &ENGINE_ONLY,
-        &[
-            ("DOCKER_HOST", &host),
-            ("DOCKER_TLS_VERIFY", "1"),
-            ("DOCKER_CERT_PATH", &certs.path().display().to_string()),
-        ],
-    )
-    .await;
+    let r = verified(&t, &host, certs.path()).await;
     let c = r.expect("docker.engine", "ok", "ok");
     let message = c["message"].as_str().unwrap();
     assert!(
@@ -302,16 +305,7 @@ async fn missing_certificates_fail_before_anything_is_sent() {
         (&["ca.pem", "cert.pem"][..], "key.pem"),
     ] {
         let certs = pki.cert_dir(files);
-        let r = run_with(
-            &t,
-            &ENGINE_ONLY,
-            &[
-                ("DOCKER_HOST", &host),
-                ("DOCKER_TLS_VERIFY", "1"),
-                ("DOCKER_CERT_PATH", &certs.path().display().to_string()),
-            ],
-        )
-        .await;
+        let r = verified(&t, &host, certs.path()).await;
         let c = r.expect("docker.engine", "fail", "tls");
         let message = c["message"].as_str().unwrap();
         assert!(
@@ -338,16 +332,7 @@ async fn an_engine_that_closes_after_the_handshake_is_a_tls_failure() {
     let certs = pki.cert_dir(&["ca.pem", "cert.pem", "key.pem"]);
     let t = tree();
     let host = proxy.host();
-    let r = run_with(
-        &t,
-        &ENGINE_ONLY,
-        &[
-            ("DOCKER_HOST", &host),
-            ("DOCKER_TLS_VERIFY", "1"),
-            ("DOCKER_CERT_PATH", &certs.path().display().to_string()),
-        ],
-    )
-    .await;
+    let r = verified(&t, &host, certs.path()).await;
     let c = r.expect("docker.engine", "fail", "tls");
     let message = c["message"].as_str().unwrap();
     assert!(
@@ -379,16 +364,7 @@ async fn engine_refusing_the_client_fails_without_a_plain_retry() {
     // The engine's certificate from a CA the client does not trust: refused by us.
     let stranger = make_pki("stranger");
     let certs = stranger.cert_dir(&["ca.pem", "cert.pem", "key.pem"]);
-    let r = run_with(
-        &t,
-        &ENGINE_ONLY,
-        &[
-            ("DOCKER_HOST", &host),
-            ("DOCKER_TLS_VERIFY", "1"),
-            ("DOCKER_CERT_PATH", &certs.path().display().to_string()),
-        ],
-    )
-    .await;
+    let r = verified(&t, &host, certs.path()).await;
     let c = r.expect("docker.engine", "fail", "tls");
     assert!(
         c["message"].as_str().unwrap().contains("certificate"),
