@@ -146,7 +146,7 @@ async fn request(f: &Facts, c: &Container) -> inside::Request {
     let mut urls = Vec::new();
     for server in &f.project.servers {
         let url = match f.project.agent(&c.agent) {
-            Some(agent) => reach::target(f, agent, server).await,
+            Some(agent) => reach::target(&configured_url(f, agent, server).await),
             None => None,
         };
         urls.push(url.as_ref().map(inside::Target::new));

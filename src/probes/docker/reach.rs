@@ -17,10 +17,10 @@ pub(crate) enum Answer {
     Failed(ReachCause, String),
 }
 
-/// The URL `agent` is configured with for `server` as it may travel into a container:
-/// http(s) only, and without credentials, which would land on a command line there.
-pub(super) async fn target(f: &Facts, agent: &Agent, server: &Server) -> Option<reqwest::Url> {
-    let mut url = reqwest::Url::parse(&configured_url(f, agent, server).await)
+/// A configured URL (see [`configured_url`]) as it may travel into a container: http(s)
+/// only, and without credentials, which would land on a command line there.
+pub(super) fn target(configured: &str) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(configured)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))?;
     let _ = url.set_username("");
@@ -131,8 +131,9 @@ pub async fn probe(
     if !c.running {
         return Finding::fail(ReachCause::NotRunning, format!("{} is not running", c.name));
     }
-    let shown = crate::redact::display_url(&configured_url(f, agent, server).await);
-    let Some(url) = target(f, agent, server).await else {
+    let configured = configured_url(f, agent, server).await;
+    let shown = crate::redact::display_url(&configured);
+    let Some(url) = target(&configured) else {
         return Finding::fail(
             ReachCause::Dns,
             format!(
