@@ -62,10 +62,114 @@ pub struct ServerEntry {
     pub kind: Option<String>,
     pub url: Option<String>,
     pub headers: Vec<(String, Secret)>,
-    /// A stdio entry (`command`), as the host's own `.mcp.json` has.
-    pub command: bool,
+    /// A stdio entry (`command`, no type or `type: stdio`): the program Claude Code starts
+    /// in the container. When its arguments name an `http(s)://` URL (the stdio proxy's
+    /// form), `url` and `headers` above are that upstream and its `--header` pairs.
+    pub stdio: Option<Stdio>,
     /// Why the entry is not the shape Claude Code writes, if it is not.
     pub shape_error: Option<String>,
+}
+
+/// The program of a stdio entry. Arguments and `env` values are secrets as a whole
+/// (a proxy carries its keys in `--header K=V`), so they never print as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stdio {
+    pub command: String,
+    pub args: Vec<Secret>,
+    pub env: Vec<(String, Secret)>,
+}
+
+impl Stdio {
+    fn from_object(obj: &serde_json::Map<String, Value>) -> Result<Stdio, String> {
+        let command = match obj.get("command") {
+            Some(Value::String(c)) => c.clone(),
+            _ => return Err("command is not a string".into()),
+        };
+        let args = match obj.get("args") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(Secret::new))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("an argument is not a string")?,
+            Some(_) => return Err("args is not an array".into()),
+        };
+        let env = match obj.get("env") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| v.as_str().map(|s| (k.clone(), Secret::new(s))))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("an env value is not a string")?,
+            Some(_) => return Err("env is not an object".into()),
+        };
+        Ok(Stdio { command, args, env })
+    }
+
+    /// The first `http(s)://` argument: where a stdio proxy forwards to.
+    pub fn upstream_url(&self) -> Option<&str> {
+        self.args
+            .iter()
+            .map(Secret::expose)
+            .find(|a| a.starts_with("http://") || a.starts_with("https://"))
+    }
+
+    /// The proxy's `--header K=V`, `--header "K: V"` and `--header=K=V` pairs.
+    pub fn upstream_headers(&self) -> Vec<(String, Secret)> {
+        let args: Vec<&str> = self.args.iter().map(Secret::expose).collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let value = if args[i] == "--header" || args[i] == "-H" {
+                i += 1;
+                args.get(i).copied()
+            } else {
+                args[i].strip_prefix("--header=")
+            };
+            if let Some((name, value)) = value.and_then(split_header) {
+                out.push((name.to_string(), Secret::new(value)));
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// The program and its arguments as shown: the program and the upstream URL as they
+    /// are (the URL without userinfo or query values), every other argument by its shape.
+    pub fn display(&self) -> String {
+        let mut words = vec![crate::redact::command_line(&self.command)];
+        let mut after_header = false;
+        for a in self.args.iter().map(Secret::expose) {
+            let shown = if after_header {
+                split_header(a).map_or("[redacted]".to_string(), |(n, _)| format!("{n}=…"))
+            } else if a.starts_with("http://") || a.starts_with("https://") {
+                crate::redact::display_url(a)
+            } else if a.starts_with('-') || a.starts_with('/') || a.parse::<f64>().is_ok() {
+                crate::printable::line(a).into_owned()
+            } else {
+                "[redacted]".to_string()
+            };
+            after_header = a == "--header" || a == "-H";
+            words.push(shown);
+        }
+        words.join(" ")
+    }
+}
+
+/// `K=V` or `K: V`, with a name that is a header name.
+fn split_header(text: &str) -> Option<(&str, &str)> {
+    let (name, value) = match (text.find('='), text.find(':')) {
+        (Some(e), Some(c)) if c < e => text.split_at(c),
+        (Some(e), _) => text.split_at(e),
+        (None, Some(c)) => text.split_at(c),
+        (None, None) => return None,
+    };
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| (name, value[1..].trim_start()))
 }
 
 impl ServerEntry {
@@ -79,9 +183,22 @@ impl ServerEntry {
         let mut entry = ServerEntry {
             kind: obj.get("type").and_then(Value::as_str).map(str::to_string),
             url: obj.get("url").and_then(Value::as_str).map(str::to_string),
-            command: obj.contains_key("command"),
             ..Default::default()
         };
+        let stdio_kind = matches!(entry.kind.as_deref(), None | Some("stdio"));
+        if obj.contains_key("command") && stdio_kind {
+            match Stdio::from_object(obj) {
+                Ok(stdio) => {
+                    if entry.url.is_none() {
+                        entry.url = stdio.upstream_url().map(str::to_string);
+                        entry.headers = stdio.upstream_headers();
+                    }
+                    entry.stdio = Some(stdio);
+                }
+                Err(e) => entry.shape_error = Some(e),
+            }
+            return entry;
+        }
         match obj.get("headers") {
             None | Some(Value::Null) => {}
             Some(Value::Object(h)) => {
@@ -98,6 +215,11 @@ impl ServerEntry {
             entry.shape_error = Some("url is not a string".into());
         }
         entry
+    }
+
+    /// A stdio entry: Claude Code starts a program in the container.
+    pub fn is_stdio(&self) -> bool {
+        self.stdio.is_some()
     }
 
     pub fn parsed_url(&self) -> Option<reqwest::Url> {
@@ -119,7 +241,13 @@ impl ServerEntry {
 
     /// Whether the URL or a header value holds a `${...}` reference.
     pub fn has_references(&self) -> bool {
-        self.url.as_deref().is_some_and(|u| u.contains("${"))
+        let stdio = self.stdio.iter().any(|s| {
+            s.command.contains("${")
+                || s.args.iter().any(|a| a.expose().contains("${"))
+                || s.env.iter().any(|(_, v)| v.expose().contains("${"))
+        });
+        stdio
+            || self.url.as_deref().is_some_and(|u| u.contains("${"))
             || self.headers.iter().any(|(_, v)| v.expose().contains("${"))
     }
 
@@ -135,6 +263,38 @@ impl ServerEntry {
                 }
             }
         };
+        let secret = |text: &str, note: &mut dyn FnMut(&Expanded)| {
+            let e = expand::expand(text, env);
+            note(&e);
+            if e.from_env {
+                secrets.add(&e.text);
+            }
+            Secret::new(e.text)
+        };
+        if let Some(stdio) = &self.stdio {
+            let command = expand::expand(&stdio.command, env);
+            note(&command);
+            let stdio = Stdio {
+                command: command.text,
+                args: stdio
+                    .args
+                    .iter()
+                    .map(|a| secret(a.expose(), &mut note))
+                    .collect(),
+                env: stdio
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), secret(v.expose(), &mut note)))
+                    .collect(),
+            };
+            let entry = ServerEntry {
+                url: stdio.upstream_url().map(str::to_string),
+                headers: stdio.upstream_headers(),
+                stdio: Some(stdio),
+                ..self.clone()
+            };
+            return (entry, unset);
+        }
         let url = self.url.as_ref().map(|u| {
             let e = expand::expand(u, env);
             note(&e);
@@ -283,6 +443,24 @@ pub fn collect_secrets(doc: &Value, secrets: &SecretSet) {
     match doc {
         Value::Object(map) => {
             for (key, v) in map {
+                // A stdio proxy carries its keys as `--header K=V` arguments.
+                if key == "args" {
+                    if let Some(args) = v.as_array() {
+                        let stdio = Stdio {
+                            args: args
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .map(Secret::new)
+                                .collect(),
+                            ..Default::default()
+                        };
+                        for (_, value) in stdio.upstream_headers() {
+                            for part in literal_parts(value.expose()) {
+                                secrets.add(part);
+                            }
+                        }
+                    }
+                }
                 if key == "headers" || key == "env" {
                     if let Some(h) = v.as_object() {
                         h.values()

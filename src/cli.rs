@@ -254,7 +254,7 @@ fn find_root(cli: &Cli) -> anyhow::Result<PathBuf> {
     }
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     project::discover_root(&cwd).ok_or_else(|| {
-        anyhow!("no Pipe Dream project here: no folder above {} has both docker/ and .claude/ (use --root PATH)", cwd.display())
+        anyhow!("no Pipe Dream project here: no folder above {} has .claude/ and one of docker/, agent-hub/docker/ or QMS/ (use --root PATH)", cwd.display())
     })
 }
 
@@ -307,7 +307,14 @@ fn explain(catalogue: &Catalogue, id: &str) -> anyhow::Result<i32> {
 /// Loads the project and the catalogue into a runner.
 fn prepare(cli: &Cli) -> anyhow::Result<Runner> {
     let root = find_root(cli)?;
-    let project = Arc::new(Project::load(&root, &cli.agents)?);
+    // Asked only of a tree that has both layouts' folders.
+    let mounted = || {
+        let mount = format!("{}/.mcp.json", project::Layout::default().project_mount);
+        new_runtime()
+            .map(|rt| rt.block_on(crate::facts::docker::mounted_at(&mount, cli.timeout)))
+            .unwrap_or_default()
+    };
+    let project = Arc::new(Project::load_with(&root, &cli.agents, &mounted)?);
     crate::debuglog::watch(&project.secrets);
     let catalogue = Catalogue::load(&project.root)?;
     Ok(Runner {
@@ -376,6 +383,11 @@ fn check(cli: &Cli, color: bool) -> anyhow::Result<i32> {
     let root_causes = crate::engine::relate(&runner.catalogue, &mut results);
     let mut report = Report {
         root: project.root.display().to_string(),
+        layout: report::LayoutInfo {
+            name: project.layout.name.as_str().into(),
+            docker_dir: project.layout.docker_dir.clone(),
+            how: project.layout.how.clone(),
+        },
         started_at,
         duration_ms: clock.elapsed().as_millis() as u64,
         results,
@@ -432,9 +444,11 @@ fn header(project: &Project) -> String {
         .collect();
     let agents: Vec<&str> = project.agents.iter().map(|a| a.name.as_str()).collect();
     let text = format!(
-        "pd-doctor {} · {}\nservers: {} · agents: {}",
+        "pd-doctor {} · {}\nlayout: {} ({})\nservers: {} · agents: {}",
         env!("CARGO_PKG_VERSION"),
         project.root.display(),
+        project.layout.name.as_str(),
+        project.layout.how,
         servers.join(", "),
         if agents.is_empty() {
             "none found".into()

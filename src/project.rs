@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::claude_config::{self, JsonFile, ServerEntry};
 use crate::redact::SecretSet;
@@ -29,6 +29,8 @@ pub enum ProjectError {
         path: PathBuf,
         error: toml::de::Error,
     },
+    #[error("{CONFIG_FILE}: [layout]: {error}")]
+    Layout { error: String },
     #[error("{CONFIG_FILE}: server {server}: start_timeout {value:?}: {error}")]
     StartTimeout {
         server: String,
@@ -37,16 +39,46 @@ pub enum ProjectError {
     },
 }
 
+/// The two trees Pipe Dream has had: the primer's (`docker/`, markers, PID files) and
+/// the Agent Hub's of today (`agent-hub/docker/`, stdio proxy entries, no markers, no PID
+/// files, Claude Code in a tmux session, the Hub on 127.0.0.1:9000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutName {
+    #[default]
+    Primer,
+    Hub,
+}
+
+impl LayoutName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayoutName::Primer => "primer",
+            LayoutName::Hub => "hub",
+        }
+    }
+}
+
 /// Conventions of the tree and its containers; every one overridable in `[layout]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Where the primer and hub layouts differ, the difference is here: the defaults of
+/// [`Layout::of`], the one place that knows both.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Layout {
-    /// Host side, relative to the root.
+    pub name: LayoutName,
+    /// Why this layout was chosen, as the report says it.
+    #[serde(skip)]
+    pub how: String,
+    /// Host side, relative to the root: the folder of the container files.
+    pub docker_dir: String,
     pub users_dir: String,
     pub agents_dir: String,
     pub mcp_json: String,
     pub dockerfile: String,
     pub entrypoint: String,
+    /// Server PID files in the root, and the entrypoint's "configured" markers.
+    pub pid_files: bool,
+    pub markers: bool,
     /// Container side.
     pub config_mount: String,
     pub project_mount: String,
@@ -63,16 +95,31 @@ pub struct Layout {
     /// settings (it approves the project-scope servers), and where it is mounted.
     pub settings_overlay: String,
     pub settings_mount: String,
+    /// The tmux session Claude Code runs in ("" where it is the container's own program).
+    pub session: String,
+    /// The Agent Hub's address ("" where there is no Hub).
+    pub hub: String,
 }
 
-impl Default for Layout {
-    fn default() -> Self {
+impl Layout {
+    /// The defaults of one layout.
+    pub fn of(name: LayoutName) -> Layout {
+        let docker_dir = match name {
+            LayoutName::Primer => "docker",
+            LayoutName::Hub => "agent-hub/docker",
+        };
+        let hub = name == LayoutName::Hub;
         Layout {
+            name,
+            how: String::new(),
+            docker_dir: docker_dir.into(),
             users_dir: ".claude/users".into(),
             agents_dir: ".claude/agents".into(),
-            mcp_json: "docker/.mcp.json".into(),
-            dockerfile: "docker/Dockerfile".into(),
-            entrypoint: "docker/entrypoint.sh".into(),
+            mcp_json: format!("{docker_dir}/.mcp.json"),
+            dockerfile: format!("{docker_dir}/Dockerfile"),
+            entrypoint: format!("{docker_dir}/entrypoint.sh"),
+            pid_files: !hub,
+            markers: !hub,
             config_mount: "/claude-config".into(),
             project_mount: "/pipe-dream".into(),
             host_name: "host.docker.internal".into(),
@@ -82,9 +129,36 @@ impl Default for Layout {
             compose_service: "claude-agent".into(),
             compose_agent: "claude".into(),
             default_agent: "claude".into(),
-            settings_overlay: "docker/.claude-settings.json".into(),
+            settings_overlay: format!("{docker_dir}/.claude-settings.json"),
             settings_mount: "/pipe-dream/.claude/settings.local.json".into(),
+            session: if hub { "agent" } else { "" }.into(),
+            hub: if hub { "http://127.0.0.1:9000" } else { "" }.into(),
         }
+    }
+
+    /// `name`'s defaults with the `[layout]` table of pd-doctor.toml laid over them.
+    fn with_overrides(name: LayoutName, table: &toml::Table) -> Result<Layout, String> {
+        let mut merged = serde_json::to_value(Layout::of(name)).map_err(|e| e.to_string())?;
+        let overrides = serde_json::to_value(table).map_err(|e| e.to_string())?;
+        if let (Some(m), Some(o)) = (merged.as_object_mut(), overrides.as_object()) {
+            for (k, v) in o {
+                if k != "name" {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        serde_json::from_value(merged).map_err(|e| e.to_string())
+    }
+
+    /// Where the start scripts live.
+    pub fn scripts(&self) -> String {
+        format!("{}/scripts", self.docker_dir)
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout::of(LayoutName::Primer)
     }
 }
 
@@ -115,8 +189,9 @@ struct AgentConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    /// Laid over the chosen layout's defaults; `name` chooses the layout.
     #[serde(default)]
-    layout: Layout,
+    layout: toml::Table,
     #[serde(default)]
     server: Vec<ServerConfig>,
     #[serde(default)]
@@ -128,8 +203,10 @@ pub struct Server {
     pub name: String,
     pub port: u16,
     pub path: String,
-    pub pid_file: PathBuf,
-    pub marker: String,
+    /// `None` in a layout that keeps no PID files (the hub's).
+    pub pid_file: Option<PathBuf>,
+    /// `None` in a layout whose entrypoint writes no markers (the hub's).
+    pub marker: Option<String>,
     /// The command that starts it, run from the root (`--fix`, when its program is in
     /// the project), and the time it gets to answer a handshake.
     pub start: String,
@@ -158,14 +235,15 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Where the entrypoint puts `server`'s "already configured" marker for this agent.
-    pub fn marker(&self, server: &Server) -> PathBuf {
-        self.config_dir.join(&server.marker)
+    /// Where the entrypoint puts `server`'s "already configured" marker for this agent,
+    /// in a layout with markers.
+    pub fn marker(&self, server: &Server) -> Option<PathBuf> {
+        server.marker.as_ref().map(|m| self.config_dir.join(m))
     }
 
     /// The marker exists, as anything: a dangling symlink counts, as it does for `rm`.
     pub fn has_marker(&self, server: &Server) -> bool {
-        safefs::exists(&self.marker(server))
+        self.marker(server).is_some_and(|m| safefs::exists(&m))
     }
 }
 
@@ -183,12 +261,70 @@ pub struct Project {
     pub named_folders: Vec<PathBuf>,
 }
 
-/// Walks up from `start` to the first folder with both `docker/` and `.claude/`.
+/// Walks up from `start` to the nearest folder with `.claude/` and one of `docker/`,
+/// `agent-hub/docker/` or `QMS/` (the Agent Hub's own rule).
 pub fn discover_root(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
-        .find(|dir| dir.join("docker").is_dir() && dir.join(".claude").is_dir())
+        .find(|dir| {
+            dir.join(".claude").is_dir()
+                && ["docker", "agent-hub/docker", "QMS"]
+                    .iter()
+                    .any(|d| dir.join(d).is_dir())
+        })
         .map(Path::to_path_buf)
+}
+
+/// Which layout the tree at `root` is, and why. `mounted` is asked only when the tree
+/// could be either: the host files the running containers mount over
+/// `/pipe-dream/.mcp.json`.
+pub fn detect_layout(
+    root: &Path,
+    set: Option<LayoutName>,
+    mounted: &dyn Fn() -> Vec<PathBuf>,
+) -> (LayoutName, String) {
+    if let Some(name) = set {
+        return (name, format!("set in {CONFIG_FILE}"));
+    }
+    let primer = root.join("docker").is_dir();
+    let hub = root.join("agent-hub/docker").is_dir();
+    match (primer, hub) {
+        (true, false) => (
+            LayoutName::Primer,
+            "docker/ is there, agent-hub/docker/ is not".into(),
+        ),
+        (false, true) => (
+            LayoutName::Hub,
+            "agent-hub/docker/ is there, docker/ is not".into(),
+        ),
+        (false, false) => (
+            LayoutName::Primer,
+            "neither docker/ nor agent-hub/docker/ is there: the primer's defaults".into(),
+        ),
+        (true, true) => {
+            let under = |dir: &str| {
+                let dir = root.join(dir);
+                mounted().iter().filter(|m| m.starts_with(&dir)).count()
+            };
+            let (h, p) = (under("agent-hub/docker"), under("docker"));
+            if h > p {
+                (
+                    LayoutName::Hub,
+                    format!("both docker/ and agent-hub/docker/ are there; {h} running container(s) mount agent-hub/docker/.mcp.json"),
+                )
+            } else if p > 0 {
+                (
+                    LayoutName::Primer,
+                    format!("both docker/ and agent-hub/docker/ are there; {p} running container(s) mount docker/.mcp.json"),
+                )
+            } else {
+                (
+                    LayoutName::Hub,
+                    "both docker/ and agent-hub/docker/ are there and no running container tells: the newer, hub".into(),
+                )
+            }
+        }
+    }
 }
 
 /// How long `--fix` waits for a server it started, unless `start_timeout` says otherwise.
@@ -198,6 +334,7 @@ struct Defaults {
     name: &'static str,
     port: u16,
     marker: &'static str,
+    /// In the layout's scripts folder.
     start: &'static str,
 }
 
@@ -206,31 +343,54 @@ const DEFAULT_SERVERS: &[Defaults] = &[
         name: "qms",
         port: 8000,
         marker: ".mcp-configured",
-        start: "docker/scripts/start-mcp-server.sh --background",
+        start: "start-mcp-server.sh --background",
     },
     Defaults {
         name: "git",
         port: 8001,
         marker: ".git-mcp-configured",
-        start: "docker/scripts/start-git-mcp.sh --background",
+        start: "start-git-mcp.sh --background",
     },
 ];
 
 impl Project {
     /// Loads the project at `root`; `only_agents` narrows the agents (`--agent`).
     pub fn load(root: &Path, only_agents: &[String]) -> Result<Project, ProjectError> {
+        Project::load_with(root, only_agents, &Vec::new)
+    }
+
+    /// [`Project::load`], asking `mounted` what the running containers mount over
+    /// `/pipe-dream/.mcp.json` when the tree could be either layout.
+    pub fn load_with(
+        root: &Path,
+        only_agents: &[String],
+        mounted: &dyn Fn() -> Vec<PathBuf>,
+    ) -> Result<Project, ProjectError> {
         let root = std::fs::canonicalize(root).map_err(|error| ProjectError::Root {
             path: root.to_path_buf(),
             error,
         })?;
         let config = read_config(&root)?;
-        let layout = config.layout.clone();
+        let set = match config.layout.get("name") {
+            None => None,
+            Some(v) => {
+                Some(
+                    LayoutName::deserialize(v.clone()).map_err(|e| ProjectError::Layout {
+                        error: format!("name: {e}"),
+                    })?,
+                )
+            }
+        };
+        let (name, how) = detect_layout(&root, set, mounted);
+        let mut layout = Layout::with_overrides(name, &config.layout)
+            .map_err(|error| ProjectError::Layout { error })?;
+        layout.how = how;
         let secrets = SecretSet::default();
         let mcp_json = claude_config::read_json(&root.join(&layout.mcp_json));
         if let JsonFile::Parsed(value) = &mcp_json {
             claude_config::collect_secrets(value, &secrets);
         }
-        let servers = servers(&config, &mcp_json, &root)?;
+        let servers = servers(&config, &mcp_json, &root, &layout)?;
         let mut named_folders = vec![root.join(&layout.users_dir)];
         for a in &config.agent {
             named_folders.extend(
@@ -319,6 +479,7 @@ fn servers(
     config: &ConfigFile,
     mcp_json: &JsonFile,
     root: &Path,
+    layout: &Layout,
 ) -> Result<Vec<Server>, ProjectError> {
     let mut wanted: Vec<ServerConfig> = if config.server.is_empty() {
         DEFAULT_SERVERS
@@ -373,17 +534,22 @@ fn servers(
                 }
             };
             Ok(Server {
-                pid_file: root.join(
-                    cfg.pid_file
-                        .unwrap_or_else(|| format!(".{name}-mcp-server.pid")),
-                ),
-                marker: cfg
-                    .marker
-                    .or(defaults.map(|d| d.marker.to_string()))
-                    .unwrap_or_else(|| format!(".{name}-mcp-configured")),
+                pid_file: match cfg.pid_file {
+                    Some(file) => Some(root.join(file)),
+                    None if layout.pid_files => Some(root.join(format!(".{name}-mcp-server.pid"))),
+                    None => None,
+                },
+                marker: match cfg.marker {
+                    Some(marker) => Some(marker),
+                    None if layout.markers => Some(defaults.map_or_else(
+                        || format!(".{name}-mcp-configured"),
+                        |d| d.marker.to_string(),
+                    )),
+                    None => None,
+                },
                 start: cfg
                     .start
-                    .or(defaults.map(|d| d.start.to_string()))
+                    .or(defaults.map(|d| format!("{}/{}", layout.scripts(), d.start)))
                     .unwrap_or_else(|| format!("start the {name} MCP server")),
                 start_timeout,
                 tools: cfg.tools,

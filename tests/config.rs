@@ -316,11 +316,17 @@ async fn mcp_json_problems() {
     diagnose_tree(&t)
         .await
         .expect("config.mcp_json", "fail", "wrong-shape");
-    // The host's own stdio .mcp.json copied over the container one.
-    t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"command\": \"python\", \"url\": \"http://host.docker.internal:1/mcp\"}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
+    // A transport Claude Code in the containers cannot use. (A stdio entry is no longer
+    // wrong-transport: the stdio proxy is how today's Pipe Dream reaches its servers, and
+    // container.stdio runs it.)
+    t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"type\": \"sse\", \"url\": \"http://host.docker.internal:1/mcp\"}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
     diagnose_tree(&t)
         .await
         .expect("config.mcp_json", "fail", "wrong-transport");
+    t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"command\": \"python3\", \"args\": [\"/proxy/mcp_proxy.py\", \"http://localhost:1/mcp\"]}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
+    diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "localhost-url");
     t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"url\": \"not a url\"}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
     diagnose_tree(&t)
         .await

@@ -349,6 +349,33 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
     }
 }
 
+/// The host files that running containers mount at `destination` (the project scope
+/// `/pipe-dream/.mcp.json`): what decides the layout of a tree that could be either.
+/// Empty when the engine does not answer within `timeout`.
+pub async fn mounted_at(destination: &str, timeout: Duration) -> Vec<PathBuf> {
+    let endpoint = endpoint();
+    let Ok(client) = connect(&endpoint, timeout) else {
+        return Vec::new();
+    };
+    let list = async {
+        let options = ListContainersOptionsBuilder::new().build();
+        client
+            .list_containers(Some(options))
+            .await
+            .unwrap_or_default()
+    };
+    let Ok(summaries) = tokio::time::timeout(timeout, list).await else {
+        return Vec::new();
+    };
+    summaries
+        .into_iter()
+        .flat_map(|s| s.mounts.unwrap_or_default())
+        .map(mount_info)
+        .filter(|m| m.destination == destination)
+        .map(|m| PathBuf::from(m.source))
+        .collect()
+}
+
 /// One empty memo per container.
 fn cells<T>(containers: &[Container]) -> HashMap<String, tokio::sync::OnceCell<T>> {
     containers

@@ -45,7 +45,10 @@ pub fn parse(bytes: &[u8]) -> Result<u32, String> {
 }
 
 pub fn read(f: &Facts, server: &Server) -> PidFile {
-    let path = &server.pid_file;
+    // A layout without PID files: nothing claims a process.
+    let Some(path) = &server.pid_file else {
+        return PidFile::Absent;
+    };
     let Some(written) = safefs::state(path).and_then(|s| s.modified) else {
         return PidFile::Absent;
     };
@@ -83,7 +86,10 @@ pub fn read(f: &Facts, server: &Server) -> PidFile {
 /// `pid` is, right now, the server its PID file names: the file still says so, the process
 /// wrote it, and it owns the server's port. Returns its command line for the report.
 pub fn verify_server(f: &Facts, server: &Server, pid: u32) -> Result<String, String> {
-    let shown = f.project.show(&server.pid_file);
+    let shown = server
+        .pid_file
+        .as_ref()
+        .map_or_else(|| "no PID file".into(), |p| f.project.show(p));
     match read(f, server) {
         PidFile::Alive {
             pid: p,

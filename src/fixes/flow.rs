@@ -375,8 +375,11 @@ pub async fn reset(
         for s in &project.servers {
             // A file naming no live server would make the start scripts believe the
             // server is up after the reset: it goes, and nothing is signalled.
+            let Some(pid_file) = &s.pid_file else {
+                continue;
+            };
             let stale = |why: &str| Action::RemoveFile {
-                path: s.pid_file.clone(),
+                path: pid_file.clone(),
                 why: why.into(),
             };
             let pid = match pidfile::read(&facts, s) {
@@ -402,7 +405,7 @@ pub async fn reset(
                 Ok(_) => actions.push(Action::StopServer {
                     server: s.name.clone(),
                     pid,
-                    pid_file: s.pid_file.clone(),
+                    pid_file: pid_file.clone(),
                 }),
                 Err(why) => say.say(&format!("leaving server {} alone: {why}", s.name)),
             }
@@ -416,9 +419,9 @@ pub async fn reset(
     }
     for agent in &project.agents {
         for s in &project.servers {
-            if agent.has_marker(s) {
+            if let Some(marker) = agent.marker(s).filter(|_| agent.has_marker(s)) {
                 actions.push(Action::RemoveFile {
-                    path: agent.marker(s),
+                    path: marker,
                     why: "reset".into(),
                 });
             }

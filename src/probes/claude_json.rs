@@ -62,7 +62,7 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
                     "markers present: {}",
                     claimed
                         .iter()
-                        .map(|s| s.marker.as_str())
+                        .filter_map(|s| s.marker.as_deref())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))

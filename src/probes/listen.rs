@@ -68,6 +68,13 @@ async fn connect_fallback(f: &Facts, server: &Server) -> Finding {
     }
 }
 
+fn shown_pid_file(f: &Facts, server: &Server) -> String {
+    server
+        .pid_file
+        .as_ref()
+        .map_or_else(String::new, |p| f.project.show(p))
+}
+
 /// Nothing listens: the hint says how to start the server, and `--fix` starts it when
 /// no live process claims it and its start command may be run (see `fixes::start`).
 fn not_listening(f: &Facts, server: &Server, message: String) -> Finding {
@@ -75,11 +82,11 @@ fn not_listening(f: &Facts, server: &Server, message: String) -> Finding {
     let why_not = match pidfile::read(f, server) {
         PidFile::Alive { pid, .. } => Err(format!(
             "pid {pid} of {} is alive: it may still be starting",
-            f.project.show(&server.pid_file)
+            shown_pid_file(f, server)
         )),
         PidFile::Unreadable(why) => Err(format!(
             "{} cannot be read: {why}",
-            f.project.show(&server.pid_file)
+            shown_pid_file(f, server)
         )),
         _ => start::command(&f.project, server),
     };

@@ -23,7 +23,15 @@ pub fn registered(f: &Facts, agent: &Agent, server: &Server) -> bool {
 }
 
 pub fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
-    let marker = agent.marker(server);
+    let Some(marker) = agent.marker(server) else {
+        return Finding::ok(
+            MarkerCause::None,
+            format!(
+                "this layout's entrypoint writes no markers; {} comes from {}",
+                server.name, f.project.layout.mcp_json
+            ),
+        );
+    };
     let shown = f.project.show(&marker);
     match (agent.has_marker(server), registered(f, agent, server)) {
         (true, true) => Finding::ok(CommonCause::Ok, format!("{} is registered and marked configured", server.name)),

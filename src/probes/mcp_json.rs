@@ -68,16 +68,20 @@ pub async fn probe(f: &Facts) -> Finding {
             ));
             continue;
         };
-        if entry.command {
-            problems.push((
-                C::WrongTransport,
-                format!(
-                    "{} is a stdio entry; containers need type http",
-                    server.name
-                ),
-            ));
+        if let (false, Some(kind)) = (entry.is_stdio(), entry.kind.as_deref()) {
+            if kind != "http" {
+                problems.push((
+                    C::WrongTransport,
+                    format!(
+                        "{} has type {kind}; Claude Code in the containers needs type http or a stdio entry",
+                        server.name
+                    ),
+                ));
+            }
         }
         match entry.parsed_url() {
+            // A stdio server of its own, not a proxy: it has no URL to judge.
+            None if entry.is_stdio() && entry.url.is_none() => {}
             None => problems.push((C::BadUrl, format!("{} has no usable url", server.name))),
             Some(url) if is_local_host(url.host_str().unwrap_or("")) => problems.push((
                 C::LocalhostUrl,

@@ -9,7 +9,15 @@ use crate::model::Finding;
 use crate::project::Server;
 
 pub fn probe(f: &Facts, server: &Server) -> Finding {
-    let path = &server.pid_file;
+    let Some(path) = &server.pid_file else {
+        return Finding::ok(
+            PidfileCause::Absent,
+            format!(
+                "this layout keeps no PID files; {}",
+                port_story(f, server.port)
+            ),
+        );
+    };
     let shown = f.project.show(path);
     let remove = |why: &str| {
         FixPlan::one(Action::RemoveFile {

@@ -33,12 +33,9 @@ pub fn differences(
     host_network: bool,
 ) -> Vec<(C, String)> {
     let mut out = Vec::new();
-    if entry.command {
-        out.push((
-            C::WrongTransport,
-            "it is a stdio entry (command), which cannot run in the container".to_string(),
-        ));
-        // It has no URL to compare: the transport is the whole problem.
+    if entry.is_stdio() {
+        // A stdio entry runs in the container (the stdio proxy is how Pipe Dream reaches
+        // its servers since the primer): judged by its upstream, if it names one.
         if entry.url.is_none() {
             return out;
         }
@@ -281,7 +278,9 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         finding = finding.evidence("X-API-Key without Authorization makes Claude Code try OAuth discovery: 'Dynamic Client Registration rejected (HTTP 401)'");
     }
     // The rewrite acts on the user-scope entry, the one the entrypoint writes.
+    // A stdio entry is never rewritten: an http entry would undo the proxy.
     let fixable = server.expected.is_some()
+        && !entry.is_stdio()
         && scope == "user"
         && problems.iter().all(|(c, _)| rewritable(*c));
     if fixable {

@@ -115,6 +115,7 @@ mod tests {
             explained_by: None,
         };
         let report = Report {
+            layout: Default::default(),
             root_causes: Vec::new(),
             root: "/r".into(),
             started_at: String::new(),

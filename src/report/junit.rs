@@ -95,6 +95,7 @@ mod tests {
     #[test]
     fn forbidden_characters_never_reach_the_xml_and_counts_add_up() {
         let report = Report {
+            layout: Default::default(),
             root_causes: Vec::new(),
             root: "/r".into(),
             started_at: String::new(),

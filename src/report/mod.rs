@@ -14,8 +14,17 @@ pub fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Which layout the run judged the tree by, and why (JSON `layout`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LayoutInfo {
+    pub name: String,
+    pub docker_dir: String,
+    pub how: String,
+}
+
 pub struct Report {
     pub root: String,
+    pub layout: LayoutInfo,
     pub started_at: String,
     pub duration_ms: u64,
     pub results: Vec<CheckResult>,
@@ -44,6 +53,8 @@ impl Report {
             f.outcome = f.outcome.as_deref().map(line);
         };
         self.root = line(&self.root);
+        self.layout.docker_dir = line(&self.layout.docker_dir);
+        self.layout.how = line(&self.layout.how);
         for r in &mut self.results {
             r.id = line(&r.id);
             for name in [&mut r.subject.agent, &mut r.subject.server]
