@@ -169,6 +169,7 @@ probe_kinds! {
     ContainerEntrypoint = "container-entrypoint",
     ContainerHostGateway = "container-host-gateway",
     ContainerReach = "container-reach",
+    ContainerStdio = "container-stdio",
     ContainerImage = "container-image",
     ContainerMounts = "container-mounts",
     Isolation = "isolation",

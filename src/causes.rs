@@ -179,11 +179,21 @@ causes! {
         NoNetwork = "no-network",
     }
 
+    /// `container.stdio`.
+    StdioCause {
+        CommandNotFound = "command-not-found",
+        Exited = "exited",
+        Timeout = "timeout",
+        NotMcp = "not-mcp",
+        RpcError = "rpc-error",
+    }
+
     /// `container.image`.
     ImageCause {
         Outdated = "outdated",
         EntrypointDiffers = "entrypoint-differs",
         StaleImage = "stale-image",
+        StaleFile = "stale-file",
     }
 
     /// `container.mounts`.
@@ -355,6 +365,7 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ContainerEntrypoint => EntrypointCause::CODES,
             K::ContainerHostGateway => HostGatewayCause::CODES,
             K::ContainerReach => ReachCause::CODES,
+            K::ContainerStdio => StdioCause::CODES,
             K::ContainerImage => ImageCause::CODES,
             K::ContainerMounts => MountsCause::CODES,
             K::Isolation => IsolationCause::CODES,
@@ -411,6 +422,7 @@ mod tests {
         ("config.approval", "ok pending declined denied"),
         ("config.mcp_json", "unset-variable"),
         ("container.host_gateway", "loopback wrong-address no-network"),
+        ("container.stdio", "ok command-not-found exited timeout not-mcp rpc-error"),
     ];
 
     #[test]

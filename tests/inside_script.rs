@@ -69,8 +69,12 @@ fn run_with_logged_curl(urls: &[&str], parallel: bool) -> Option<(Report, Vec<St
             .iter()
             .map(|u| Some(Target::new(&reqwest::Url::parse(u).unwrap())))
             .collect(),
+        stdio: vec![None; urls.len()],
     };
-    let argv = request.argv(&Limit::until(Instant::now() + Duration::from_secs(3)));
+    let argv = request.argv(
+        &Limit::until(Instant::now() + Duration::from_secs(3)),
+        Duration::from_secs(4),
+    );
     let out = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))

@@ -27,7 +27,12 @@ pub const HEADER: &str = "pd-doctor-inside 1";
 pub const DISABLE_ENV: &str = "PD_DOCTOR_NO_INSIDE_SCRIPT";
 
 /// What the script's exec may print before pd-doctor stops reading.
-const MAX_OUTPUT: usize = 256 * 1024;
+const MAX_OUTPUT: usize = 512 * 1024;
+/// A stdio server's line (a `tools/list` answer is one line) is cut to this many characters.
+const MAX_STDIO_LINE: usize = 64 * 1024;
+/// Lines kept of a stdio server's stdout and stderr.
+const MAX_STDIO_LINES: usize = 16;
+const MAX_LEFT: usize = 32;
 const MAX_LINES: usize = 8192;
 /// A line is cut to this many characters before it is looked at.
 const MAX_LINE: usize = 512;
@@ -43,6 +48,8 @@ const MAX_PID1: usize = 400;
 /// Time the exec needs to bring the client's answer back after the client gives up.
 const RETURN_MARGIN: Duration = Duration::from_millis(150);
 const MIN_LIMIT: Duration = Duration::from_millis(100);
+/// The script's own deadline comes this long before pd-doctor stops reading it.
+const END_MARGIN: Duration = Duration::from_millis(120);
 
 pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
 try:
@@ -157,6 +164,18 @@ pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> 
     v.into_iter().map(String::from).collect()
 }
 
+/// What a stdio server is sent, as Claude Code starts one: `initialize`, then
+/// `notifications/initialized` and `tools/list`. Never `tools/call`: through the proxy a
+/// call would take the agent's identity lock on the server.
+pub const MESSAGES: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#,
+    "\n",
+    r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    "\n",
+    r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
+    "\n",
+);
+
 /// What the script is asked about one container.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -165,11 +184,20 @@ pub struct Request {
     pub entrypoint: Option<String>,
     /// One per server, in the project's order; `None`: not to be reached.
     pub urls: Vec<Option<Target>>,
+    /// One per server, like `urls`: the argument vector of the stdio entry in use, its
+    /// `env` first as `env NAME=VALUE ...`; `None`: not a stdio entry.
+    pub stdio: Vec<Option<Vec<String>>>,
 }
 
 impl Request {
-    /// `sh -c SCRIPT` and the values, each one argument.
-    pub fn argv(&self, limit: &Limit) -> Vec<String> {
+    pub fn has_stdio(&self) -> bool {
+        self.stdio.iter().any(Option::is_some)
+    }
+
+    /// `sh -c SCRIPT` and the values, each one argument; `end_in`: when everything the
+    /// exec starts is ended.
+    pub fn argv(&self, limit: &Limit, end_in: Duration) -> Vec<String> {
+        let urls = self.urls.len().min(MAX_URLS);
         let mut argv: Vec<String> = [
             "sh",
             "-c",
@@ -182,6 +210,9 @@ impl Request {
             PYTHON,
             NODE,
             BASH,
+            &(4 * urls).to_string(),
+            &format!("{:.2}", end_in.as_secs_f64()),
+            MESSAGES,
         ]
         .map(String::from)
         .to_vec();
@@ -194,6 +225,12 @@ impl Request {
                     t.path.clone(),
                 ]),
                 None => argv.extend(std::iter::repeat_n(String::new(), 4)),
+            }
+        }
+        for (i, words) in self.stdio.iter().enumerate().take(MAX_URLS) {
+            if let Some(words) = words.as_ref().filter(|w| !w.is_empty()) {
+                argv.extend([i.to_string(), words.len().to_string()]);
+                argv.extend(words.iter().cloned());
             }
         }
         argv
@@ -336,6 +373,32 @@ impl Reach {
     }
 }
 
+/// One stdio server's run, as the script saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StdioRun {
+    /// Its JSON-RPC lines (the first [`MAX_STDIO_LINES`]).
+    pub stdout: Vec<String>,
+    /// Its log: the first lines and the last one.
+    pub stderr: Vec<String>,
+    pub stderr_last: Option<String>,
+    pub exit: Option<i64>,
+    /// The program, or the script given to it, that is not in the container.
+    pub missing: Option<String>,
+    /// It answered `tools/list`, or answered with an error.
+    pub answered: bool,
+}
+
+impl StdioRun {
+    /// The log's lines, the last one included.
+    pub fn log(&self) -> Vec<&str> {
+        self.stderr
+            .iter()
+            .chain(self.stderr_last.iter())
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// The parsed report. A field is `None` where its line never came (truncated output, or
 /// a script that could not find out): the check then takes the per-client path for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -347,6 +410,12 @@ pub struct Report {
     pub entrypoint: Option<InsideFile>,
     /// Indexed like [`Request::urls`].
     pub reach: Vec<Reach>,
+    /// Indexed like [`Request::stdio`].
+    pub stdio: Vec<StdioRun>,
+    /// The deadline came before everything ended: the processes then ended, as
+    /// "NAME (pid N)".
+    pub deadline: bool,
+    pub ended: Vec<String>,
     /// The closing `end` line came.
     pub complete: bool,
     pub took: Duration,
@@ -421,10 +490,16 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
     }
     let mut report = Report {
         reach: vec![Reach::default(); urls.min(MAX_URLS)],
+        stdio: vec![StdioRun::default(); urls.min(MAX_URLS)],
         ..Default::default()
     };
     for raw in lines {
-        let line = clean(raw, MAX_LINE);
+        let cap = if raw.starts_with("s ") {
+            MAX_STDIO_LINE
+        } else {
+            MAX_LINE
+        };
+        let line = clean(raw, cap);
         let (key, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         match key {
             "client" if report.client.is_none() => {
@@ -449,6 +524,20 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
                 report.pid1 = Some(cmdline(rest));
             }
             "r" => reach_line(&mut report.reach, rest),
+            "s" => stdio_line(&mut report.stdio, rest),
+            "deadline" => report.deadline = true,
+            "left" if report.ended.len() < MAX_LEFT => {
+                let mut words = rest.split_whitespace();
+                if let (Some(Ok(pid)), Some(name)) =
+                    (words.next().map(str::parse::<u32>), words.next())
+                {
+                    let name = name.trim_start_matches('(').trim_end_matches(')');
+                    // The script's own shells and its stdin holder are not news.
+                    if !matches!(name, "sh" | "sleep") {
+                        report.ended.push(format!("{name} (pid {pid})"));
+                    }
+                }
+            }
             "end" => report.complete = true,
             _ => {}
         }
@@ -512,6 +601,27 @@ fn reach_line(reach: &mut [Reach], rest: &str) {
     }
 }
 
+/// `s INDEX o|e|E TEXT`, `s INDEX missing PROGRAM`, `s INDEX answered`, `s INDEX x STATUS`.
+fn stdio_line(runs: &mut [StdioRun], rest: &str) {
+    let mut parts = rest.splitn(3, ' ');
+    let (Some(index), Some(kind)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let Some(run) = index.parse::<usize>().ok().and_then(|i| runs.get_mut(i)) else {
+        return;
+    };
+    let text = parts.next().unwrap_or("");
+    match kind {
+        "o" if run.stdout.len() < MAX_STDIO_LINES => run.stdout.push(text.to_string()),
+        "e" if run.stderr.len() < MAX_STREAM_LINES => run.stderr.push(clean(text, LINE_BYTES)),
+        "E" => run.stderr_last = Some(clean(text, LINE_BYTES)),
+        "x" => run.exit = run.exit.or_else(|| text.trim().parse().ok()),
+        "missing" => run.missing = run.missing.take().or_else(|| Some(clean(text, 200))),
+        "answered" => run.answered = true,
+        _ => {}
+    }
+}
+
 /// The report, or why there is none (no `sh`, the exec failed, the output is garbled,
 /// the script is turned off).
 pub type Gathered = Result<Report, String>;
@@ -530,7 +640,13 @@ pub async fn gather(
         return Err(format!("{DISABLE_ENV}=1"));
     }
     let started = Instant::now();
-    let argv = request.argv(&Limit::until(deadline));
+    // The script ends what it started a little before pd-doctor stops reading, so that
+    // what it says of it still comes.
+    let end_in = exec_deadline
+        .saturating_duration_since(started)
+        .saturating_sub(END_MARGIN)
+        .max(MIN_LIMIT);
+    let argv = request.argv(&Limit::until(deadline), end_in);
     let run = docker::exec_until(client, container, argv, exec_deadline, MAX_OUTPUT).await?;
     let mut report =
         parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
@@ -658,15 +774,24 @@ end
             host_name: "host.docker.internal".into(),
             entrypoint: Some("/entrypoint.sh".into()),
             urls: vec![Some(Target::new(&url)), None],
+            stdio: vec![None, Some(vec!["python3".into(), "$(id)".into()])],
         };
-        let argv = request.argv(&Limit::of(Duration::from_millis(1750)));
+        let argv = request.argv(
+            &Limit::of(Duration::from_millis(1750)),
+            Duration::from_secs(2),
+        );
         assert_eq!(&argv[..3], &["sh", "-c", SCRIPT]);
         assert_eq!(argv[6], "1.75");
         assert_eq!(argv[7], "2");
-        assert_eq!(argv[11], url.as_str());
-        assert_eq!(argv[12], "host.docker.internal");
-        assert_eq!(argv.len(), 11 + 8);
-        assert!(argv[15..].iter().all(String::is_empty));
+        assert_eq!(argv[11], "8", "two URLs, four words each");
+        assert_eq!(argv[12], "2.00");
+        assert_eq!(argv[13], MESSAGES);
+        assert_eq!(argv[14], url.as_str());
+        assert_eq!(argv[15], "host.docker.internal");
+        assert_eq!(argv.len(), 14 + 8 + 4);
+        assert!(argv[18..22].iter().all(String::is_empty));
+        // The stdio server's argument vector, whole, after its index and length.
+        assert_eq!(&argv[22..], &["1", "2", "python3", "$(id)"]);
         let curl = client_argv(
             "curl",
             &Target::new(&url),
@@ -717,8 +842,9 @@ end
             host_name: "localhost".into(),
             entrypoint: Some("/nonexistent/entrypoint.sh".into()),
             urls: vec![Some(Target::new(&url))],
+            stdio: vec![None],
         };
-        let argv = request.argv(&Limit::of(Duration::from_secs(2)));
+        let argv = request.argv(&Limit::of(Duration::from_secs(2)), Duration::from_secs(3));
         let Ok(out) = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .output()

@@ -4,15 +4,44 @@
 # numbers alone are split into words).
 #   $1 host name  $2 entrypoint path ("" = none)  $3 client time limit, seconds (decimal)
 #   $4 the same in whole seconds (busybox wget)  $5 python3 program  $6 node program
-#   $7 bash program  then 4 per URL: url host port path (url "" = not to be reached)
+#   $7 bash program  $8 how many words the URLs take (4 per URL)  $9 seconds until
+#   everything this exec started is ended  $10 the MCP messages a stdio server is sent
+#   then 4 per URL: url host port path (url "" = not to be reached)
+#   then per stdio server: INDEX COUNT and COUNT words, its argument vector
 # Output, after the header: "client NAME|-", "resolve EXIT ADDR...", "entrypoint ALGO
 # DIGEST [SIZE]" or "entrypoint missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
 # (stdout and stderr: the first lines, then the last), "r INDEX x STATUS" and
-# "r INDEX end"; and "end" when everything is done.
-hn=$1 ep=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7
-shift 7
+# "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
+# "s INDEX answered", "s INDEX x STATUS"; at the deadline "deadline" and "left PID NAME"
+# for each process then ended; and "end" when everything is done.
+hn=$1 ep=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10}
+shift 10
 nl='
 '
+exec 5>&1
+
+# Everything this exec starts shares its process group, whose leader the engine made
+# this shell: ending the group ends them all. Run anywhere else (a test on the host),
+# the script ends nothing but its own.
+leader=
+if read -r _ _ _ _ pg _ </proc/$$/stat 2>/dev/null && [ "$pg" = "$$" ]; then leader=1; fi
+
+# The deadline: say what is still running, then end it all, so that a hung server, a
+# slow DNS or a program that never exits leaves nothing behind in the container.
+if [ -n "$leader" ]; then
+  (
+    sleep "$wd"
+    printf 'deadline\n'
+    for d in /proc/[0-9]*; do
+      if read -r p c _ _ g _ <"$d/stat" 2>/dev/null && [ "$g" = "$$" ] && [ "$p" != "$$" ]; then
+        printf 'left %s %.40s\n' "$p" "$c"
+      fi
+    done
+    kill -s KILL 0
+  ) 3>&- 4>&- &
+fi
+
+body() {
 exec 4>&1
 printf 'pd-doctor-inside 1\n'
 
@@ -20,7 +49,7 @@ printf 'pd-doctor-inside 1\n'
 # to start): a client that cannot run answers 126 or 127, and pd-doctor then looks for
 # one that can, exec by exec.
 client=
-if [ "$#" -gt 0 ]; then
+if [ "$nu" -gt 0 ]; then
   for c in curl wget python3 node bash; do
     if command -v "$c" >/dev/null 2>&1; then
       client=$c
@@ -30,19 +59,19 @@ if [ "$#" -gt 0 ]; then
 fi
 printf 'client %s\n' "${client:--}"
 
-# Prefixes each line with the URL's index and stream; keeps the first 40 lines and the
-# last one (curl's status comes last), each cut to 240 bytes.
+# Prefixes each line with "r" (or $4), the URL's index and stream; keeps the first 40
+# lines and the last one (curl's status comes last), each cut to 240 bytes.
 tag() {
   n=0 last=
   while IFS= read -r l || [ -n "$l" ]; do
     n=$((n + 1))
     if [ "$n" -le 40 ]; then
-      printf 'r %s %s %.240s\n' "$1" "$2" "$l"
+      printf '%s %s %s %.240s\n' "${4:-r}" "$1" "$2" "$l"
     else
       last=$l
     fi
   done
-  if [ "$n" -gt 40 ]; then printf 'r %s %s %.240s\n' "$1" "$3" "$last"; fi
+  if [ "$n" -gt 40 ]; then printf '%s %s %s %.240s\n' "${4:-r}" "$1" "$3" "$last"; fi
 }
 
 # Runs one client: its stdout and stderr tagged, its exit status, then "end".
@@ -133,7 +162,63 @@ reach() {
     wait
   fi
 }
-reach "$@" &
+# Only the URLs' words go to reach.
+(
+  k=0
+  for a in "$@"; do
+    if [ "$k" -lt "$nu" ]; then set -- "$@" "$a"; fi
+    k=$((k + 1))
+  done
+  shift "$k"
+  reach "$@"
+) &
+rp=$!
+shift "$nu"
+
+# Tags a stdio server's stdout, and says "answered" at its answer to tools/list (id 2)
+# or at an error answer: what the check needs has come.
+stag() {
+  n=0
+  while IFS= read -r l || [ -n "$l" ]; do
+    n=$((n + 1))
+    if [ "$n" -le 16 ]; then printf 's %s o %.65000s\n' "$1" "$l"; fi
+    case $l in
+      *'"id":2,'* | *'"id":2}'* | *'"id": 2,'* | *'"id": 2}'* | *'"error"'*) printf 's %s answered\n' "$1" ;;
+    esac
+  done
+}
+
+# Starts one stdio server as Claude Code would, its argument vector as given: sends it
+# initialize, notifications/initialized and tools/list on stdin, which stays open until
+# the deadline (a server may end at end of input), and tags what it says.
+stdio() {
+  i=$1 n=$2
+  shift 2
+  k=0
+  for a in "$@"; do
+    if [ "$k" -lt "$n" ]; then set -- "$@" "$a"; fi
+    k=$((k + 1))
+  done
+  shift "$k"
+  if ! command -v "$1" >/dev/null 2>&1; then
+    printf 's %s missing %.200s\n' "$i" "$1"
+    return
+  fi
+  # The script a runtime is given (python3 /proxy/mcp_proxy.py): there, or not.
+  case ${2-} in /*) if [ ! -e "$2" ]; then
+    printf 's %s missing %.200s\n' "$i" "$2"
+    return
+  fi ;; esac
+  { { { printf '%s' "$msgs"; sleep "$wd"; } 3>&- 4>&- | "$@" 3>&- 4>&-; printf 's %s x %s\n' "$i" "$?" >&4; } 2>&1 1>&3 | tag "$i" e E s >&4; } 3>&1 | stag "$i"
+}
+
+while [ "$#" -ge 2 ]; do
+  case $2 in '' | *[!0-9]*) break ;; esac
+  [ "$#" -ge $(($2 + 2)) ] || break
+  stdio "$@" &
+  n=$2
+  shift $((n + 2))
+done
 
 out=$(getent ahosts "$hn" 2>/dev/null)
 rc=$?
@@ -166,5 +251,46 @@ if [ -r /proc/1/cmdline ]; then
   printf 'pid1 %.400s\n' "${p%%"$nl"*}"
 fi
 
-wait
-printf 'end\n'
+wait "$rp"
+printf 'done\n'
+}
+
+# Forwards the body's lines until it is done and every stdio server has answered or
+# ended, then says "end" and ends whatever is still running.
+collect() {
+  seen=
+  body_done=
+  while IFS= read -r l; do
+    printf '%s\n' "$l"
+    case $l in
+      done) body_done=1 ;;
+      's '*)
+        # Only the script's own words: a server's output is "s INDEX o|e|E ...".
+        r=${l#s } && i=${r%% *} && r=${r#* }
+        case $i in '' | *[!0-9]*) r= ;; esac
+        case $r in answered | 'x '* | 'missing '*)
+          case " $seen " in *" $i "*) ;; *) seen="$seen $i" want=$((want - 1)) ;; esac
+          ;;
+        esac
+        ;;
+    esac
+    if [ -n "$body_done" ] && [ "$want" -le 0 ]; then break; fi
+  done
+  printf 'end\n'
+  if [ -n "$leader" ]; then kill -s KILL 0; fi
+}
+
+# How many stdio servers there are: the groups after the URLs' words.
+want=0
+count() {
+  shift "$nu"
+  while [ "$#" -ge 2 ]; do
+    case $2 in '' | *[!0-9]*) break ;; esac
+    [ "$#" -ge $(($2 + 2)) ] || break
+    want=$((want + 1))
+    n=$2
+    shift $((n + 2))
+  done
+}
+count "$@"
+body "$@" | collect

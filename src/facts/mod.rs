@@ -308,12 +308,17 @@ impl Facts {
             cell.get_or_init(|| {
                 Box::pin(async {
                     let request = Box::pin(request()).await;
+                    let exec_deadline = if request.has_stdio() {
+                        self.stdio_deadline() + EXEC_SLACK
+                    } else {
+                        self.exec_deadline()
+                    };
                     inside::gather(
                         &d.client,
                         &container.id,
                         &request,
                         self.run_deadline(),
-                        self.exec_deadline(),
+                        exec_deadline,
                     )
                     .await
                 })
@@ -332,6 +337,15 @@ impl Facts {
     /// then, however late their exec started, so a hung server costs one timeout in all.
     pub fn run_deadline(&self) -> Instant {
         self.started + self.timeout
+    }
+
+    /// Until when a stdio server may take to answer: one timeout after the run's
+    /// deadline. It must start a program before it can ask anything (a Python proxy
+    /// with httpx takes a few hundred milliseconds of CPU, and every agent's start at
+    /// once on two cores queues them), and Claude Code itself gives it MCP_TIMEOUT
+    /// (30 s by default); a slow start that works is not a timeout.
+    pub fn stdio_deadline(&self) -> Instant {
+        self.run_deadline() + self.timeout
     }
 
     /// When pd-doctor stops reading a container exec: the run's deadline and the moment

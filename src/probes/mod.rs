@@ -25,9 +25,13 @@ use crate::project::{Agent, Server};
 
 /// Time a probe needs beyond the per-probe timeout: a `docker exec` pays for starting a
 /// process in the container before its own network timeout begins.
-pub fn extra_time(spec: &ProbeSpec) -> Duration {
+/// A container's one exec may run a stdio server until one timeout after the run's own
+/// deadline (see `Facts::stdio_deadline`), which every container probe may wait on.
+pub fn extra_time(spec: &ProbeSpec, timeout: Duration) -> Duration {
     match spec {
-        ProbeSpec::Builtin(kind) if kind.name().starts_with("container") => Duration::from_secs(3),
+        ProbeSpec::Builtin(kind) if kind.name().starts_with("container") => {
+            Duration::from_secs(3) + timeout
+        }
         _ => Duration::ZERO,
     }
 }
@@ -60,6 +64,7 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
             | K::ContainerEntrypoint
             | K::ContainerHostGateway
             | K::ContainerReach
+            | K::ContainerStdio
             | K::ContainerImage
             | K::ContainerMounts
             | K::ContainersStale

@@ -22,6 +22,7 @@ use crate::safefs;
 
 pub(crate) mod network;
 pub(crate) mod reach;
+pub(crate) mod stdio;
 
 pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
     let d = match f.docker().await {
@@ -42,6 +43,10 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
             ),
         ),
         ("containers-stale", _, _) => stale(d),
+        ("container-stdio", Some(a), Some(s)) => match main_container(d, a) {
+            Some(c) => stdio::probe(f, c, a, s).await,
+            None => Finding::skip(format!("agent {} has no container", a.name)),
+        },
         ("container-reach", Some(a), Some(s)) => match main_container(d, a) {
             Some(c) => match network::no_network(c, ReachCause::NoNetwork) {
                 Some(none) => none,
@@ -151,10 +156,21 @@ async fn request(f: &Facts, c: &Container) -> inside::Request {
         };
         urls.push(url.as_ref().map(inside::Target::new));
     }
+    let mut stdio_runs = Vec::new();
+    for server in &f.project.servers {
+        let run = match f.project.agent(&c.agent) {
+            Some(agent) => stdio::in_use(f, agent, server)
+                .await
+                .map(|e| stdio::argv(&e)),
+            None => None,
+        };
+        stdio_runs.push(run);
+    }
     inside::Request {
         host_name: f.project.layout.host_name.clone(),
         entrypoint: entrypoint_script(c).cloned(),
         urls,
+        stdio: stdio_runs,
     }
 }
 

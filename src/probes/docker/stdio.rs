@@ -1,0 +1,305 @@
+//! `container.stdio`: the stdio entry the agent's Claude Code uses, started the way Claude
+//! Code starts it: in the agent's own container, as an argument vector, with `${VAR}`
+//! expanded in that container's environment and the entry's `env` set, asked
+//! `initialize`, `notifications/initialized` and `tools/list` on its stdin, and ended at
+//! the deadline. It runs inside the container's one exec (`facts::inside`), beside every
+//! other server's; this module says what to run and judges what came back.
+
+use serde_json::Value;
+
+use crate::causes::{CommonCause, StdioCause as C};
+use crate::claude_config::ServerEntry;
+use crate::facts::docker::Container;
+use crate::facts::inside::StdioRun;
+use crate::facts::Facts;
+use crate::model::Finding;
+use crate::probes::server_entry::{self, InUse};
+use crate::project::{Agent, Server};
+
+/// The stdio entry for `server` that `agent`'s Claude Code uses, expanded in its
+/// container's environment; `None` when the copy in use is not a stdio entry.
+pub async fn in_use(f: &Facts, agent: &Agent, server: &Server) -> Option<ServerEntry> {
+    let entry = match server_entry::in_use(f, agent, server).await {
+        InUse::Local(e) | InUse::User(e) => e,
+        InUse::Project => server.expected.clone()?,
+        InUse::None => return None,
+    };
+    if !entry.is_stdio() {
+        return None;
+    }
+    let env = f.env_of(agent).await;
+    Some(entry.expanded(&env, &f.project.secrets).0)
+}
+
+/// The argument vector the one exec runs: the entry's `env` through `env NAME=VALUE`, then
+/// the program and its arguments, each one element, never a shell line.
+pub fn argv(entry: &ServerEntry) -> Vec<String> {
+    let Some(stdio) = &entry.stdio else {
+        return Vec::new();
+    };
+    let mut argv = Vec::new();
+    let vars: Vec<String> = stdio
+        .env
+        .iter()
+        .filter(|(name, _)| is_env_name(name))
+        .map(|(name, value)| format!("{name}={}", value.expose()))
+        .collect();
+    if !vars.is_empty() {
+        argv.push("env".to_string());
+        argv.extend(vars);
+    }
+    argv.push(stdio.command.clone());
+    argv.extend(stdio.args.iter().map(|a| a.expose().to_string()));
+    argv
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> Finding {
+    let Some(entry) = in_use(f, agent, server).await else {
+        return Finding::skip(format!(
+            "{}'s entry for {} is not a stdio entry: container.reach tries its URL",
+            agent.name, server.name
+        ));
+    };
+    if !c.running {
+        return Finding::skip(format!("{} is not running", c.name));
+    }
+    let shown = entry
+        .stdio
+        .as_ref()
+        .map(|s| s.display())
+        .unwrap_or_default();
+    let report = match f.inside(c, || super::request(f, c)).await {
+        Some(Ok(report)) => report,
+        Some(Err(why)) => {
+            return Finding::skip(format!(
+                "cannot start it in {}: the one exec did not run ({why})",
+                c.name
+            ))
+        }
+        None => return Finding::skip("needs the Docker engine checks"),
+    };
+    let index = f.project.servers.iter().position(|s| s.name == server.name);
+    let Some(run) = index.and_then(|i| report.stdio.get(i)) else {
+        return Finding::internal(format!("no stdio run for server {}", server.name));
+    };
+    judge(run, &report.ended, &server.name, &c.name).evidence(format!("ran in {}: {shown}", c.name))
+}
+
+/// What the answers of one run say, most telling first.
+pub fn judge(run: &StdioRun, ended: &[String], server: &str, container: &str) -> Finding {
+    if let Some(missing) = &run.missing {
+        return Finding::fail(
+            C::CommandNotFound,
+            format!("{server}'s stdio command cannot start in {container}: {missing} is not there"),
+        )
+        .hint(format!(
+            "install it in the image or fix the path, then rebuild and recreate {container}"
+        ));
+    }
+    let answers: Vec<Value> = run
+        .stdout
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("jsonrpc").is_some())
+        .collect();
+    let answer = |id: i64| {
+        answers
+            .iter()
+            .find(|v| v.get("id") == Some(&Value::from(id)))
+    };
+    let log = run.log();
+    let with_log = |finding: Finding| {
+        finding.evidence_all(
+            log.iter()
+                .rev()
+                .take(5)
+                .rev()
+                .map(|l| format!("stderr: {l}")),
+        )
+    };
+    for id in [1, 2] {
+        if let Some(error) = answer(id).and_then(|a| a.get("error")) {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)");
+            let method = if id == 1 { "initialize" } else { "tools/list" };
+            return with_log(Finding::fail(
+                C::RpcError,
+                format!("{server}'s stdio server answered {method} with an error"),
+            ))
+            .evidence(format!("error: {}", crate::printable::line(message)))
+            .hint("the upstream server refused or could not be reached: see server.mcp and container.reach");
+        }
+    }
+    if let (Some(init), Some(list)) = (answer(1), answer(2)) {
+        let info = init.pointer("/result/serverInfo");
+        let name = info
+            .and_then(|i| i.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let version = info
+            .and_then(|i| i.get("version"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let tools = list
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        return Finding::ok(
+            CommonCause::Ok,
+            format!(
+                "answered initialize ({} {}) and tools/list ({tools} tools) in {container}",
+                crate::printable::line(name),
+                crate::printable::line(version)
+            ),
+        );
+    }
+    if !run.stdout.is_empty() && answers.is_empty() {
+        return with_log(Finding::fail(
+            C::NotMcp,
+            format!("{server}'s stdio command printed something other than JSON-RPC"),
+        ))
+        .evidence(format!(
+            "stdout: {}",
+            crate::facts::inside::clean(&run.stdout[0], 200)
+        ))
+        .hint("stdout is the MCP channel: the program must print nothing else there");
+    }
+    if let Some(status) = run.exit {
+        // The line that says why, when the program is Python's: ModuleNotFoundError, ...
+        let why = log
+            .iter()
+            .rev()
+            .find(|l| l.contains("Error") || l.contains("error"))
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default();
+        return with_log(Finding::fail(
+            C::Exited,
+            format!("{server}'s stdio command ended with status {status} before answering{why}"),
+        ))
+        .hint(if why.contains("ModuleNotFoundError") {
+            format!("the image lacks a module the command needs: install it in the Dockerfile, rebuild, and recreate {container}")
+        } else {
+            "its log above says why; run the same command in the container to see it whole".to_string()
+        });
+    }
+    let mut finding = with_log(Finding::fail(
+        C::Timeout,
+        format!(
+            "{server}'s stdio command did not answer {} in time",
+            if answer(1).is_some() {
+                "tools/list"
+            } else {
+                "initialize"
+            }
+        ),
+    ))
+    .hint("a proxy retries an upstream that fails: see server.mcp and container.reach for why");
+    if !ended.is_empty() {
+        finding = finding.evidence(format!(
+            "ended at the deadline in {container}: {}",
+            ended.join(", ")
+        ));
+    }
+    finding
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stdout: &[&str], stderr: &[&str], exit: Option<i64>) -> StdioRun {
+        StdioRun {
+            stdout: stdout.iter().map(|s| s.to_string()).collect(),
+            stderr: stderr.iter().map(|s| s.to_string()).collect(),
+            exit,
+            ..Default::default()
+        }
+    }
+
+    fn cause(f: &Finding) -> String {
+        f.cause.to_string()
+    }
+
+    #[test]
+    fn answers_are_judged_by_what_they_say() {
+        let init =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"serverInfo":{"name":"qms","version":"1"}}}"#;
+        let list = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#;
+        let ok = judge(&run(&[init, list], &[], None), &[], "qms", "agent-qa");
+        assert_eq!(cause(&ok), "ok");
+        assert!(ok.message.contains("2 tools"), "{}", ok.message);
+        let err = r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Remote server unreachable after 4 attempts: HTTP 401"},"id":1}"#;
+        let refused = judge(&run(&[err], &[], None), &[], "qms", "agent-qa");
+        assert_eq!(cause(&refused), "rpc-error");
+        assert!(refused.evidence.iter().any(|e| e.contains("HTTP 401")));
+        let module = judge(
+            &run(
+                &[],
+                &[
+                    "Traceback (most recent call last):",
+                    "ModuleNotFoundError: No module named 'httpx'",
+                ],
+                Some(1),
+            ),
+            &[],
+            "qms",
+            "agent-qa",
+        );
+        assert_eq!(cause(&module), "exited");
+        assert!(module.message.contains("No module named 'httpx'"));
+        let noise = judge(&run(&["hello"], &[], Some(0)), &[], "qms", "c");
+        assert_eq!(cause(&noise), "not-mcp");
+        let slow = judge(
+            &run(&[init], &[], None),
+            &["python3 (pid 7)".into()],
+            "qms",
+            "c",
+        );
+        assert_eq!(cause(&slow), "timeout");
+        assert!(slow.message.contains("tools/list"));
+        assert!(slow.evidence.iter().any(|e| e.contains("python3 (pid 7)")));
+        let missing = StdioRun {
+            missing: Some("/proxy/mcp_proxy.py".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            cause(&judge(&missing, &[], "qms", "c")),
+            "command-not-found"
+        );
+    }
+
+    #[test]
+    fn the_argv_is_the_entry_with_its_env_first() {
+        let entry = ServerEntry::from_value(&serde_json::json!({
+            "command": "python3",
+            "args": ["/proxy/mcp_proxy.py", "http://h:1/mcp", "--header", "X-API-Key=k"],
+            "env": {"A": "1", "bad name": "x"}
+        }));
+        assert_eq!(
+            argv(&entry),
+            [
+                "env",
+                "A=1",
+                "python3",
+                "/proxy/mcp_proxy.py",
+                "http://h:1/mcp",
+                "--header",
+                "X-API-Key=k"
+            ]
+        );
+        assert_eq!(entry.url.as_deref(), Some("http://h:1/mcp"));
+        assert_eq!(entry.header("x-api-key").map(|s| s.expose()), Some("k"));
+        let shown = entry.stdio.as_ref().unwrap().display();
+        assert!(!shown.contains('k') || !shown.contains("=k"), "{shown}");
+    }
+}
