@@ -63,6 +63,21 @@ pub enum CatalogueError {
     },
 }
 
+/// Which projects a check applies to, read from the project's data (never its layout's
+/// name): a check that cannot apply is not listed at all, rather than skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Applies {
+    #[default]
+    Always,
+    /// Servers whose project entry is a stdio entry (per agent: any such server).
+    StdioServers,
+    /// A layout with the Agent Hub.
+    WithHub,
+    /// A layout that runs Claude Code in a tmux session.
+    WithSession,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Per {
@@ -170,6 +185,9 @@ probe_kinds! {
     ContainerHostGateway = "container-host-gateway",
     ContainerReach = "container-reach",
     ContainerStdio = "container-stdio",
+    ContainerSession = "container-session",
+    ContainerIdentity = "container-identity",
+    HubService = "hub-service",
     ContainerImage = "container-image",
     ContainerMounts = "container-mounts",
     Isolation = "isolation",
@@ -282,6 +300,8 @@ pub struct CheckDef {
     #[serde(default)]
     pub section: String,
     pub per: Per,
+    #[serde(default)]
+    pub applies: Applies,
     pub probe: ProbeSpec,
     pub fix: Option<String>,
     /// `warn` turns a generic probe's failure into a warning; anything but `fail` or

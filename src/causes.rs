@@ -188,6 +188,23 @@ causes! {
         RpcError = "rpc-error",
     }
 
+    /// `container.session`.
+    TmuxCause {
+        NoSession = "no-session",
+    }
+
+    /// `container.identity`.
+    IdentityCause {
+        WrongIdentity = "wrong-identity",
+        Missing = "missing",
+    }
+
+    /// `hub.service`.
+    HubCause {
+        NotListening = "not-listening",
+        Unhealthy = "unhealthy",
+    }
+
     /// `container.image`.
     ImageCause {
         Outdated = "outdated",
@@ -366,6 +383,9 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ContainerHostGateway => HostGatewayCause::CODES,
             K::ContainerReach => ReachCause::CODES,
             K::ContainerStdio => StdioCause::CODES,
+            K::ContainerSession => TmuxCause::CODES,
+            K::ContainerIdentity => IdentityCause::CODES,
+            K::HubService => HubCause::CODES,
             K::ContainerImage => ImageCause::CODES,
             K::ContainerMounts => MountsCause::CODES,
             K::Isolation => IsolationCause::CODES,
@@ -423,6 +443,9 @@ mod tests {
         ("config.mcp_json", "unset-variable"),
         ("container.host_gateway", "loopback wrong-address no-network"),
         ("container.stdio", "ok command-not-found exited timeout not-mcp rpc-error"),
+        ("container.session", "ok no-session"),
+        ("container.identity", "ok wrong-identity missing"),
+        ("hub.service", "ok not-listening unhealthy"),
     ];
 
     #[test]

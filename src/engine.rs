@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
 
-use crate::catalogue::{Catalogue, CheckDef, Explanation, Key, Need, Per};
+use crate::catalogue::{Applies, Catalogue, CheckDef, Explanation, Key, Need, Per};
 use crate::causes::CommonCause;
 use crate::facts::Facts;
 use crate::model::{CheckResult, Finding, FixReport, RootCause, Status, Subject};
@@ -54,7 +54,10 @@ pub fn expand(catalogue: &Catalogue, project: &Project) -> Vec<Instance> {
                 })
                 .collect(),
         };
-        for subject in subjects {
+        for subject in subjects
+            .into_iter()
+            .filter(|s| applies(def.applies, s, project))
+        {
             let id = format!("{}{}", def.id, subject.suffix());
             out.push(Instance {
                 def: def.clone(),
@@ -64,6 +67,19 @@ pub fn expand(catalogue: &Catalogue, project: &Project) -> Vec<Instance> {
         }
     }
     out
+}
+
+fn applies(applies: Applies, subject: &Subject, project: &Project) -> bool {
+    let stdio = |s: &crate::project::Server| s.expected.as_ref().is_some_and(|e| e.is_stdio());
+    match applies {
+        Applies::Always => true,
+        Applies::StdioServers => match subject.server.as_deref() {
+            Some(name) => project.server(name).is_some_and(stdio),
+            None => project.servers.iter().any(stdio),
+        },
+        Applies::WithHub => !project.layout.hub.is_empty(),
+        Applies::WithSession => !project.layout.session.is_empty(),
+    }
 }
 
 /// `--only` / `--skip` globs against instance ids: `*` any run, `?` one character,

@@ -70,6 +70,7 @@ fn run_with_logged_curl(urls: &[&str], parallel: bool) -> Option<(Report, Vec<St
             .map(|u| Some(Target::new(&reqwest::Url::parse(u).unwrap())))
             .collect(),
         stdio: vec![None; urls.len()],
+        session: String::new(),
     };
     let argv = request.argv(
         &Limit::until(Instant::now() + Duration::from_secs(3)),

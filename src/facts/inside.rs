@@ -187,6 +187,8 @@ pub struct Request {
     /// One per server, like `urls`: the argument vector of the stdio entry in use, its
     /// `env` first as `env NAME=VALUE ...`; `None`: not a stdio entry.
     pub stdio: Vec<Option<Vec<String>>>,
+    /// The tmux session Claude Code runs in, to look for ("" = none).
+    pub session: String,
 }
 
 impl Request {
@@ -213,6 +215,7 @@ impl Request {
             &(4 * urls).to_string(),
             &format!("{:.2}", end_in.as_secs_f64()),
             MESSAGES,
+            &self.session,
         ]
         .map(String::from)
         .to_vec();
@@ -407,6 +410,8 @@ pub struct Report {
     pub client: Option<Option<&'static str>>,
     pub resolve: Option<Resolved>,
     pub pid1: Option<String>,
+    /// Whether the tmux session runs; `None`: not asked, or the image has no tmux.
+    pub session: Option<bool>,
     pub entrypoint: Option<InsideFile>,
     /// Indexed like [`Request::urls`].
     pub reach: Vec<Reach>,
@@ -519,6 +524,13 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
             }
             "entrypoint" if report.entrypoint.is_none() => {
                 report.entrypoint = Some(inside_file(rest));
+            }
+            "session" if report.session.is_none() => {
+                report.session = match rest.trim() {
+                    "0" => Some(true),
+                    "1" => Some(false),
+                    _ => None,
+                };
             }
             "pid1" if report.pid1.is_none() => {
                 report.pid1 = Some(cmdline(rest));
@@ -775,6 +787,7 @@ end
             entrypoint: Some("/entrypoint.sh".into()),
             urls: vec![Some(Target::new(&url)), None],
             stdio: vec![None, Some(vec!["python3".into(), "$(id)".into()])],
+            session: String::new(),
         };
         let argv = request.argv(
             &Limit::of(Duration::from_millis(1750)),
@@ -786,12 +799,13 @@ end
         assert_eq!(argv[11], "8", "two URLs, four words each");
         assert_eq!(argv[12], "2.00");
         assert_eq!(argv[13], MESSAGES);
-        assert_eq!(argv[14], url.as_str());
-        assert_eq!(argv[15], "host.docker.internal");
-        assert_eq!(argv.len(), 14 + 8 + 4);
-        assert!(argv[18..22].iter().all(String::is_empty));
+        assert_eq!(argv[14], "", "no tmux session asked for");
+        assert_eq!(argv[15], url.as_str());
+        assert_eq!(argv[16], "host.docker.internal");
+        assert_eq!(argv.len(), 15 + 8 + 4);
+        assert!(argv[19..23].iter().all(String::is_empty));
         // The stdio server's argument vector, whole, after its index and length.
-        assert_eq!(&argv[22..], &["1", "2", "python3", "$(id)"]);
+        assert_eq!(&argv[23..], &["1", "2", "python3", "$(id)"]);
         let curl = client_argv(
             "curl",
             &Target::new(&url),
@@ -843,6 +857,7 @@ end
             entrypoint: Some("/nonexistent/entrypoint.sh".into()),
             urls: vec![Some(Target::new(&url))],
             stdio: vec![None],
+            session: String::new(),
         };
         let argv = request.argv(&Limit::of(Duration::from_secs(2)), Duration::from_secs(3));
         let Ok(out) = std::process::Command::new(&argv[0])

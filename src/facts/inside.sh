@@ -6,16 +6,17 @@
 #   $4 the same in whole seconds (busybox wget)  $5 python3 program  $6 node program
 #   $7 bash program  $8 how many words the URLs take (4 per URL)  $9 seconds until
 #   everything this exec started is ended  $10 the MCP messages a stdio server is sent
+#   $11 the tmux session Claude Code runs in ("" = none)
 #   then 4 per URL: url host port path (url "" = not to be reached)
 #   then per stdio server: INDEX COUNT and COUNT words, its argument vector
 # Output, after the header: "client NAME|-", "resolve EXIT ADDR...", "entrypoint ALGO
 # DIGEST [SIZE]" or "entrypoint missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
 # (stdout and stderr: the first lines, then the last), "r INDEX x STATUS" and
 # "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
-# "s INDEX answered", "s INDEX x STATUS"; at the deadline "deadline" and "left PID NAME"
+# "s INDEX answered", "s INDEX x STATUS"; "session 0|1|-" (tmux has-session's status); at the deadline "deadline" and "left PID NAME"
 # for each process then ended; and "end" when everything is done.
-hn=$1 ep=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10}
-shift 10
+hn=$1 ep=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10} ss=${11}
+shift 11
 nl='
 '
 exec 5>&1
@@ -243,6 +244,15 @@ if [ -n "$ep" ]; then
     printf 'entrypoint %s %s\n' "$a" "$s"
   else
     printf 'entrypoint missing\n'
+  fi
+fi
+
+if [ -n "$ss" ]; then
+  if command -v tmux >/dev/null 2>&1; then
+    tmux has-session -t "$ss" >/dev/null 2>&1 </dev/null
+    printf 'session %s\n' "$([ "$?" -eq 0 ] && echo 0 || echo 1)"
+  else
+    printf 'session -\n'
   fi
 fi
 

@@ -5,6 +5,7 @@ mod approval;
 mod claude_json;
 pub(crate) mod docker;
 mod generic;
+mod hub;
 mod isolation;
 mod listen;
 mod marker;
@@ -52,6 +53,7 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
         (K::Session, Some(s), _) => mcp::session(f, s).await,
         (K::Oauth, Some(s), _) => oauth::probe(f, s).await,
         (K::Isolation, _, _) => isolation::probe(f).await,
+        (K::HubService, _, _) => hub::probe(f).await,
         (K::ClaudeJson, _, Some(a)) => claude_json::probe(f, a),
         (K::Marker, Some(s), Some(a)) => marker::probe(f, a, s),
         (K::ServerEntry, Some(s), Some(a)) => server_entry::probe(f, a, s).await,
@@ -65,6 +67,8 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
             | K::ContainerHostGateway
             | K::ContainerReach
             | K::ContainerStdio
+            | K::ContainerSession
+            | K::ContainerIdentity
             | K::ContainerImage
             | K::ContainerMounts
             | K::ContainersStale

@@ -7,8 +7,8 @@
 use std::time::SystemTime;
 
 use crate::causes::{
-    CommonCause, DuplicateCause, EntrypointCause, HostGatewayCause, ImageCause, MountsCause,
-    ReachCause, StaleCause, StateCause,
+    CommonCause, DuplicateCause, EntrypointCause, HostGatewayCause, IdentityCause, ImageCause,
+    MountsCause, ReachCause, StaleCause, StateCause, TmuxCause,
 };
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside;
@@ -76,11 +76,72 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
                 "container-host-gateway" => host_gateway(f, d, c).await,
                 "container-image" => image(f, d, c).await,
                 "container-mounts" => mounts(f, c, a),
+                "container-identity" => identity(c, a),
+                "container-session" => session(f, c).await,
                 _ => Finding::internal(format!("unknown container probe {name}")),
             }
         }
         _ => Finding::internal(format!(
             "probe {name} got a subject it cannot handle: {subject:?}"
+        )),
+    }
+}
+
+/// `QMS_USER` names the agent the container serves: the stdio proxy sends it to the QMS
+/// server as `X-QMS-Identity`, and the server trusts it.
+fn identity(c: &Container, agent: &Agent) -> Finding {
+    match c.env.iter().find(|(k, _)| k == "QMS_USER").map(|(_, v)| v) {
+        Some(user) if *user == agent.name => Finding::ok(
+            CommonCause::Ok,
+            format!("QMS_USER={user} in {}", c.name),
+        ),
+        Some(user) => Finding::fail(
+            IdentityCause::WrongIdentity,
+            format!(
+                "{} serves agent {} but its QMS_USER is {}",
+                c.name,
+                agent.name,
+                crate::printable::line(user)
+            ),
+        )
+        .evidence("the proxy sends QMS_USER as X-QMS-Identity: the agent acts as someone else on the QMS server")
+        .hint(format!(
+            "recreate the container with -e QMS_USER={} (the Hub sets it from the agent's name)",
+            agent.name
+        )),
+        None => Finding::warn(
+            IdentityCause::Missing,
+            format!("{} has no QMS_USER", c.name),
+        )
+        .evidence("without it the proxy sends no X-QMS-Identity, and the server takes the client's word")
+        .hint(format!("recreate the container with -e QMS_USER={}", agent.name)),
+    }
+}
+
+/// Claude Code runs in the layout's tmux session: a running container with no such
+/// session has no agent in it (the Hub calls this STALE).
+async fn session(f: &Facts, c: &Container) -> Finding {
+    let name = &f.project.layout.session;
+    if !c.running {
+        return Finding::skip(format!("{} is not running", c.name));
+    }
+    match inside(f, c).await.and_then(|r| r.session) {
+        Some(true) => Finding::ok(
+            CommonCause::Ok,
+            format!("tmux session {name} runs in {}", c.name),
+        ),
+        Some(false) => Finding::warn(
+            TmuxCause::NoSession,
+            format!("{} runs, but no tmux session {name} is in it: no Claude Code runs there", c.name),
+        )
+        .evidence("PID 1 is `sleep infinity`: the container outlives the person quitting Claude")
+        .hint(format!(
+            "start it again: docker exec {} tmux new-session -d -s {name} -x 120 -y 30 claude (or restart the agent from the Hub)",
+            c.name
+        )),
+        None => Finding::skip(format!(
+            "cannot tell: {} has no tmux, or its one exec did not run",
+            c.name
         )),
     }
 }
@@ -167,6 +228,7 @@ async fn request(f: &Facts, c: &Container) -> inside::Request {
         stdio_runs.push(run);
     }
     inside::Request {
+        session: f.project.layout.session.clone(),
         host_name: f.project.layout.host_name.clone(),
         entrypoint: entrypoint_script(c).cloned(),
         urls,
