@@ -143,6 +143,7 @@ causes! {
         Unreachable = "unreachable",
         Tls = "tls",
         Unsupported = "unsupported",
+        TooLarge = "too-large",
     }
 
     /// `container.state`.

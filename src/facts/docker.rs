@@ -15,11 +15,15 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::docker_tls::{self, Tls};
+use super::docker_wire::TooLarge;
 use crate::causes::EngineCause;
 use crate::paths;
 use crate::project::Project;
 
 const MAX_EXEC_OUTPUT: usize = 64 * 1024;
+
+/// The most read of an archive from a container (one file, as a tar stream).
+pub const MAX_TAR: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -151,8 +155,8 @@ pub struct DockerFacts {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct EngineError {
-    /// `unreachable`, `tls` (TLS material or handshake) or `unsupported` (a host
-    /// pd-doctor cannot dial, such as `ssh://`).
+    /// `unreachable`, `tls` (TLS material or handshake), `unsupported` (a host
+    /// pd-doctor cannot dial, such as `ssh://`) or `too-large` (an answer past its cap).
     pub cause: EngineCause,
     pub message: String,
     pub hint: String,
@@ -201,9 +205,31 @@ impl EngineError {
         }
     }
 
-    /// A failed engine call: a TLS problem anywhere in the chain is `tls`.
+    /// An answer that ran past its cap (`docker_wire`): what asked, and the cap.
+    fn too_large(cap: &TooLarge, endpoint: &Endpoint) -> EngineError {
+        EngineError {
+            cause: EngineCause::TooLarge,
+            message: format!(
+                "the Docker engine at {endpoint} sent too much: {cap}; reading stopped there"
+            ),
+            hint: "a healthy engine's answers are far smaller: check what DOCKER_HOST or the docker context points at (a socket proxy or tunnel in between?) and whether `docker version` and `docker ps -a` with the same settings end".into(),
+        }
+    }
+
+    /// A failed discovery (list and inspects): `too-large`, else `unreachable`.
+    fn from_discovery(e: &bollard::errors::Error, endpoint: &Endpoint) -> EngineError {
+        match TooLarge::in_chain(e) {
+            Some(cap) => EngineError::too_large(cap, endpoint),
+            None => EngineError::unreachable(format!("{e} (at {endpoint})")),
+        }
+    }
+
+    /// A failed engine call: an answer past its cap is `too-large`, a TLS problem
+    /// anywhere in the chain is `tls`.
     fn from_call(e: &bollard::errors::Error, endpoint: &Endpoint) -> EngineError {
-        if endpoint.tls.is_some() && docker_tls::is_tls_error(e) {
+        if let Some(cap) = TooLarge::in_chain(e) {
+            EngineError::too_large(cap, endpoint)
+        } else if endpoint.tls.is_some() && docker_tls::is_tls_error(e) {
             EngineError::tls(describe(e), endpoint, false)
         } else if endpoint.tls.is_some() && docker_tls::closed_before_answer(e) {
             EngineError::tls(
@@ -332,7 +358,7 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
         };
         let containers = discover(&client, project)
             .await
-            .map_err(|e| EngineError::unreachable(format!("{e} (at {endpoint})")))?;
+            .map_err(|e| EngineError::from_discovery(&e, &endpoint))?;
         Ok::<_, EngineError>(DockerFacts {
             client,
             engine,
@@ -643,17 +669,28 @@ async fn discover(
             wanted.push((s.id.unwrap_or_default(), agent, found_by));
         }
     }
+    // A container that went away meanwhile is left out; an answer past its cap ends
+    // the discovery, which `docker.engine` reports.
     let inspected =
         futures::future::join_all(wanted.into_iter().map(|(id, agent, found_by)| async move {
-            let c = client.inspect_container(&id, None).await.ok()?;
-            Some(container(c, agent, found_by))
+            match client.inspect_container(&id, None).await {
+                Ok(c) => Ok(Some(container(c, agent, found_by))),
+                Err(e) => capped(e).map(|()| None),
+            }
         }))
         .await;
-    let mut containers: Vec<Container> = inspected.into_iter().flatten().collect();
+    let mut containers = Vec::new();
+    for c in inspected {
+        containers.extend(c?);
+    }
     // `--network container:<id>`: the peer's namespace decides; inspected once each.
     for c in &mut containers {
         if let Some(peer) = c.net.mode.strip_prefix("container:").map(str::to_string) {
-            if let Ok(p) = client.inspect_container(&peer, None).await {
+            let found = match client.inspect_container(&peer, None).await {
+                Ok(p) => Some(p),
+                Err(e) => capped(e).map(|()| None)?,
+            };
+            if let Some(p) = found {
                 let name = p
                     .name
                     .clone()
@@ -683,14 +720,17 @@ async fn discover(
         .collect();
     refs.sort();
     refs.dedup();
-    let images: HashMap<String, bollard::models::ImageInspect> = futures::future::join_all(
-        refs.into_iter()
-            .map(|r| async move { Some((r.clone(), client.inspect_image(&r).await.ok()?)) }),
-    )
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+    let inspected = futures::future::join_all(refs.into_iter().map(|r| async move {
+        match client.inspect_image(&r).await {
+            Ok(image) => Ok(Some((r, image))),
+            Err(e) => capped(e).map(|()| None),
+        }
+    }))
+    .await;
+    let mut images: HashMap<String, bollard::models::ImageInspect> = HashMap::new();
+    for image in inspected {
+        images.extend(image?);
+    }
     for c in &mut containers {
         if let Some(own) = images.get(&c.image_id) {
             c.image_created = own.created.clone();
@@ -704,6 +744,16 @@ async fn discover(
     }
     containers.sort_by(|a, b| (&a.agent, &a.name).cmp(&(&b.agent, &b.name)));
     Ok(containers)
+}
+
+/// A failed inspect during discovery: `Err` when the answer ran past its cap (the
+/// engine misbehaves, and `docker.engine` says so), else `Ok`: the container or image
+/// is left out, as one that went away meanwhile.
+fn capped(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
+    match TooLarge::in_chain(&e) {
+        Some(_) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn mount_info(m: bollard::models::MountPoint) -> MountInfo {
@@ -929,7 +979,7 @@ pub async fn read_file(client: &Docker, container: &str, path: &str) -> Option<V
     let mut tar = Vec::new();
     while let Some(chunk) = stream.next().await {
         tar.extend_from_slice(&chunk.ok()?);
-        if tar.len() > 4 * 1024 * 1024 {
+        if tar.len() > MAX_TAR {
             return None;
         }
     }

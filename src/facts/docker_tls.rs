@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::{Docker, API_DEFAULT_VERSION};
+use bollard::Docker;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -119,7 +117,8 @@ pub fn client_config(tls: &Tls) -> Result<ClientConfig, String> {
 
 /// A client for the engine at `authority` (`host:port`) that speaks only TLS: the
 /// connector refuses any URI that is not `https`, and bollard builds every request URI
-/// as `https://authority/...`.
+/// as `https://authority/...`. Its answers are capped as on every transport
+/// (`docker_wire`).
 pub fn connect(
     authority: &str,
     config: ClientConfig,
@@ -133,16 +132,7 @@ pub fn connect(
         .https_only()
         .enable_http1()
         .wrap_connector(http);
-    let mut builder = Client::builder(TokioExecutor::new());
-    // As bollard's own TLS transport: no idle connections kept.
-    builder.pool_max_idle_per_host(0);
-    let client = builder.build(https);
-    Docker::connect_with_custom_transport(
-        super::docker_wire::traced(client),
-        Some(format!("https://{authority}")),
-        timeout.as_secs(),
-        API_DEFAULT_VERSION,
-    )
+    super::docker_wire::custom(https, format!("https://{authority}"), timeout.as_secs())
 }
 
 /// Whether a TLS problem (a refused or unverifiable handshake) is somewhere in `err`'s
