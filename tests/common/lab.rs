@@ -108,8 +108,7 @@ pub fn build_image(tag: &str, variant: &str, entrypoint: &str) {
 /// The lab image of this test process with `variant`'s client, built on first use.
 pub fn image(variant: &str) -> String {
     static IMAGES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-    static SWEPT: Once = Once::new();
-    SWEPT.call_once(remove_images_of_finished_runs);
+    sweep_images();
     let mut built = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
     built
         .entry(variant.to_string())
@@ -119,6 +118,13 @@ pub fn image(variant: &str) -> String {
             tag
         })
         .clone()
+}
+
+/// Removes, once per test process, the lab images of test processes that have ended.
+/// Every image builder of the lab calls it before its first build.
+pub fn sweep_images() {
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(remove_images_of_finished_runs);
 }
 
 /// Images are shared by a test process's tests, so no single test can remove them; the

@@ -61,6 +61,9 @@ pub struct McpOptions {
     pub stateful: bool,
     /// Required X-API-Key value; requests without it get 401 from an auth layer.
     pub key: Option<String>,
+    /// Required Authorization value (`Bearer internal-trusted` in Pipe Dream); requests
+    /// without it get 401 from the same layer.
+    pub authorization: Option<String>,
     /// Accept `Host: host.docker.internal` (rmcp's default refuses it).
     pub allow_docker_host: bool,
     pub bind: Bind,
@@ -73,6 +76,7 @@ impl Default for McpOptions {
         McpOptions {
             stateful: false,
             key: None,
+            authorization: None,
             allow_docker_host: true,
             bind: Bind::Loopback,
             identity: None,
@@ -89,13 +93,21 @@ pub enum Bind {
     Reachable,
 }
 
-async fn require_key(State(key): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let sent = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
-    if sent == Some(key.as_str()) {
-        next.run(req).await
-    } else {
-        (StatusCode::UNAUTHORIZED, "missing or wrong X-API-Key").into_response()
+/// Headers a server requires, each with its one accepted value.
+type Required = Arc<Vec<(&'static str, String)>>;
+
+async fn require_headers(State(required): State<Required>, req: Request, next: Next) -> Response {
+    for (header, value) in required.iter() {
+        let sent = req.headers().get(*header).and_then(|v| v.to_str().ok());
+        if sent != Some(value.as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                format!("missing or wrong {header}"),
+            )
+                .into_response();
+        }
     }
+    next.run(req).await
 }
 
 /// The Docker bridge's address on this host (docker0), if there is one.
@@ -152,10 +164,17 @@ pub fn mcp_server_on(opts: McpOptions, ls: Vec<TcpListener>) -> Served {
         config,
     );
     let mut router = axum::Router::new().nest_service("/mcp", service);
-    if let Some(key) = opts.key {
+    let required: Vec<(&'static str, String)> = [
+        ("X-API-Key", opts.key),
+        ("Authorization", opts.authorization),
+    ]
+    .into_iter()
+    .filter_map(|(header, value)| Some((header, value?)))
+    .collect();
+    if !required.is_empty() {
         router = router.layer(axum::middleware::from_fn_with_state(
-            Arc::new(key),
-            require_key,
+            Arc::new(required),
+            require_headers,
         ));
     }
     let port = ls[0].local_addr().unwrap().port();
