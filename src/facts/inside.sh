@@ -210,7 +210,9 @@ stdio() {
     printf 's %s missing %.200s\n' "$i" "$2"
     return
   fi ;; esac
-  { { { printf '%s' "$msgs"; sleep "$wd"; } 3>&- 4>&- | "$@" 3>&- 4>&-; printf 's %s x %s\n' "$i" "$?" >&4; } 2>&1 1>&3 | tag "$i" e E s >&4; } 3>&1 | stag "$i"
+  # The status is said by the pipeline's last stage, as soon as the server ends: the
+  # stage before it holds stdin open until the deadline.
+  { { { printf '%s' "$msgs"; sleep "$wd"; } 3>&- 4>&- | { "$@" 3>&- 4>&-; printf 's %s x %s\n' "$i" "$?" >&4; }; } 2>&1 1>&3 | tag "$i" e E s >&4; } 3>&1 | stag "$i"
 }
 
 while [ "$#" -ge 2 ]; do
