@@ -195,3 +195,23 @@ async fn a_proxy_whose_upstream_refuses_its_key_is_traced_to_the_401() {
     run.expect("config.mcp_json", "ok", "ok");
     assert!(!run.stdout.contains("wrong-key"), "a key value was printed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_stdio_server_is_ended_at_the_deadline() {
+    let Some((lab, t, image)) = hub_lab("hub_hung", &["qa"]).await else {
+        return;
+    };
+    configure(&lab, &t, &image, free_port());
+    // git's entry is a program that never answers and never ends.
+    let mcp = std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&mcp).unwrap();
+    doc["mcpServers"]["git"] = serde_json::json!({"command": "sleep", "args": ["4242"]});
+    t.write("agent-hub/docker/.mcp.json", &doc.to_string());
+    lab.start_hub_agent(&t, "qa", &image, &[]);
+    let run = run_json(t.root(), &["--timeout", "1s"]).await;
+    run.expect("container.stdio[qa,git]", "fail", "timeout");
+    run.expect("container.stdio[qa,qms]", "ok", "ok");
+    assert!(run.elapsed < Duration::from_secs(6), "{:?}", run.elapsed);
+    let top = docker(&["top", &lab.name("qa")]);
+    assert!(!top.contains("4242"), "left running: {top}");
+}
