@@ -10,6 +10,7 @@ pub mod causes;
 pub mod claude_config;
 pub mod cli;
 pub mod debuglog;
+pub mod dockerfile;
 pub mod engine;
 pub mod expand;
 pub mod facts;

@@ -150,6 +150,14 @@ impl Layout {
         serde_json::from_value(merged).map_err(|e| e.to_string())
     }
 
+    /// The command that rebuilds the agent image.
+    pub fn rebuild(&self) -> String {
+        format!(
+            "docker compose -f {}/docker-compose.yml build",
+            self.docker_dir
+        )
+    }
+
     /// Where the start scripts live.
     pub fn scripts(&self) -> String {
         format!("{}/scripts", self.docker_dir)

@@ -7,22 +7,16 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use common::{free_port, Run, Tree};
+use common::{free_port, measured, Tree, PEAK_KIB};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 /// The run's timeout, and how much longer than it a run may take to end.
 const TIMEOUT: &str = "2s";
 const WALL: Duration = Duration::from_secs(3);
-
-/// Peak RSS allowed to pd-doctor against any of these engines (the run against a
-/// healthy project stays near 20 MiB; one JSON answer is capped at a few MiB).
-const PEAK_KIB: i64 = 64 * 1024;
 
 /// 100 MiB: the size of a hostile `docker ps` or `docker inspect` answer.
 const HUGE: usize = 100 * 1024 * 1024;
@@ -143,79 +137,6 @@ async fn huge(stream: &mut UnixStream) -> std::io::Result<()> {
     stream.write_all(b"\"").await
 }
 
-/// One run of the real binary against the engine at `socket`: its output, and its peak
-/// RSS in KiB. The peak comes from GNU time (`%M`, the wait4 of the process it forks)
-/// where it is installed, else from `VmHWM` in `/proc/<pid>/status`, read every 5 ms
-/// while the run lasts (the two agree). Not wait4 on the child, as `benches/doctor.rs`
-/// does: here it reported 628 MiB for a run both other ways put at 18 MiB.
-fn measured(root: &Path, socket: &Path) -> (Run, i64) {
-    let time = Path::new("/usr/bin/time");
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = if time.exists() {
-        let mut cmd = Command::new(time);
-        cmd.args(["-f", "%M", "-o"])
-            .arg(report.path())
-            .arg(env!("CARGO_BIN_EXE_pd-doctor"));
-        cmd
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_pd-doctor"))
-    };
-    let started = Instant::now();
-    let mut child = cmd
-        .arg("--root")
-        .arg(root)
-        .args(["--json", "--timeout", TIMEOUT])
-        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-        .env_remove("DOCKER_CONTEXT")
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_TLS")
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut from: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            from.read_to_string(&mut text).unwrap();
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let status = format!("/proc/{}/status", child.id());
-    let mut polled = 0;
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if let Some(hwm) = std::fs::read_to_string(&status).ok().and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<i64>().ok()
-        }) {
-            polled = polled.max(hwm);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = started.elapsed();
-    let peak = if time.exists() {
-        let text = std::fs::read_to_string(report.path()).unwrap();
-        text.lines()
-            .last()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no peak RSS from time: {text:?}"))
-    } else {
-        polled
-    };
-    let run = Run {
-        code: exit.code().unwrap_or(-1),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-        elapsed,
-    };
-    (run, peak)
-}
-
 /// pd-doctor against `engine`: `docker.engine` fails with `cause`, the run ends on time
 /// and stays under the memory bound. Returns the check's message.
 async fn against(engine: Engine, cause: &str) -> String {
@@ -224,9 +145,16 @@ async fn against(engine: Engine, cause: &str) -> String {
     t.agent("qa", "healthy");
     t.config("");
     let root = t.root().to_path_buf();
-    let (r, peak) = tokio::task::spawn_blocking(move || measured(&root, &socket))
-        .await
-        .unwrap();
+    let (r, peak) = tokio::task::spawn_blocking(move || {
+        measured(&root, &["--json", "--timeout", TIMEOUT], |cmd| {
+            cmd.env("DOCKER_HOST", format!("unix://{}", socket.display()))
+                .env_remove("DOCKER_CONTEXT")
+                .env_remove("DOCKER_TLS_VERIFY")
+                .env_remove("DOCKER_TLS");
+        })
+    })
+    .await
+    .unwrap();
     eprintln!(
         "{engine:?}: exit {}, {:?}, peak RSS {} KiB",
         r.code, r.elapsed, peak

@@ -9,7 +9,12 @@ use std::time::Duration;
 
 use common::hub::{hub_image, hub_servers, hub_tree};
 use common::lab::{docker, docker_or_skip, Lab};
-use common::{free_port, run_json, Tree};
+use common::{free_port, measured, run_json, Tree, PEAK_KIB};
+
+/// The longest a run at `--timeout 1s` with stdio servers may take: the run's second,
+/// the stdio servers' second, four more while a proxy still starts (a cold Python start
+/// uses CPU, so it is waited for; `Facts::stdio_grace`), and the engine's own time.
+const WALL_AT_1S: Duration = Duration::from_secs(9);
 
 /// Pins the tree's container files to an old time, as a tree checked out before the
 /// image was built has them.
@@ -211,7 +216,137 @@ async fn a_hung_stdio_server_is_ended_at_the_deadline() {
     let run = run_json(t.root(), &["--timeout", "1s"]).await;
     run.expect("container.stdio[qa,git]", "fail", "timeout");
     run.expect("container.stdio[qa,qms]", "ok", "ok");
-    assert!(run.elapsed < Duration::from_secs(6), "{:?}", run.elapsed);
+    assert!(run.elapsed < WALL_AT_1S, "{:?}", run.elapsed);
     let top = docker(&["top", &lab.name("qa")]);
     assert!(!top.contains("4242"), "left running: {top}");
+}
+
+/// The agent is root in its container and can replace any program the one exec runs.
+/// Here `curl` floods both streams with 20 MB of escapes, claims 200 and sleeps, and git's stdio
+/// command floods stdout and sleeps. The run still ends on time, small, with no escape
+/// printed, says what it ended, and leaves nothing running in the container.
+#[tokio::test(flavor = "multi_thread")]
+async fn programs_that_flood_and_hang_are_ended_and_leave_nothing_behind() {
+    let Some((lab, t, image)) = hub_lab("hub_flood", &["qa"]).await else {
+        return;
+    };
+    configure(&lab, &t, &image, free_port());
+    let flood = |stream: &str, sleep: u32| {
+        format!(
+            "b=$'\\e]0;owned\\a\\e[31mflood\\e[2J\\n'; for i in {{1..16}}; do b=$b$b; done; \
+             for i in {{1..20}}; do printf '%s' \"$b\" {stream}; done; printf '\\n__pd_status__200'; sleep {sleep}"
+        )
+    };
+    let mut doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap(),
+    )
+    .unwrap();
+    doc["mcpServers"]["git"] =
+        serde_json::json!({"command": "bash", "args": ["-c", flood("", 4244)]});
+    t.write("agent-hub/docker/.mcp.json", &doc.to_string());
+    let name = lab.start_hub_agent(&t, "qa", &image, &[]);
+    t.write(
+        "fake-curl",
+        &format!("#!/bin/bash\n{}\n{}\n", flood(">&2", 0), flood("", 4243)),
+    );
+    std::fs::set_permissions(
+        t.path("fake-curl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    docker(&[
+        "cp",
+        t.path("fake-curl").to_str().unwrap(),
+        &format!("{name}:/usr/local/bin/curl"),
+    ]);
+
+    let root = t.root().to_path_buf();
+    let (run, peak) = tokio::task::spawn_blocking(move || {
+        measured(&root, &["--json", "--timeout", "1s"], |_| {})
+    })
+    .await
+    .unwrap();
+    eprintln!("{:?}, peak RSS {peak} KiB", run.elapsed);
+    for id in ["container.reach[qa,qms]", "container.reach[qa,git]"] {
+        let check = run.expect(id, "fail", "timeout");
+        assert!(
+            check.to_string().contains("ended at the deadline in"),
+            "{check}"
+        );
+    }
+    let git = run.expect("container.stdio[qa,git]", "fail", "not-mcp");
+    assert!(
+        git.to_string().contains("ended at the deadline in"),
+        "{git}"
+    );
+    assert!(run.elapsed < WALL_AT_1S, "{:?}", run.elapsed);
+    assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
+    for text in [&run.stdout, &run.stderr] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+    }
+    let top = docker(&["top", &name, "-o", "pid,args"]);
+    for left in ["4243", "4244", "curl", "flood"] {
+        assert!(!top.contains(left), "left running: {top}");
+    }
+}
+
+/// The proxy edited on the host after the image was built: `container.image` names the
+/// file and the rebuild command, for each container of the image, from one digest taken
+/// in one of them; the run still costs one exec per container and no archive read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_edited_after_the_build_is_a_stale_file_compared_once_per_image() {
+    let Some((lab, t, image)) = hub_lab("hub_stale", &["claude", "qa"]).await else {
+        return;
+    };
+    configure(&lab, &t, &image, free_port());
+    for agent in ["claude", "qa"] {
+        lab.start_hub_agent(&t, agent, &image, &[]);
+    }
+    let healthy = common::output(
+        common::command(t.root(), &["--json", "--only", "container.*"])
+            .env("PD_DOCTOR_LOG", "debug"),
+    )
+    .await;
+    healthy.expect("container.image[qa]", "ok", "ok");
+    let execs = healthy
+        .stderr
+        .lines()
+        .filter(|l| l.contains("POST /containers/") && l.contains("/exec: sent"))
+        .count();
+    assert_eq!(execs, 2, "one exec per container:\n{}", healthy.stderr);
+    assert!(!healthy.stderr.contains("/archive"), "{}", healthy.stderr);
+
+    let proxy = t.path("agent-hub/docker/scripts/mcp_proxy.py");
+    let mut text = std::fs::read_to_string(&proxy).unwrap();
+    text.push_str("\n# retries now back off longer\n");
+    std::fs::write(&proxy, text).unwrap();
+    let run = run_json(t.root(), &["--only", "container.image*"]).await;
+    let mut once = 0;
+    for agent in ["claude", "qa"] {
+        let check = run.expect(&format!("container.image[{agent}]"), "fail", "stale-file");
+        let text = check.to_string();
+        assert!(
+            check["message"]
+                .as_str()
+                .unwrap()
+                .contains("agent-hub/docker/scripts/mcp_proxy.py"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/proxy/mcp_proxy.py in the image differs"),
+            "{text}"
+        );
+        assert!(
+            check["hint"]
+                .as_str()
+                .unwrap()
+                .contains("docker compose -f agent-hub/docker/docker-compose.yml build"),
+            "{text}"
+        );
+        once += usize::from(text.contains("compared once for image"));
+    }
+    assert_eq!(once, 1, "one container reads for both:\n{}", run.stdout);
 }

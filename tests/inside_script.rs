@@ -64,7 +64,7 @@ fn run_with_logged_curl(urls: &[&str], parallel: bool) -> Option<(Report, Vec<St
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let request = Request {
         host_name: "localhost".into(),
-        entrypoint: None,
+        files: Vec::new(),
         urls: urls
             .iter()
             .map(|u| Some(Target::new(&reqwest::Url::parse(u).unwrap())))
@@ -75,6 +75,7 @@ fn run_with_logged_curl(urls: &[&str], parallel: bool) -> Option<(Report, Vec<St
     let argv = request.argv(
         &Limit::until(Instant::now() + Duration::from_secs(3)),
         Duration::from_secs(4),
+        0,
     );
     let out = std::process::Command::new(&argv[0])
         .args(&argv[1..])

@@ -37,6 +37,8 @@ const MAX_LINES: usize = 8192;
 /// A line is cut to this many characters before it is looked at.
 const MAX_LINE: usize = 512;
 const MAX_URLS: usize = 64;
+/// At most this many files are sized and digested per exec.
+pub const MAX_FILES: usize = crate::dockerfile::MAX_FILES;
 const MAX_ADDRS: usize = 16;
 /// Lines kept per stream of one client run (the script sends at most 41).
 const MAX_STREAM_LINES: usize = 48;
@@ -48,6 +50,9 @@ const MAX_PID1: usize = 400;
 /// Time the exec needs to bring the client's answer back after the client gives up.
 const RETURN_MARGIN: Duration = Duration::from_millis(150);
 const MIN_LIMIT: Duration = Duration::from_millis(100);
+/// How often the script looks again whether its processes still use CPU (`sleep 0.25`).
+pub const GRACE_STEP: Duration = Duration::from_millis(250);
+
 /// The script's own deadline comes this long before pd-doctor stops reading it.
 const END_MARGIN: Duration = Duration::from_millis(120);
 
@@ -180,8 +185,8 @@ pub const MESSAGES: &str = concat!(
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub host_name: String,
-    /// The image's entrypoint script, to size and digest.
-    pub entrypoint: Option<String>,
+    /// Files in the container to size and digest (at most [`MAX_FILES`]).
+    pub files: Vec<String>,
     /// One per server, in the project's order; `None`: not to be reached.
     pub urls: Vec<Option<Target>>,
     /// One per server, like `urls`: the argument vector of the stdio entry in use, its
@@ -197,8 +202,9 @@ impl Request {
     }
 
     /// `sh -c SCRIPT` and the values, each one argument; `end_in`: when everything the
-    /// exec starts is ended.
-    pub fn argv(&self, limit: &Limit, end_in: Duration) -> Vec<String> {
+    /// exec starts is ended, or first looked at when there are `grace_steps`: that many
+    /// [`GRACE_STEP`]s more for processes that still use CPU.
+    pub fn argv(&self, limit: &Limit, end_in: Duration, grace_steps: u32) -> Vec<String> {
         let urls = self.urls.len().min(MAX_URLS);
         let mut argv: Vec<String> = [
             "sh",
@@ -206,7 +212,7 @@ impl Request {
             SCRIPT,
             "pd-doctor-inside",
             &self.host_name,
-            self.entrypoint.as_deref().unwrap_or(""),
+            &self.files.len().min(MAX_FILES).to_string(),
             &limit.secs,
             &limit.whole,
             PYTHON,
@@ -216,6 +222,7 @@ impl Request {
             &format!("{:.2}", end_in.as_secs_f64()),
             MESSAGES,
             &self.session,
+            &grace_steps.to_string(),
         ]
         .map(String::from)
         .to_vec();
@@ -230,6 +237,7 @@ impl Request {
                 None => argv.extend(std::iter::repeat_n(String::new(), 4)),
             }
         }
+        argv.extend(self.files.iter().take(MAX_FILES).cloned());
         for (i, words) in self.stdio.iter().enumerate().take(MAX_URLS) {
             if let Some(words) = words.as_ref().filter(|w| !w.is_empty()) {
                 argv.extend([i.to_string(), words.len().to_string()]);
@@ -321,7 +329,7 @@ pub fn cksum(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// The entrypoint file as the container has it.
+/// A file as the container has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsideFile {
     Missing,
@@ -412,7 +420,8 @@ pub struct Report {
     pub pid1: Option<String>,
     /// Whether the tmux session runs; `None`: not asked, or the image has no tmux.
     pub session: Option<bool>,
-    pub entrypoint: Option<InsideFile>,
+    /// Indexed like [`Request::files`]; `None` where no line came.
+    pub files: Vec<Option<InsideFile>>,
     /// Indexed like [`Request::urls`].
     pub reach: Vec<Reach>,
     /// Indexed like [`Request::stdio`].
@@ -421,6 +430,8 @@ pub struct Report {
     /// "NAME (pid N)".
     pub deadline: bool,
     pub ended: Vec<String>,
+    /// At the deadline something still used CPU, and the script waited for it.
+    pub slow: bool,
     /// The closing `end` line came.
     pub complete: bool,
     pub took: Duration,
@@ -430,6 +441,17 @@ impl Report {
     pub fn reach(&self, index: usize) -> Option<ExecOutput> {
         self.reach.get(index)?.output()
     }
+
+    /// The file asked as `index`, as the container has it.
+    pub fn file(&self, index: usize) -> Option<&InsideFile> {
+        self.files.get(index)?.as_ref()
+    }
+}
+
+/// The evidence line that names what the script ended at its deadline in `container`.
+pub fn ended_evidence(container: &str, ended: &[String]) -> Option<String> {
+    (!ended.is_empty())
+        .then(|| format!("ended at the deadline in {container}: {}", ended.join(", ")))
 }
 
 /// PID 1's command line as shown: arguments (NUL-separated in /proc) joined by spaces,
@@ -522,8 +544,14 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
                     });
                 }
             }
-            "entrypoint" if report.entrypoint.is_none() => {
-                report.entrypoint = Some(inside_file(rest));
+            "file" => {
+                let (index, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Some(i) = index.parse::<usize>().ok().filter(|i| *i < MAX_FILES) {
+                    if report.files.len() <= i {
+                        report.files.resize(i + 1, None);
+                    }
+                    report.files[i].get_or_insert_with(|| inside_file(rest));
+                }
             }
             "session" if report.session.is_none() => {
                 report.session = match rest.trim() {
@@ -538,6 +566,7 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
             "r" => reach_line(&mut report.reach, rest),
             "s" => stdio_line(&mut report.stdio, rest),
             "deadline" => report.deadline = true,
+            "slow" => report.slow = true,
             "left" if report.ended.len() < MAX_LEFT => {
                 let mut words = rest.split_whitespace();
                 if let (Some(Ok(pid)), Some(name)) =
@@ -647,6 +676,7 @@ pub async fn gather(
     request: &Request,
     deadline: Instant,
     exec_deadline: Instant,
+    grace: Duration,
 ) -> Gathered {
     if std::env::var(DISABLE_ENV).as_deref() == Ok("1") {
         return Err(format!("{DISABLE_ENV}=1"));
@@ -658,8 +688,16 @@ pub async fn gather(
         .saturating_duration_since(started)
         .saturating_sub(END_MARGIN)
         .max(MIN_LIMIT);
-    let argv = request.argv(&Limit::until(deadline), end_in);
-    let run = docker::exec_until(client, container, argv, exec_deadline, MAX_OUTPUT).await?;
+    // With a grace, the script's first look at how much CPU its processes use takes
+    // one step: it begins a step early, so that a hung process still ends on time.
+    let steps = (grace.as_millis() / GRACE_STEP.as_millis()) as u32;
+    let first_look = match steps {
+        0 => end_in,
+        _ => end_in.saturating_sub(GRACE_STEP).max(MIN_LIMIT),
+    };
+    let argv = request.argv(&Limit::until(deadline), first_look, steps);
+    let run =
+        docker::exec_until(client, container, argv, exec_deadline + grace, MAX_OUTPUT).await?;
     let mut report =
         parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
             Some(126 | 127) => "the image has no sh".to_string(),
@@ -683,7 +721,9 @@ r 1 x 0
 r 0 o __pd_status__000
 r 0 end
 resolve 0 172.17.0.1 172.17.0.1 fe80::1 host.docker.internal
-entrypoint sha256 5891B5B522D5DF086D0FF0B110FBD9D21BB4FC7163AF34D08286A2E846F6BE03 6
+file 0 sha256 5891B5B522D5DF086D0FF0B110FBD9D21BB4FC7163AF34D08286A2E846F6BE03 6
+file 1 missing
+file 99 missing
 pid1 /bin/bash /entrypoint.sh sleep infinity 
 r 1 O __pd_status__406
 r 1 end
@@ -713,9 +753,11 @@ end
         assert_eq!(answered.stdout, "Not Acceptable\n__pd_status__406");
         assert_eq!(r.reach(2), None, "never started");
         assert!(r.complete);
-        let file = r.entrypoint.unwrap();
+        let file = r.file(0).unwrap();
         assert_eq!(file.differs_from(b"hello\n"), Some(false));
         assert_eq!(file.differs_from(b"hello!\n"), Some(true));
+        assert_eq!(r.file(1), Some(&InsideFile::Missing));
+        assert_eq!(r.files.len(), 2, "an index past the cap is dropped");
     }
 
     #[test]
@@ -739,7 +781,7 @@ end
         .is_err());
         assert!(parse("pd-doctor-inside 2\nclient curl\n", 2).is_err());
         let hostile = format!(
-            "pd-doctor-inside 1\nclient evil\nresolve x\nresolve 0 $(rm) 10.0.0.1\nr 99999999999999999999 o x\nr 0 o \x1b[31mred\x07\u{9b}\nr 0 x not-a-number\nr -1 end\nentrypoint sha256 zz 12\npid1 {}\nr 0 O {}\nr 0 end\nr 0 o after the end\n{}",
+            "pd-doctor-inside 1\nclient evil\nresolve x\nresolve 0 $(rm) 10.0.0.1\nr 99999999999999999999 o x\nr 0 o \x1b[31mred\x07\u{9b}\nr 0 x not-a-number\nr -1 end\nfile 0 sha256 zz 12\nfile x missing\nfile 0 missing\npid1 {}\nr 0 O {}\nr 0 end\nr 0 o after the end\n{}",
             "A".repeat(100_000),
             "\u{0}".repeat(10),
             "garbage line\n".repeat(20_000)
@@ -755,11 +797,12 @@ end
         );
         assert!(r.pid1.as_ref().unwrap().chars().count() <= MAX_PID1);
         assert_eq!(
-            r.entrypoint,
-            Some(InsideFile::Present {
+            r.file(0),
+            Some(&InsideFile::Present {
                 digest: None,
                 size: Some(12)
-            })
+            }),
+            "the first line about a file counts"
         );
         let out = r.reach(0).unwrap();
         assert_eq!(out.exit_code, None);
@@ -784,7 +827,7 @@ end
             reqwest::Url::parse("http://host.docker.internal:8000/mcp;rm -rf /$(id)").unwrap();
         let request = Request {
             host_name: "host.docker.internal".into(),
-            entrypoint: Some("/entrypoint.sh".into()),
+            files: vec!["/entrypoint.sh".into()],
             urls: vec![Some(Target::new(&url)), None],
             stdio: vec![None, Some(vec!["python3".into(), "$(id)".into()])],
             session: String::new(),
@@ -792,6 +835,7 @@ end
         let argv = request.argv(
             &Limit::of(Duration::from_millis(1750)),
             Duration::from_secs(2),
+            8,
         );
         assert_eq!(&argv[..3], &["sh", "-c", SCRIPT]);
         assert_eq!(argv[6], "1.75");
@@ -800,12 +844,15 @@ end
         assert_eq!(argv[12], "2.00");
         assert_eq!(argv[13], MESSAGES);
         assert_eq!(argv[14], "", "no tmux session asked for");
-        assert_eq!(argv[15], url.as_str());
-        assert_eq!(argv[16], "host.docker.internal");
-        assert_eq!(argv.len(), 15 + 8 + 4);
-        assert!(argv[19..23].iter().all(String::is_empty));
+        assert_eq!(argv[15], "8", "two seconds' grace in quarters");
+        assert_eq!(argv[16], url.as_str());
+        assert_eq!(argv[17], "host.docker.internal");
+        assert_eq!(argv[5], "1", "one file");
+        assert_eq!(argv.len(), 16 + 8 + 1 + 4);
+        assert!(argv[20..24].iter().all(String::is_empty));
+        assert_eq!(argv[24], "/entrypoint.sh");
         // The stdio server's argument vector, whole, after its index and length.
-        assert_eq!(&argv[23..], &["1", "2", "python3", "$(id)"]);
+        assert_eq!(&argv[25..], &["1", "2", "python3", "$(id)"]);
         let curl = client_argv(
             "curl",
             &Target::new(&url),
@@ -854,12 +901,16 @@ end
         let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).unwrap();
         let request = Request {
             host_name: "localhost".into(),
-            entrypoint: Some("/nonexistent/entrypoint.sh".into()),
+            files: vec!["/nonexistent/entrypoint.sh".into(), "/bin/sh".into()],
             urls: vec![Some(Target::new(&url))],
             stdio: vec![None],
             session: String::new(),
         };
-        let argv = request.argv(&Limit::of(Duration::from_secs(2)), Duration::from_secs(3));
+        let argv = request.argv(
+            &Limit::of(Duration::from_secs(2)),
+            Duration::from_secs(3),
+            0,
+        );
         let Ok(out) = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .output()
@@ -868,7 +919,11 @@ end
         };
         let r = parse(&String::from_utf8_lossy(&out.stdout), 1).unwrap();
         assert!(r.complete, "{}", String::from_utf8_lossy(&out.stdout));
-        assert_eq!(r.entrypoint, Some(InsideFile::Missing));
+        assert_eq!(r.file(0), Some(&InsideFile::Missing));
+        assert!(
+            matches!(r.file(1), Some(InsideFile::Present { .. })),
+            "{r:?}"
+        );
         assert!(r.pid1.is_some());
         if r.client.flatten().is_some() {
             let answer = r.reach(0).unwrap();

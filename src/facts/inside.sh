@@ -2,21 +2,25 @@
 # container, gathered by one `docker exec`. Fixed text: every value arrives as a
 # positional argument and is only ever expanded inside double quotes (the script's own
 # numbers alone are split into words).
-#   $1 host name  $2 entrypoint path ("" = none)  $3 client time limit, seconds (decimal)
+#   $1 host name  $2 how many file paths follow the URLs' words  $3 client time limit,
+#   seconds (decimal)
 #   $4 the same in whole seconds (busybox wget)  $5 python3 program  $6 node program
 #   $7 bash program  $8 how many words the URLs take (4 per URL)  $9 seconds until
 #   everything this exec started is ended  $10 the MCP messages a stdio server is sent
-#   $11 the tmux session Claude Code runs in ("" = none)
+#   $11 the tmux session Claude Code runs in ("" = none)  $12 how many quarter seconds
+#   more the deadline waits for processes that still use CPU
 #   then 4 per URL: url host port path (url "" = not to be reached)
+#   then the files to size and digest, one path each
 #   then per stdio server: INDEX COUNT and COUNT words, its argument vector
-# Output, after the header: "client NAME|-", "resolve EXIT ADDR...", "entrypoint ALGO
-# DIGEST [SIZE]" or "entrypoint missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
+# Output, after the header: "client NAME|-", "resolve EXIT ADDR...", per file "file INDEX ALGO
+# DIGEST [SIZE]" or "file INDEX missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
 # (stdout and stderr: the first lines, then the last), "r INDEX x STATUS" and
 # "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
-# "s INDEX answered", "s INDEX x STATUS"; "session 0|1|-" (tmux has-session's status); at the deadline "deadline" and "left PID NAME"
-# for each process then ended; and "end" when everything is done.
-hn=$1 ep=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10} ss=${11}
-shift 11
+# "s INDEX answered", "s INDEX x STATUS"; "session 0|1|-" (tmux has-session's status); "slow" when the deadline waits for a
+# process still at work; at the deadline "deadline" and "left PID NAME" for each process
+# then ended; and "end" when everything is done.
+hn=$1 nf=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10} ss=${11} wq=${12}
+shift 12
 nl='
 '
 exec 5>&1
@@ -27,14 +31,39 @@ exec 5>&1
 leader=
 if read -r _ _ _ _ pg _ </proc/$$/stat 2>/dev/null && [ "$pg" = "$$" ]; then leader=1; fi
 
+# The CPU time (clock ticks) that this exec's processes have used, but for its own
+# shells and sleeps.
+ticks() {
+  n=0
+  for d in /proc/[0-9]*; do
+    if read -r _ c _ _ g _ _ _ _ _ _ _ _ u s _ 2>/dev/null <"$d/stat" && [ "$g" = "$$" ]; then
+      case $c in '(sh)' | '(sleep)') continue ;; esac
+      case $u$s in '' | *[!0-9]*) continue ;; esac
+      n=$((n + u + s))
+    fi
+  done
+  printf '%s' "$n"
+}
+
 # The deadline: say what is still running, then end it all, so that a hung server, a
-# slow DNS or a program that never exits leaves nothing behind in the container.
+# slow DNS or a program that never exits leaves nothing behind in the container. Slow
+# is not hung: while what this exec started still uses CPU (Python proxies compiling
+# their modules on first start, many at once on a busy machine), the deadline waits a
+# quarter second more at a time, $wq times at most. A process that waits on the network
+# or on nothing uses none, and is ended on time.
 if [ -n "$leader" ]; then
   (
     sleep "$wd"
+    if [ "$wq" -gt 0 ]; then
+      q=0 was=$(ticks)
+      while sleep 0.25 && now=$(ticks) && [ "$now" != "$was" ] && [ "$q" -lt "$wq" ]; do
+        if [ "$q" -eq 0 ]; then printf 'slow\n'; fi
+        was=$now q=$((q + 1))
+      done
+    fi
     printf 'deadline\n'
     for d in /proc/[0-9]*; do
-      if read -r p c _ _ g _ <"$d/stat" 2>/dev/null && [ "$g" = "$$" ] && [ "$p" != "$$" ]; then
+      if read -r p c _ _ g _ 2>/dev/null <"$d/stat" && [ "$g" = "$$" ] && [ "$p" != "$$" ]; then
         printf 'left %s %.40s\n' "$p" "$c"
       fi
     done
@@ -176,6 +205,31 @@ reach() {
 rp=$!
 shift "$nu"
 
+# The files the image was built with, each by digest and size: sha256sum prints
+# "DIGEST  -"; cksum prints "CRC SIZE", the size as a bonus.
+files() {
+  i=0
+  while [ "$i" -lt "$nf" ]; do
+    if [ -f "$1" ]; then
+      if s=$(sha256sum <"$1" 2>/dev/null); then
+        a=sha256
+      elif s=$(cksum <"$1" 2>/dev/null); then
+        a=cksum
+      else
+        a=- s=-
+      fi
+      printf 'file %s %s %s\n' "$i" "$a" "$s"
+    else
+      printf 'file %s missing\n' "$i"
+    fi
+    i=$((i + 1))
+    shift
+  done
+}
+files "$@" &
+fp=$!
+shift "$nf"
+
 # Tags a stdio server's stdout, and says "answered" at its answer to tools/list (id 2)
 # or at an error answer: what the check needs has come.
 stag() {
@@ -212,7 +266,7 @@ stdio() {
   fi ;; esac
   # The status is said by the pipeline's last stage, as soon as the server ends: the
   # stage before it holds stdin open until the deadline.
-  { { { printf '%s' "$msgs"; sleep "$wd"; } 3>&- 4>&- | { "$@" 3>&- 4>&-; printf 's %s x %s\n' "$i" "$?" >&4; }; } 2>&1 1>&3 | tag "$i" e E s >&4; } 3>&1 | stag "$i"
+  { { { printf '%s' "$msgs"; sleep "$wd"; sleep $((wq / 4 + 1)); } 3>&- 4>&- | { "$@" 3>&- 4>&-; printf 's %s x %s\n' "$i" "$?" >&4; }; } 2>&1 1>&3 | tag "$i" e E s >&4; } 3>&1 | stag "$i"
 }
 
 while [ "$#" -ge 2 ]; do
@@ -233,22 +287,6 @@ printf '%s\n' "$out" | {
   printf 'resolve %s%s\n' "$rc" "$seen"
 }
 
-if [ -n "$ep" ]; then
-  if [ -f "$ep" ]; then
-    # sha256sum prints "DIGEST  -"; cksum prints "CRC SIZE", the size as a bonus.
-    if s=$(sha256sum <"$ep" 2>/dev/null); then
-      a=sha256
-    elif s=$(cksum <"$ep" 2>/dev/null); then
-      a=cksum
-    else
-      a=- s=-
-    fi
-    printf 'entrypoint %s %s\n' "$a" "$s"
-  else
-    printf 'entrypoint missing\n'
-  fi
-fi
-
 if [ -n "$ss" ]; then
   if command -v tmux >/dev/null 2>&1; then
     tmux has-session -t "$ss" >/dev/null 2>&1 </dev/null
@@ -263,7 +301,7 @@ if [ -r /proc/1/cmdline ]; then
   printf 'pid1 %.400s\n' "${p%%"$nl"*}"
 fi
 
-wait "$rp"
+wait "$rp" "$fp"
 printf 'done\n'
 }
 
@@ -295,7 +333,7 @@ collect() {
 # How many stdio servers there are: the groups after the URLs' words.
 want=0
 count() {
-  shift "$nu"
+  shift $((nu + nf))
   while [ "$#" -ge 2 ]; do
     case $2 in '' | *[!0-9]*) break ;; esac
     [ "$#" -ge $(($2 + 2)) ] || break

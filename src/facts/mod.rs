@@ -37,6 +37,7 @@ pub struct Facts {
     socket_owners: OnceLock<HashMap<u64, Vec<u32>>>,
     claude_json: HashMap<String, OnceLock<JsonFile>>,
     handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
+    dockerfile_copies: OnceLock<Vec<crate::dockerfile::Copied>>,
     /// The engine and the agent containers, asked for by the first container probe, so
     /// a hung engine costs its timeout alongside the host probes, not before them.
     docker: OnceCell<Result<docker::DockerFacts, docker::EngineError>>,
@@ -62,7 +63,21 @@ impl Facts {
             processes: OnceLock::new(),
             socket_owners: OnceLock::new(),
             docker: OnceCell::new(),
+            dockerfile_copies: OnceLock::new(),
         }
+    }
+
+    /// The files the layout's Dockerfile copies from its folder, read once per run (none
+    /// when it cannot be read).
+    pub fn dockerfile_copies(&self) -> &[crate::dockerfile::Copied] {
+        self.dockerfile_copies.get_or_init(|| {
+            let path = self.project.path(&self.project.layout.dockerfile);
+            match crate::safefs::read(&path, crate::safefs::TEXT_CAP, crate::safefs::Links::Follow)
+            {
+                Ok(bytes) => crate::dockerfile::copied_files(&String::from_utf8_lossy(&bytes)),
+                Err(_) => Vec::new(),
+            }
+        })
     }
 
     /// The engine's answer, gathered once per run.
@@ -308,10 +323,10 @@ impl Facts {
             cell.get_or_init(|| {
                 Box::pin(async {
                     let request = Box::pin(request()).await;
-                    let exec_deadline = if request.has_stdio() {
-                        self.stdio_deadline() + EXEC_SLACK
+                    let (exec_deadline, grace) = if request.has_stdio() {
+                        (self.stdio_deadline() + EXEC_SLACK, self.stdio_grace())
                     } else {
-                        self.exec_deadline()
+                        (self.exec_deadline(), Duration::ZERO)
                     };
                     inside::gather(
                         &d.client,
@@ -319,6 +334,7 @@ impl Facts {
                         &request,
                         self.run_deadline(),
                         exec_deadline,
+                        grace,
                     )
                     .await
                 })
@@ -348,12 +364,24 @@ impl Facts {
         self.run_deadline() + self.timeout
     }
 
+    /// How much longer than [`Facts::stdio_deadline`] a stdio server that is still using
+    /// CPU at that deadline may take: slow is not hung. A Python proxy's first start in a
+    /// new container compiles its modules (1.7 s here on a busy machine, against 0.5 s
+    /// warm), and every agent's proxies start at once; the script waits while they work,
+    /// and ends at once a process that sleeps (see `inside.sh`).
+    pub fn stdio_grace(&self) -> Duration {
+        STDIO_GRACE_TIMEOUTS * self.timeout
+    }
+
     /// When pd-doctor stops reading a container exec: the run's deadline and the moment
     /// the engine needs to hand back a client's last words.
     pub fn exec_deadline(&self) -> Instant {
         self.run_deadline() + EXEC_SLACK
     }
 }
+
+/// See [`Facts::stdio_grace`]: in timeouts.
+pub const STDIO_GRACE_TIMEOUTS: u32 = 4;
 
 /// See [`Facts::exec_deadline`].
 const EXEC_SLACK: Duration = Duration::from_millis(200);

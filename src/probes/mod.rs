@@ -27,11 +27,12 @@ use crate::project::{Agent, Server};
 /// Time a probe needs beyond the per-probe timeout: a `docker exec` pays for starting a
 /// process in the container before its own network timeout begins.
 /// A container's one exec may run a stdio server until one timeout after the run's own
-/// deadline (see `Facts::stdio_deadline`), which every container probe may wait on.
+/// deadline (see `Facts::stdio_deadline`), and longer while it still uses CPU
+/// (`Facts::stdio_grace`), which every container probe may wait on.
 pub fn extra_time(spec: &ProbeSpec, timeout: Duration) -> Duration {
     match spec {
         ProbeSpec::Builtin(kind) if kind.name().starts_with("container") => {
-            Duration::from_secs(3) + timeout
+            Duration::from_secs(3) + timeout * (1 + crate::facts::STDIO_GRACE_TIMEOUTS)
         }
         _ => Duration::ZERO,
     }

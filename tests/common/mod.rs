@@ -6,9 +6,11 @@ pub mod hub;
 pub mod lab;
 pub mod servers;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -211,6 +213,78 @@ impl Run {
         );
         c
     }
+}
+
+/// Peak RSS allowed to pd-doctor against any hostile input (a run on a healthy project
+/// stays near 20 MiB; every answer is capped at a few MiB).
+pub const PEAK_KIB: i64 = 64 * 1024;
+
+/// One run of the real binary with `args`, its command set up further by `setup`: its
+/// output, and its peak RSS in KiB. The peak comes from GNU time (`%M`, the wait4 of the process it forks)
+/// where it is installed, else from `VmHWM` in `/proc/<pid>/status`, read every 5 ms
+/// while the run lasts (the two agree). Not wait4 on the child, as `benches/doctor.rs`
+/// does: here it reported 628 MiB for a run both other ways put at 18 MiB.
+pub fn measured(root: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> (Run, i64) {
+    let time = Path::new("/usr/bin/time");
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = if time.exists() {
+        let mut cmd = Command::new(time);
+        cmd.args(["-f", "%M", "-o"])
+            .arg(report.path())
+            .arg(env!("CARGO_BIN_EXE_pd-doctor"));
+        cmd
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_pd-doctor"))
+    };
+    let started = Instant::now();
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    setup(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let drain = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            from.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = format!("/proc/{}/status", child.id());
+    let mut polled = 0;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if let Some(hwm) = std::fs::read_to_string(&status).ok().and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<i64>().ok()
+        }) {
+            polled = polled.max(hwm);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    let peak = if time.exists() {
+        let text = std::fs::read_to_string(report.path()).unwrap();
+        text.lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no peak RSS from time: {text:?}"))
+    } else {
+        polled
+    };
+    let run = Run {
+        code: exit.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        elapsed,
+    };
+    (run, peak)
 }
 
 fn finish(out: Output, elapsed: Duration) -> Run {

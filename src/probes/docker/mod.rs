@@ -227,10 +227,19 @@ async fn request(f: &Facts, c: &Container) -> inside::Request {
         };
         stdio_runs.push(run);
     }
+    // The image's files are sized and digested by one container of that image.
+    let reads_files = match f.docker().await {
+        Ok(d) => image_reader(d, c).is_some_and(|r| r.id == c.id),
+        Err(_) => false,
+    };
     inside::Request {
         session: f.project.layout.session.clone(),
         host_name: f.project.layout.host_name.clone(),
-        entrypoint: entrypoint_script(c).cloned(),
+        files: if reads_files {
+            image_files(f, c).into_iter().map(|i| i.dest).collect()
+        } else {
+            Vec::new()
+        },
         urls,
         stdio: stdio_runs,
     }
@@ -267,27 +276,73 @@ async fn resolve(f: &Facts, d: &DockerFacts, c: &Container) -> Option<inside::Re
     ))
 }
 
-/// Whether the container's `script` differs from the host's `on_host`; `None` when it
-/// cannot be told (the file is not in the container). A running container's report
-/// answers by size and digest; a stopped one, an image without `sh` or without
-/// `sha256sum` and `cksum` is read through the archive endpoint.
-async fn entrypoint_differs(
-    f: &Facts,
+/// Whether the image's copy of `file` differs from the host's `on_host`; `None` when it
+/// cannot be told (not in the image). The report of the image's reader answers by size
+/// and digest; without one (a stopped container, an image without `sh`, or without
+/// `sha256sum` and `cksum`), `c`'s copy is read through the archive endpoint.
+async fn file_differs(
     d: &DockerFacts,
     c: &Container,
-    script: &str,
+    report: Option<&inside::Report>,
+    (index, file): (usize, &ImageFile),
     on_host: &[u8],
 ) -> Option<bool> {
-    if let Some(file) = inside(f, c).await.and_then(|r| r.entrypoint.as_ref()) {
-        if *file == inside::InsideFile::Missing {
+    if let Some(copy) = report.and_then(|r| r.file(index)) {
+        if *copy == inside::InsideFile::Missing {
             return None;
         }
-        if let Some(answer) = file.differs_from(on_host) {
+        if let Some(answer) = copy.differs_from(on_host) {
             return Some(answer);
         }
     }
-    let copy = docker::read_file(&d.client, &c.id, script).await?;
+    let copy = docker::read_file(&d.client, &c.id, &file.dest).await?;
     Some(copy != on_host)
+}
+
+/// A file of the image that the host has too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageFile {
+    /// Relative to the project root.
+    source: String,
+    /// Where the image has it.
+    dest: String,
+}
+
+/// The files `c`'s image was built with that the host has: what the layout's Dockerfile
+/// copies from its folder, and the image's entrypoint script (the layout's entrypoint)
+/// where the Dockerfile does not name it.
+fn image_files(f: &Facts, c: &Container) -> Vec<ImageFile> {
+    let layout = &f.project.layout;
+    let mut files: Vec<ImageFile> = f
+        .dockerfile_copies()
+        .iter()
+        .map(|copied| ImageFile {
+            source: format!("{}/{}", layout.docker_dir, copied.source),
+            dest: copied.dest.clone(),
+        })
+        .collect();
+    if let Some(script) = entrypoint_script(c) {
+        if !files.iter().any(|i| i.dest == *script) {
+            files.insert(
+                0,
+                ImageFile {
+                    source: layout.entrypoint.clone(),
+                    dest: script.clone(),
+                },
+            );
+        }
+    }
+    files.truncate(inside::MAX_FILES);
+    files
+}
+
+/// The container that sizes and digests the image's files for every container of that
+/// image: its first running one by name. Once per image, not once per container.
+fn image_reader<'a>(d: &'a DockerFacts, c: &Container) -> Option<&'a Container> {
+    d.containers
+        .iter()
+        .filter(|o| o.running && o.image_id == c.image_id)
+        .min_by(|a, b| a.name.cmp(&b.name))
 }
 
 fn is_shell(program: &str) -> bool {
@@ -398,16 +453,69 @@ async fn image(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
             ));
         }
     }
-    let host_entrypoint = f.project.path(&f.project.layout.entrypoint);
-    if let (Some(script), Ok(on_host)) = (
-        entrypoint_script(c),
-        safefs::read(&host_entrypoint, safefs::TEXT_CAP, safefs::Links::Follow),
-    ) {
-        if entrypoint_differs(f, d, c, script, &on_host).await == Some(true) {
-            return Finding::fail(ImageCause::EntrypointDiffers, format!("{script} in {} differs from {}", c.name, f.project.layout.entrypoint))
-                .evidence("the entrypoint was edited on the host but the image was not rebuilt")
-                .hint("rebuild the image (docker compose -f docker/docker-compose.yml build), then recreate the container");
+    let rebuild = f.project.layout.rebuild();
+    let reader = image_reader(d, c);
+    let report = match reader {
+        Some(r) => inside(f, r).await,
+        None => None,
+    };
+    let files = image_files(f, c);
+    let mut stale = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        // The Dockerfile names these paths and the project is container-writable: a
+        // link there is not followed.
+        let Ok(on_host) = safefs::read(
+            &f.project.path(&file.source),
+            safefs::TEXT_CAP,
+            safefs::Links::Refuse,
+        ) else {
+            continue;
+        };
+        if file_differs(d, c, report, (index, file), &on_host).await != Some(true) {
+            continue;
         }
+        if entrypoint_script(c) == Some(&file.dest) {
+            return Finding::fail(
+                ImageCause::EntrypointDiffers,
+                format!("{} in {} differs from {}", file.dest, c.name, file.source),
+            )
+            .evidence("the entrypoint was edited on the host but the image was not rebuilt")
+            .hint(format!(
+                "rebuild the image ({rebuild}), then recreate the container"
+            ));
+        }
+        stale.push(file);
+    }
+    if !stale.is_empty() {
+        let mut finding = Finding::fail(
+            ImageCause::StaleFile,
+            format!(
+                "{} runs {} with an older copy of {}",
+                c.name,
+                c.image_name,
+                stale
+                    .iter()
+                    .map(|i| i.source.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        for file in &stale {
+            finding = finding.evidence(format!(
+                "{} in the image differs from {}",
+                file.dest, file.source
+            ));
+        }
+        if let Some(r) = reader.filter(|r| r.id != c.id) {
+            finding = finding.evidence(format!(
+                "compared once for image {} (in {})",
+                short_id(&c.image_id),
+                r.name
+            ));
+        }
+        return finding.hint(format!(
+            "rebuild the image ({rebuild}), then recreate the container"
+        ));
     }
     let built = c.image_created.as_deref().and_then(parse_time);
     for rel in [&f.project.layout.dockerfile, &f.project.layout.entrypoint] {

@@ -121,6 +121,9 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
     }
 }
 
+const NO_ANSWER: &str =
+    "the server accepts the connection but does not answer, or a firewall drops it";
+
 pub async fn probe(
     f: &Facts,
     d: &DockerFacts,
@@ -153,6 +156,19 @@ pub async fn probe(
         .as_ref()
         .is_some_and(|(out, _)| matches!(out.exit_code, Some(126 | 127)));
     let answer = answer.filter(|_| !unusable);
+    // The script's deadline came while this URL's client ran: it was ended there, and a
+    // second exec would only hang the same way and leave its client running.
+    if let Some(r) = report.filter(|r| r.deadline && answer.is_none() && !unusable) {
+        let finding = Finding::fail(
+            ReachCause::Timeout,
+            format!("{} → {shown}: no answer in time", c.name),
+        )
+        .hint(NO_ANSWER);
+        return match inside::ended_evidence(&c.name, &r.ended) {
+            Some(line) => finding.evidence(line),
+            None => finding,
+        };
+    }
     let client = match report.and_then(|r| r.client) {
         Some(found) if !unusable => found,
         _ => f.exec_client(c).await,
@@ -215,7 +231,7 @@ pub async fn probe(
             let hint = match cause {
                 ReachCause::Dns => format!("{} does not resolve inside {}: add --add-host=host.docker.internal:host-gateway", url.host_str().unwrap_or(""), c.name),
                 ReachCause::Refused => format!("nothing answers {shown} from the container: is the server bound to 0.0.0.0, and is the port right? ({})", server.start),
-                _ => "the server accepts the connection but does not answer, or a firewall drops it".into(),
+                _ => NO_ANSWER.into(),
             };
             Finding::fail(cause, format!("{} cannot reach {shown}: {}", c.name, cause_text(cause))).evidence(evidence).evidence(detail).hint(hint)
         }

@@ -10,9 +10,9 @@ use serde_json::Value;
 use crate::causes::{CommonCause, StdioCause as C};
 use crate::claude_config::ServerEntry;
 use crate::facts::docker::Container;
-use crate::facts::inside::StdioRun;
+use crate::facts::inside::{self, StdioRun};
 use crate::facts::Facts;
-use crate::model::Finding;
+use crate::model::{Finding, Status};
 use crate::probes::server_entry::{self, InUse};
 use crate::project::{Agent, Server};
 
@@ -90,11 +90,29 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> 
     let Some(run) = index.and_then(|i| report.stdio.get(i)) else {
         return Finding::internal(format!("no stdio run for server {}", server.name));
     };
-    judge(run, &report.ended, &server.name, &c.name).evidence(format!("ran in {}: {shown}", c.name))
+    let finding = judge(run, &report.ended, &server.name, &c.name)
+        .evidence(format!("ran in {}: {shown}", c.name));
+    if !report.slow {
+        return finding;
+    }
+    finding.evidence(format!(
+        "a slow start, not a hung one: at the deadline the exec's processes still used CPU, so it waited up to {} s more ({} ms in all)",
+        f.stdio_grace().as_secs_f32(),
+        report.took.as_millis()
+    ))
 }
 
-/// What the answers of one run say, most telling first.
+/// What the answers of one run say, most telling first; a failure also names what was
+/// ended at the deadline.
 pub fn judge(run: &StdioRun, ended: &[String], server: &str, container: &str) -> Finding {
+    let finding = answers_say(run, server, container);
+    match inside::ended_evidence(container, ended) {
+        Some(line) if finding.status != Status::Ok => finding.evidence(line),
+        _ => finding,
+    }
+}
+
+fn answers_say(run: &StdioRun, server: &str, container: &str) -> Finding {
     if let Some(missing) = &run.missing {
         return Finding::fail(
             C::CommandNotFound,
@@ -192,7 +210,7 @@ pub fn judge(run: &StdioRun, ended: &[String], server: &str, container: &str) ->
             "its log above says why; run the same command in the container to see it whole".to_string()
         });
     }
-    let mut finding = with_log(Finding::fail(
+    with_log(Finding::fail(
         C::Timeout,
         format!(
             "{server}'s stdio command did not answer {} in time",
@@ -203,14 +221,7 @@ pub fn judge(run: &StdioRun, ended: &[String], server: &str, container: &str) ->
             }
         ),
     ))
-    .hint("a proxy retries an upstream that fails: see server.mcp and container.reach for why");
-    if !ended.is_empty() {
-        finding = finding.evidence(format!(
-            "ended at the deadline in {container}: {}",
-            ended.join(", ")
-        ));
-    }
-    finding
+    .hint("a proxy retries an upstream that fails: see server.mcp and container.reach for why")
 }
 
 #[cfg(test)]
