@@ -99,6 +99,9 @@ pub struct Layout {
     pub session: String,
     /// The Agent Hub's address ("" where there is no Hub).
     pub hub: String,
+    /// Whether user-scope entries in `.claude.json` last from one start to the next. The
+    /// hub's entrypoint wipes them at every start: there `--fix` never writes one.
+    pub user_scope_kept: bool,
 }
 
 impl Layout {
@@ -133,6 +136,7 @@ impl Layout {
             settings_mount: "/pipe-dream/.claude/settings.local.json".into(),
             session: if hub { "agent" } else { "" }.into(),
             hub: if hub { "http://127.0.0.1:9000" } else { "" }.into(),
+            user_scope_kept: !hub,
         }
     }
 

@@ -117,6 +117,10 @@ async fn a_healthy_hub_lab_is_healthy_and_fix_changes_nothing() {
     run.expect("config.mcp_json", "ok", "ok");
     run.expect("hub.service", "ok", "ok");
     run.expect("server.pidfile[qms]", "ok", "absent");
+    // No PID file: server.listen names the port's owner, this test process (rmcp).
+    let listen = run.expect("server.listen[qms]", "ok", "ok");
+    let owner = format!("is served by pid {} (", std::process::id());
+    assert!(listen["evidence"].to_string().contains(&owner), "{listen}");
     // Nothing left running in the containers but PID 1 and the tmux session's.
     for agent in ["claude", "qa"] {
         let top = docker(&["top", &lab.name(agent)]);
@@ -128,6 +132,11 @@ async fn a_healthy_hub_lab_is_healthy_and_fix_changes_nothing() {
     let fixed = run_json(t.root(), &["--fix", "--yes"]).await;
     assert_eq!(fixed.code, 0, "{}", fixed.stdout);
     assert_eq!(fixed.json()["summary"]["fixed"], 0, "{}", fixed.stdout);
+    // The first screen a user sees (the README shows it; `--nocapture` prints it).
+    let screen = common::run(t.root(), &[]).await;
+    eprintln!("{}", screen.stdout);
+    assert!(screen.stdout.contains("layout: hub"), "{}", screen.stdout);
+    assert!(!screen.stdout.contains("Problems"), "{}", screen.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -349,4 +358,39 @@ async fn a_proxy_edited_after_the_build_is_a_stale_file_compared_once_per_image(
         once += usize::from(text.contains("compared once for image"));
     }
     assert_eq!(once, 1, "one container reads for both:\n{}", run.stdout);
+}
+
+/// The hub's entrypoint wipes the user scope at every start, so `--fix` never writes
+/// one there: a stale user-scope copy of qms (pointing at localhost) is named, with the
+/// restart that clears it, and the file is left as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn fix_never_writes_a_user_scope_entry_in_the_hub_layout() {
+    let Some((lab, t, image)) = hub_lab("hub_user_scope", &["qa"]).await else {
+        return;
+    };
+    configure(&lab, &t, &image, free_port());
+    lab.start_hub_agent(&t, "qa", &image, &[]);
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["mcpServers"] = serde_json::json!({
+        "qms": {"type": "http", "url": format!("http://localhost:{}/mcp", t.qms)}
+    });
+    let before = doc.to_string();
+    std::fs::write(&path, &before).unwrap();
+    let fixed = run_json(t.root(), &["--fix", "--yes", "--only", "config.*"]).await;
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        before,
+        "{}",
+        fixed.stdout
+    );
+    let doc = fixed.json();
+    for check in doc["checks"].as_array().unwrap() {
+        if check["subject"]["agent"] == "qa" && check["status"] != "ok" && check["status"] != "skip"
+        {
+            assert_ne!(check["fix"]["available"], true, "{check}");
+        }
+    }
+    assert_eq!(doc["summary"]["fixed"], 0, "{}", fixed.stdout);
 }

@@ -96,7 +96,7 @@ pub fn verify_server(f: &Facts, server: &Server, pid: u32) -> Result<String, Str
             process,
             owns_port,
         } if p == pid => match owns_port {
-            Some(true) => Ok(crate::probes::describe_command(&process.command)),
+            Some(true) => Ok(crate::redact::command_line(&process.command)),
             Some(false) => Err(format!("pid {pid} does not own port {}", server.port)),
             None => Err(format!("who owns port {} cannot be read here", server.port)),
         },

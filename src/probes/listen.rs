@@ -38,7 +38,12 @@ pub async fn probe(f: &Facts, server: &Server) -> Finding {
             server.start
         ));
     }
-    Finding::ok(CommonCause::Ok, format!("listening on {shown}"))
+    let finding = Finding::ok(CommonCause::Ok, format!("listening on {shown}"));
+    // Without a PID file, the port's owner is the evidence of which server this is.
+    match server.pid_file {
+        None => finding.evidence(super::pidfile::port_story(f, port)),
+        Some(_) => finding,
+    }
 }
 
 fn show(addr: IpAddr, port: u16) -> String {

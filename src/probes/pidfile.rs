@@ -70,7 +70,7 @@ pub fn probe(f: &Facts, server: &Server) -> Finding {
 }
 
 /// "port 8000 is served by pid 42 (python -m qms_mcp)" or "nothing listens on port 8000".
-fn port_story(f: &Facts, port: u16) -> String {
+pub(super) fn port_story(f: &Facts, port: u16) -> String {
     if f.listeners().is_none() {
         return format!("who owns port {port} cannot be read here");
     }

@@ -87,7 +87,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         // The copy in use is right; a stale user-scope copy (the one the entrypoint
         // writes) is rewritten from the project's, as config.server_entry rewrites it, so
         // it cannot surprise anyone once the project copy stops winning.
-        if differing == ["user"] && server.expected.is_some() {
+        if differing == ["user"] && server.expected.is_some() && layout.user_scope_kept {
             finding
                 .hint(format!(
                     "the copy in use is right; pd-doctor --fix rewrites the user-scope copy from {}",

@@ -282,6 +282,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let fixable = server.expected.is_some()
         && !entry.is_stdio()
         && scope == "user"
+        && f.project.layout.user_scope_kept
         && problems.iter().all(|(c, _)| rewritable(*c));
     if fixable {
         finding = finding
@@ -293,6 +294,11 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 path,
                 server: server.name.clone(),
             }));
+    } else if scope == "user" && !f.project.layout.user_scope_kept {
+        finding = finding.hint(format!(
+            "the entrypoint clears the user scope at every start: docker restart {}{}",
+            f.project.layout.container_prefix, agent.name
+        ));
     } else {
         finding = finding.hint(format!(
             "inside the container: claude mcp remove {} -s {scope}, then add it as {} has it",
