@@ -178,7 +178,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                     .fix(FixPlan::one(Action::EditNameList {
                         path,
                         at: vec!["projects".into(), layout.project_mount.clone(), "disabledMcpjsonServers".into()],
-                        name: name.clone(),
+                        names: vec![name.clone()],
                         add: false,
                         now: list(doc),
                     })),
@@ -203,7 +203,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                     .fix(FixPlan::one(Action::EditNameList {
                         path: overlay,
                         at: vec!["enabledMcpjsonServers".into()],
-                        name: name.clone(),
+                        names: vec![name.clone()],
                         add: true,
                         now: names(Some(&doc), "enabledMcpjsonServers"),
                     })),
