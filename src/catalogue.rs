@@ -196,7 +196,10 @@ probe_kinds! {
     ServerEntry = "server-entry",
     ScopeConflict = "scope-conflict",
     McpJson = "mcp-json",
+    HostMcpJson = "host-mcp-json",
     Approval = "approval",
+    Permissions = "permissions",
+    Auth = "auth",
     ContainersStale = "containers-stale",
     ContainersDuplicate = "containers-duplicate",
 }

@@ -204,6 +204,7 @@ causes! {
     HubCause {
         NotListening = "not-listening",
         Unhealthy = "unhealthy",
+        OutOfSync = "out-of-sync",
     }
 
     /// `container.image`.
@@ -290,6 +291,12 @@ causes! {
         WrongTransport = "wrong-transport",
         BadUrl = "bad-url",
         UnsetVariable = "unset-variable",
+        MissingAuthHeader = "missing-auth-header",
+    }
+
+    /// `config.host_mcp_json`.
+    HostMcpJsonCause {
+        SecondServer = "second-server",
     }
 
     /// `config.approval`.
@@ -297,6 +304,16 @@ causes! {
         Pending = "pending",
         Declined = "declined",
         Denied = "denied",
+    }
+
+    /// `config.permissions`.
+    PermissionsCause {
+        Prompts = "prompts",
+    }
+
+    /// `config.auth`.
+    AuthCause {
+        NotLoggedIn = "not-logged-in",
     }
 
     // A project's own checks.
@@ -395,7 +412,10 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ServerEntry => ServerEntryCause::CODES,
             K::ScopeConflict => ScopeConflictCause::CODES,
             K::McpJson => McpJsonCause::CODES,
+            K::HostMcpJson => HostMcpJsonCause::CODES,
             K::Approval => ApprovalCause::CODES,
+            K::Permissions => PermissionsCause::CODES,
+            K::Auth => AuthCause::CODES,
             K::ContainersStale => StaleCause::CODES,
             K::ContainersDuplicate => DuplicateCause::CODES,
         },
@@ -441,12 +461,15 @@ mod tests {
         ("config.server_entry", "ok missing localhost-url wrong-port wrong-path wrong-transport missing-auth-header bad-url unset-variable"),
         ("containers.stale", "ok stale"),
         ("config.approval", "ok pending declined denied"),
-        ("config.mcp_json", "unset-variable"),
+        ("config.mcp_json", "unset-variable missing-auth-header wrong-transport"),
         ("container.host_gateway", "loopback wrong-address no-network"),
         ("container.stdio", "ok command-not-found exited timeout not-mcp rpc-error"),
         ("container.session", "ok no-session"),
         ("container.identity", "ok wrong-identity missing"),
-        ("hub.service", "ok not-listening unhealthy"),
+        ("hub.service", "ok not-listening unhealthy out-of-sync"),
+        ("config.host_mcp_json", "ok second-server"),
+        ("config.permissions", "ok prompts"),
+        ("config.auth", "ok not-logged-in"),
     ];
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::servers::{self, Bind};
 use common::{free_port, run_json, Run, Tree};
 
 /// One agent `qa` from `fixture`, no servers running; only the config checks run.
@@ -327,6 +328,45 @@ async fn mcp_json_problems() {
     diagnose_tree(&t)
         .await
         .expect("config.mcp_json", "fail", "localhost-url");
+    // X-API-Key without Authorization: in an http entry, and in a proxy's upstream.
+    let key_alone = t.ported(common::MCP_JSON).replace(
+        ",\n        \"Authorization\": \"Bearer internal-trusted\"",
+        "",
+    );
+    assert!(!key_alone.contains("Authorization"), "{key_alone}");
+    let proxy_key_alone = "{\"mcpServers\": {\"qms\": {\"url\": \"http://host.docker.internal:1/mcp\", \"headers\": {\"Authorization\": \"Bearer x\"}}, \"git\": {\"command\": \"python3\", \"args\": [\"/proxy/mcp_proxy.py\", \"http://host.docker.internal:2/mcp\", \"--header\", \"X-API-Key=git-internal\"]}}}";
+    for (file, says) in [
+        (
+            key_alone.as_str(),
+            "qms sends X-API-Key without Authorization",
+        ),
+        (
+            proxy_key_alone,
+            "git sends X-API-Key without Authorization to the proxy's upstream",
+        ),
+    ] {
+        t.write("docker/.mcp.json", file);
+        let c = diagnose_tree(&t)
+            .await
+            .expect("config.mcp_json", "warn", "missing-auth-header");
+        assert!(c["message"].as_str().unwrap().contains(says), "{c}");
+        assert!(
+            !c.to_string().contains("-internal"),
+            "a key value was printed: {c}"
+        );
+    }
+    // Behind a failure it is evidence, not the cause.
+    t.write(
+        "docker/.mcp.json",
+        &key_alone.replace("host.docker.internal", "localhost"),
+    );
+    let c = diagnose_tree(&t)
+        .await
+        .expect("config.mcp_json", "fail", "localhost-url");
+    assert!(
+        c["evidence"].to_string().contains("without Authorization"),
+        "{c}"
+    );
     t.write("docker/.mcp.json", "{\"mcpServers\": {\"qms\": {\"url\": \"not a url\"}, \"git\": {\"url\": \"http://host.docker.internal:2/mcp\"}}}");
     diagnose_tree(&t)
         .await
@@ -340,4 +380,181 @@ async fn mcp_json_problems() {
     diagnose_tree(&t)
         .await
         .expect("config.mcp_json", "fail", "missing");
+}
+
+/// An overlay that allows one of qms's tools and denies one of git's: the rest prompt.
+const SOME_TOOLS_ALLOWED: &str = r#"{
+  "permissions": {
+    "allow": [
+      "Bash(ls:*)",
+      "mcp__qms__qms_inbox"
+    ],
+    "deny": [
+      "mcp__git__git_exec"
+    ]
+  },
+  "enabledMcpjsonServers": [
+    "qms",
+    "git"
+  ]
+}
+"#;
+
+/// Two real MCP servers (rmcp, tools qms_inbox and git_exec each), an overlay that leaves
+/// some of their tools to a prompt: named per agent and server, added by `--fix`.
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_left_to_a_prompt_are_named_and_added_to_the_overlay() {
+    let (qms, git) = servers::pair(Bind::Loopback).await;
+    let t = Tree::new(qms, git);
+    t.agent("qa", "healthy");
+    t.config("");
+    t.write("docker/.claude-settings.json", SOME_TOOLS_ALLOWED);
+    t.write(".claude/settings.local.json", "{}\n");
+    let only = ["--only", "config.permissions*"];
+    let r = run_json(t.root(), &only).await;
+    let c = r.expect("config.permissions[qa,qms]", "warn", "prompts");
+    assert_eq!(
+        c["message"], "qa is asked before 1 of qms's tools: git_exec",
+        "{c}"
+    );
+    assert_eq!(c["fix"]["available"], true, "{c}");
+    // git_exec is denied on purpose: only qms_inbox is left.
+    let c = r.expect("config.permissions[qa,git]", "warn", "prompts");
+    assert_eq!(
+        c["message"], "qa is asked before 1 of git's tools: qms_inbox",
+        "{c}"
+    );
+    assert!(!r.stdout.contains("qms-internal"), "a key was printed");
+
+    let fixed = run_json(t.root(), &[&["--fix", "--yes"][..], &only].concat()).await;
+    fixed.expect("config.permissions[qa,qms]", "fixed", "ok");
+    fixed.expect("config.permissions[qa,git]", "fixed", "ok");
+    let after = std::fs::read_to_string(t.path("docker/.claude-settings.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(
+        doc["permissions"]["allow"],
+        serde_json::json!([
+            "Bash(ls:*)",
+            "mcp__qms__qms_inbox",
+            "mcp__qms__git_exec",
+            "mcp__git__qms_inbox"
+        ]),
+        "{after}"
+    );
+    assert_eq!(
+        doc["permissions"]["deny"],
+        serde_json::json!(["mcp__git__git_exec"])
+    );
+    // Key order kept: permissions, then the approval list.
+    assert!(
+        after.find("\"permissions\"") < after.find("\"enabledMcpjsonServers\""),
+        "{after}"
+    );
+    let backups: Vec<String> = std::fs::read_dir(t.path("docker"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".claude-settings.json.pd-doctor."))
+        .collect();
+    // Each repair backed the file up first; the first backup is the file as it was.
+    assert!(
+        backups.iter().any(
+            |b| std::fs::read_to_string(t.path("docker").join(b)).unwrap() == SOME_TOOLS_ALLOWED
+        ),
+        "{backups:?}"
+    );
+    let again = common::run(t.root(), &[&["--fix", "--yes"][..], &only].concat()).await;
+    assert!(again.stdout.contains("Nothing to fix"), "{}", again.stdout);
+
+    // "mcp__git" allows all of git's tools.
+    t.write(
+        "docker/.claude-settings.json",
+        &SOME_TOOLS_ALLOWED.replace("\"mcp__qms__qms_inbox\"", "\"mcp__qms__*\", \"mcp__git\""),
+    );
+    let r = run_json(t.root(), &only).await;
+    r.expect("config.permissions[qa,qms]", "ok", "ok");
+    r.expect("config.permissions[qa,git]", "ok", "ok");
+
+    // Not approved: no tools to ask about.
+    t.write("docker/.claude-settings.json", "{}\n");
+    std::fs::write(t.path(".claude/users/qa/container/.claude.json"), "{}").unwrap();
+    let r = run_json(t.root(), &only).await;
+    r.expect("config.permissions[qa,qms]", "skip", "precondition");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_does_not_answer_leaves_permissions_unjudged() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    t.approve();
+    let r = run_json(t.root(), &["--only", "config.permissions*"]).await;
+    let c = r.expect("config.permissions[qa,qms]", "skip", "precondition");
+    // server.mcp was skipped itself: its reason is the one passed on.
+    assert_eq!(c["message"], "server qms is not listening", "{c}");
+}
+
+/// `config.auth`: a login in the config dir (`.credentials.json`, never opened; or
+/// `oauthAccount` in `.claude.json`), else `not-logged-in` with the command to log in.
+#[tokio::test]
+async fn an_agent_that_never_logged_in_is_named() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    let only = ["--only", "config.auth*"];
+    // As every test agent: the /login's .credentials.json.
+    let c = run_json(t.root(), &only)
+        .await
+        .expect("config.auth[qa]", "ok", "ok");
+    assert!(
+        c["message"].as_str().unwrap().contains(".credentials.json"),
+        "{c}"
+    );
+    // The real CLI's fixture as it is: never logged in.
+    let creds = t.path(".claude/users/qa/container/.credentials.json");
+    std::fs::remove_file(&creds).unwrap();
+    let r = run_json(t.root(), &only).await;
+    let c = r.expect("config.auth[qa]", "warn", "not-logged-in");
+    assert!(
+        c["hint"]
+            .as_str()
+            .unwrap()
+            .contains("docker exec -it agent-qa claude, then /login"),
+        "{c}"
+    );
+    assert!(
+        c["evidence"].to_string().contains("no .credentials.json"),
+        "{c}"
+    );
+    // A FIFO in its place is not a login, and is never opened (the run would hang).
+    let made = std::process::Command::new("mkfifo")
+        .arg(&creds)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    run_json(t.root(), &only)
+        .await
+        .expect("config.auth[qa]", "warn", "not-logged-in");
+    std::fs::remove_file(&creds).unwrap();
+    // What the login also writes into .claude.json.
+    let cj = t.path(".claude/users/qa/container/.claude.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cj).unwrap()).unwrap();
+    doc["oauthAccount"] =
+        serde_json::json!({"emailAddress": "qa@example.com", "accountUuid": "a-b-c"});
+    std::fs::write(&cj, doc.to_string()).unwrap();
+    let r = run_json(t.root(), &only).await;
+    let c = r.expect("config.auth[qa]", "ok", "ok");
+    assert!(
+        c["message"].as_str().unwrap().contains("oauthAccount"),
+        "{c}"
+    );
+    assert!(!r.stdout.contains("qa@example.com"), "a value was printed");
+    // A logged-in .credentials.json's content is never printed.
+    common::logged_in(&t.path(".claude/users/qa/container"));
+    let r = common::run(t.root(), &["-v", "--only", "config.auth*"]).await;
+    assert!(
+        !r.stdout.contains(common::CREDENTIALS_TOKEN),
+        "{}",
+        r.stdout
+    );
 }

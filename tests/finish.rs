@@ -104,11 +104,11 @@ async fn fix_with_force_takes_a_failed_start_to_a_working_one() {
     r.expect("container.reach[qa,git]", "ok", "ok");
     assert_eq!(r.json()["summary"]["fail"], 0);
     // The lab has no settings overlay, so the project-scope copies wait for approval
-    // (a warning while the user-scope registrations serve): not this lab's subject.
-    assert!(r
-        .root_causes()
-        .iter()
-        .all(|id| !id.starts_with("config.") || id.starts_with("config.approval")));
+    // (a warning while the user-scope registrations serve) and no tool is allowed without
+    // a prompt: not this lab's subject.
+    assert!(r.root_causes().iter().all(|id| !id.starts_with("config.")
+        || id.starts_with("config.approval")
+        || id.starts_with("config.permissions")));
     for needle in [
         "started git (docker/scripts/start-git-mcp.sh --background)",
         &format!("restarted {}", b.lab.name("qa")),

@@ -52,12 +52,18 @@ fn configure(lab: &Lab, t: &Tree, image: &str, hub: u16) {
     ));
 }
 
-/// The Agent Hub's API as far as pd-doctor reads it: `/api/health` and `/api/status`.
-/// A stand-in, since the real Hub (FastAPI) is not installed here.
+/// The Agent Hub's API as far as pd-doctor reads it: `/api/health` and `/api/status`,
+/// every agent running. A stand-in, since the real Hub (FastAPI) is not installed here.
 async fn hub_api(agents: &[&str]) -> u16 {
+    let running: Vec<(&str, &str)> = agents.iter().map(|a| (*a, "running")).collect();
+    hub_api_saying(&running).await
+}
+
+/// The same, `/api/status` giving each agent the state it is paired with.
+async fn hub_api_saying(agents: &[(&str, &str)]) -> u16 {
     let status = serde_json::json!({
-        "agents": agents.iter().map(|a| serde_json::json!({
-            "id": a, "state": "running", "inbox_count": 0, "launch_policy": "manual"
+        "agents": agents.iter().map(|(a, state)| serde_json::json!({
+            "id": a, "state": state, "inbox_count": 0, "launch_policy": "manual"
         })).collect::<Vec<_>>(),
         "uptime_seconds": 1.0
     });
@@ -121,6 +127,13 @@ async fn a_healthy_hub_lab_is_healthy_and_fix_changes_nothing() {
     let listen = run.expect("server.listen[qms]", "ok", "ok");
     let owner = format!("is served by pid {} (", std::process::id());
     assert!(listen["evidence"].to_string().contains(&owner), "{listen}");
+    run.expect("config.host_mcp_json", "ok", "ok");
+    for agent in ["claude", "qa"] {
+        run.expect(&format!("config.auth[{agent}]"), "ok", "ok");
+        for server in ["qms", "git"] {
+            run.expect(&format!("config.permissions[{agent},{server}]"), "ok", "ok");
+        }
+    }
     // Nothing left running in the containers but PID 1 and the tmux session's.
     for agent in ["claude", "qa"] {
         let top = docker(&["top", &lab.name(agent)]);
@@ -393,4 +406,148 @@ async fn fix_never_writes_a_user_scope_entry_in_the_hub_layout() {
         }
     }
     assert_eq!(doc["summary"]["fixed"], 0, "{}", fixed.stdout);
+}
+
+/// The host's own `.mcp.json` (the root's) that still runs qms as a stdio program
+/// starts a second QMS server on every host session: `config.host_mcp_json`, hub only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_mcp_json_that_runs_qms_itself_is_a_second_server() {
+    let t = hub_tree(free_port(), free_port(), &["qa"]);
+    t.config("");
+    let only = ["--only", "config.host_mcp_json"];
+    // The tree's own: qms over HTTP at localhost.
+    run_json(t.root(), &only)
+        .await
+        .expect("config.host_mcp_json", "ok", "ok");
+    t.write(
+        ".mcp.json",
+        r#"{"mcpServers": {"qms": {"command": "C:\\Python312\\python.exe", "args": ["C:\\pipe-dream\\qms-mcp\\server.py", "--token", "host-secret-token"]}}}"#,
+    );
+    let run = run_json(t.root(), &only).await;
+    let c = run.expect("config.host_mcp_json", "warn", "second-server");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("runs qms as a stdio program"),
+        "{c}"
+    );
+    assert!(
+        c["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("http://localhost:{}/mcp", t.qms)),
+        "{c}"
+    );
+    assert!(
+        !run.stdout.contains("host-secret-token"),
+        "an argument was printed"
+    );
+    // A stdio proxy to the HTTP server is a client, not a second server.
+    t.write(
+        ".mcp.json",
+        &format!(r#"{{"mcpServers": {{"qms": {{"command": "python3", "args": ["proxy.py", "http://localhost:{}/mcp"]}}}}}}"#, t.qms),
+    );
+    run_json(t.root(), &only)
+        .await
+        .expect("config.host_mcp_json", "ok", "ok");
+    // The primer's layout does not have the check at all.
+    let primer = common::Tree::new(free_port(), free_port());
+    let run = run_json(primer.root(), &["--only", "config.*"]).await;
+    assert!(
+        !run.ids().contains(&"config.host_mcp_json".to_string()),
+        "{:?}",
+        run.ids()
+    );
+}
+
+/// The Hub believes claude stopped while its container runs, qa running while its Claude
+/// Code was quit (no tmux session), bu running with no container at all; tu_ui's belief
+/// (running) is right. `hub.service` names the three.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_whose_states_disagree_with_the_engine_is_out_of_sync() {
+    let Some((lab, t, image)) = hub_lab("hub_sync", &["claude", "qa", "bu", "tu_ui"]).await else {
+        return;
+    };
+    let hub = hub_api_saying(&[
+        ("claude", "stopped"),
+        ("qa", "running"),
+        ("bu", "running"),
+        ("tu_ui", "running"),
+        ("tu_sim", "stopped"),
+        ("tu_sketch", "starting"),
+    ])
+    .await;
+    configure(&lab, &t, &image, hub);
+    for agent in ["claude", "qa", "tu_ui"] {
+        lab.start_hub_agent(&t, agent, &image, &[]);
+    }
+    docker(&["exec", &lab.name("qa"), "tmux", "kill-server"]);
+    let run = run_json(t.root(), &[]).await;
+    let c = run.expect("hub.service", "warn", "out-of-sync");
+    assert_eq!(
+        c["message"], "the Agent Hub's view of claude, qa, bu disagrees with the Docker engine's",
+        "{c}"
+    );
+    let evidence = c["evidence"].to_string();
+    assert!(
+        evidence.contains(&format!(
+            "claude: the Hub says stopped, but {} is running",
+            lab.name("claude")
+        )),
+        "{c}"
+    );
+    assert!(
+        evidence.contains(&format!(
+            "qa: the Hub says running, but {} has no tmux session agent",
+            lab.name("qa")
+        )),
+        "{c}"
+    );
+    assert!(
+        evidence.contains("bu: the Hub says running, but no container serves it"),
+        "{c}"
+    );
+    assert!(!evidence.contains("tu_ui:"), "{c}");
+    run.expect("container.session[qa]", "warn", "no-session");
+}
+
+/// A key in the container's environment is a login; its value is never printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_in_the_containers_environment_is_a_login() {
+    let Some((lab, t, image)) = hub_lab("hub_apikey", &["qa", "bu"]).await else {
+        return;
+    };
+    configure(&lab, &t, &image, free_port());
+    for agent in ["qa", "bu"] {
+        std::fs::remove_file(t.path(&format!(
+            ".claude/users/{agent}/container/.credentials.json"
+        )))
+        .unwrap();
+    }
+    lab.start_hub_agent(
+        &t,
+        "qa",
+        &image,
+        &["-e", "ANTHROPIC_API_KEY=sk-ant-api03-lab-secret"],
+    );
+    lab.start_hub_agent(&t, "bu", &image, &[]);
+    let run = run_json(t.root(), &["--only", "config.auth*"]).await;
+    let c = run.expect("config.auth[qa]", "ok", "ok");
+    assert!(
+        c["message"].as_str().unwrap().contains("ANTHROPIC_API_KEY"),
+        "{c}"
+    );
+    let c = run.expect("config.auth[bu]", "warn", "not-logged-in");
+    assert!(
+        c["hint"].as_str().unwrap().contains(&format!(
+            "docker exec -it {} tmux attach -t agent, then /login",
+            lab.name("bu")
+        )),
+        "{c}"
+    );
+    assert!(
+        !run.stdout.contains("lab-secret"),
+        "a key value was printed"
+    );
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::{docker, lab_or_skip, Lab, GATEWAY, LABEL};
-use common::servers::{self, McpOptions};
+use common::servers::{self, Bind};
 use common::{run_json, Run, Tree};
 
 /// A network of the test's own, removed (with whatever is still attached) at the end.
@@ -101,13 +101,8 @@ async fn the_host_network_makes_localhost_right() {
     let Some((lab, curl)) = lab_or_skip("the_host_network", "hostnet", "curl") else {
         return;
     };
-    let qms = servers::mcp_server(McpOptions {
-        key: Some("qms-internal".into()),
-        ..Default::default()
-    })
-    .await;
-    let git = servers::mcp_server(McpOptions::default()).await;
-    let t = Tree::new(qms.port, git.port);
+    let (qms, git) = servers::pair(Bind::Loopback).await;
+    let t = Tree::new(qms, git);
     t.agent("qa", "localhost-urls");
     lab.configure(&t, "");
     start(&lab, &t, &curl, &["--network", "host"]);

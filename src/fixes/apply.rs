@@ -121,10 +121,10 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
         Action::EditNameList {
             path,
             at,
-            name,
+            names,
             add,
             ..
-        } => edit_name_list(path, at, name, *add, cx),
+        } => edit_name_list(path, at, names, *add, cx),
         Action::RemoveContainer { id, name, .. } => return remove_container(id, name, cx).await,
         Action::StopServer {
             server,
@@ -322,11 +322,11 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
     ))
 }
 
-/// Adds `name` to (creating the keys on the way) or removes it from the list at `at`.
+/// Adds `names` to (creating the keys on the way) or removes them from the list at `at`.
 fn edit_name_list(
     path: &Path,
     at: &[String],
-    name: &str,
+    names: &[String],
     add: bool,
     cx: &Context,
 ) -> Result<String, String> {
@@ -349,25 +349,26 @@ fn edit_name_list(
         let Value::Array(list) = node else {
             return Err(format!("{shown}: {} is not a list", at.join(".")));
         };
-        let had = list.iter().any(|v| v.as_str() == Some(name));
-        Ok(match (add, had) {
-            (true, false) => {
-                list.push(Value::String(name.to_string()));
-                true
+        let has = |list: &[Value], name: &str| list.iter().any(|v| v.as_str() == Some(name));
+        let before = list.len();
+        if add {
+            for name in names {
+                if !has(list, name) {
+                    list.push(Value::String(name.clone()));
+                }
             }
-            (false, true) => {
-                list.retain(|v| v.as_str() != Some(name));
-                true
-            }
-            _ => false,
-        })
+        } else {
+            list.retain(|v| !v.as_str().is_some_and(|s| names.iter().any(|n| n == s)));
+        }
+        Ok(list.len() != before)
     })?;
     let Some(saved) = saved else {
         return Ok(format!("{shown} already had it as wanted"));
     };
     Ok(format!(
-        "{} {name} {} {} in {shown} (backup: {})",
+        "{} {} {} {} in {shown} (backup: {})",
         if add { "added" } else { "removed" },
+        names.join(", "),
         if add { "to" } else { "from" },
         at.last().map(String::as_str).unwrap_or(""),
         cx.show(&saved)

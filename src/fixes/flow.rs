@@ -283,7 +283,7 @@ async fn verified_apply(
             finding
                 .fix
                 .as_ref()
-                .is_some_and(|p| p.actions.contains(&step.action))
+                .is_some_and(|p| p.actions.iter().any(|a| a.same_repair(&step.action)))
         };
     }
     if !wanted {

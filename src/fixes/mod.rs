@@ -25,12 +25,13 @@ pub enum Action {
     },
     /// Rewrite one server entry of a `.claude.json` from `docker/.mcp.json`.
     RewriteServerEntry { path: PathBuf, server: String },
-    /// Add `name` to, or take it off, a JSON list of server names (an approval list) at
-    /// the keys `at`, after a backup; `now` is the list when the plan was made.
+    /// Add `names` to, or take them off, a JSON list of names (an approval list, the
+    /// allowed tools) at the keys `at`, after a backup; `now` is the list when the plan
+    /// was made.
     EditNameList {
         path: PathBuf,
         at: Vec<String>,
-        name: String,
+        names: Vec<String>,
         add: bool,
         now: Vec<String>,
     },
@@ -100,6 +101,31 @@ impl Action {
 
     /// One line saying what the action will do, printed before it is done; paths are
     /// shown relative to the project root when they are inside it.
+    /// Whether `other` is the same repair, though made on another look at the state:
+    /// a list edit is the same whatever the list held then (another repair of this
+    /// round may have added to it).
+    pub fn same_repair(&self, other: &Action) -> bool {
+        match (self, other) {
+            (
+                Action::EditNameList {
+                    path,
+                    at,
+                    names,
+                    add,
+                    ..
+                },
+                Action::EditNameList {
+                    path: p,
+                    at: a,
+                    names: n,
+                    add: d,
+                    ..
+                },
+            ) => path == p && at == a && names == n && add == d,
+            _ => self == other,
+        }
+    }
+
     pub fn describe(&self, root: &Path) -> String {
         let show = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
         match self {
@@ -118,15 +144,26 @@ impl Action {
             Action::EditNameList {
                 path,
                 at,
-                name,
+                names,
                 add,
                 now,
             } => {
                 let after: Vec<&String> = if *add {
-                    now.iter().chain(std::iter::once(name)).collect()
+                    now.iter().chain(names.iter().filter(|n| !now.contains(n))).collect()
                 } else {
-                    now.iter().filter(|n| *n != name).collect()
+                    now.iter().filter(|n| !names.contains(n)).collect()
                 };
+                // A long list (the allowed tools) is counted, not shown.
+                let lists = if after.len() + now.len() <= 16 {
+                    format!("{now:?} -> {after:?}")
+                } else {
+                    format!("{} entries -> {}", now.len(), after.len())
+                };
+                let quoted = names
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let key = at
                     .iter()
                     .map(|k| {
@@ -138,7 +175,7 @@ impl Action {
                     })
                     .collect::<String>();
                 format!(
-                    "{} \"{name}\" {} {} in {}: {now:?} -> {after:?} (backup first)",
+                    "{} {quoted} {} {} in {}: {lists} (backup first)",
                     if *add { "add" } else { "remove" },
                     if *add { "to" } else { "from" },
                     key.trim_start_matches('.'),

@@ -20,17 +20,17 @@ use crate::model::Finding;
 use crate::project::{Agent, Server};
 
 /// One settings file the agent's Claude Code reads, and which one it is.
-struct Settings {
+pub(crate) struct Settings {
     role: &'static str,
-    path: PathBuf,
-    doc: Option<Value>,
+    pub path: PathBuf,
+    pub doc: Option<Value>,
 }
 
 /// The settings files the container sees: user settings in the config dir, the
 /// project's shared settings through the read-only project mount, and the local project
 /// settings: the file mounted there when a container shows one, else the project's
 /// overlay when it has one.
-async fn settings_seen(f: &Facts, agent: &Agent) -> Vec<Settings> {
+pub(crate) async fn settings_seen(f: &Facts, agent: &Agent) -> Vec<Settings> {
     let layout = &f.project.layout;
     let overlay = f.project.path(&layout.settings_overlay);
     let local = match f.docker().await {
@@ -178,7 +178,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                     .fix(FixPlan::one(Action::EditNameList {
                         path,
                         at: vec!["projects".into(), layout.project_mount.clone(), "disabledMcpjsonServers".into()],
-                        name: name.clone(),
+                        names: vec![name.clone()],
                         add: false,
                         now: list(doc),
                     })),
@@ -203,7 +203,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                     .fix(FixPlan::one(Action::EditNameList {
                         path: overlay,
                         at: vec!["enabledMcpjsonServers".into()],
-                        name: name.clone(),
+                        names: vec![name.clone()],
                         add: true,
                         now: names(Some(&doc), "enabledMcpjsonServers"),
                     })),

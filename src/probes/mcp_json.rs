@@ -6,7 +6,7 @@ use crate::causes::{CommonCause, McpJsonCause as C};
 use crate::claude_config::{self, JsonFile, ServerEntry};
 use crate::expand::Env;
 use crate::facts::Facts;
-use crate::model::Finding;
+use crate::model::{Finding, Status};
 
 pub async fn probe(f: &Facts) -> Finding {
     let layout = &f.project.layout;
@@ -60,6 +60,7 @@ pub async fn probe(f: &Facts) -> Finding {
             (n, used)
         })
         .collect();
+    let mut auth = Vec::new();
     for server in &f.project.servers {
         let Some((_, entry)) = entries.iter().find(|(n, _)| *n == server.name) else {
             problems.push((
@@ -93,7 +94,25 @@ pub async fn probe(f: &Facts) -> Finding {
             )),
             Some(_) => {}
         }
+        if sends_key_alone(entry) {
+            auth.push((
+                C::MissingAuthHeader,
+                format!(
+                    "{} sends X-API-Key without Authorization{}",
+                    server.name,
+                    if entry.is_stdio() {
+                        " to the proxy's upstream"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
     }
+    // Last: a key without Authorization leads only when nothing else is wrong, and is a
+    // warning then (it breaks on a server that demands auth, where server.mcp says
+    // `unauthorized`).
+    problems.extend(auth);
     match problems.first() {
         None => Finding::ok(
             CommonCause::Ok,
@@ -106,12 +125,24 @@ pub async fn probe(f: &Facts) -> Finding {
                     .join(", ")
             ),
         ),
-        Some((cause, first)) => Finding::fail(*cause, format!("{shown}: {first}"))
-            .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
-            .hint(if *cause == C::UnsetVariable {
-                "set it where the agents run: docker run -e NAME=value, or compose `environment:` / `env_file:`; or give it a default: ${NAME:-value}".to_string()
-            } else {
-                format!("use http://{}:PORT/mcp for every server", layout.host_name)
-            }),
+        Some((cause, first)) => {
+            let finding = Finding::fail(*cause, format!("{shown}: {first}"))
+                .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()));
+            match cause {
+                C::UnsetVariable => finding.hint("set it where the agents run: docker run -e NAME=value, or compose `environment:` / `env_file:`; or give it a default: ${NAME:-value}"),
+                C::MissingAuthHeader => finding
+                    .with_status(Status::Warn)
+                    .evidence("with a 401 Claude Code falls into OAuth discovery and reports 'Dynamic Client Registration rejected (HTTP 401)'")
+                    .hint(format!(
+                        "send both headers, as Pipe Dream does: X-API-Key and Authorization: Bearer ... (a proxy: --header Authorization=Bearer ...) in {shown}"
+                    )),
+                _ => finding.hint(format!("use http://{}:PORT/mcp for every server", layout.host_name)),
+            }
+        }
     }
+}
+
+/// The entry (or a stdio proxy's upstream) sends `X-API-Key` but no `Authorization`.
+fn sends_key_alone(entry: &ServerEntry) -> bool {
+    entry.header("X-API-Key").is_some() && entry.header("Authorization").is_none()
 }

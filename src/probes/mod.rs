@@ -2,9 +2,11 @@
 //! prints and never changes anything.
 
 mod approval;
+mod auth;
 mod claude_json;
 pub(crate) mod docker;
 mod generic;
+mod host_mcp_json;
 mod hub;
 mod isolation;
 mod listen;
@@ -12,6 +14,7 @@ mod marker;
 mod mcp;
 mod mcp_json;
 mod oauth;
+mod permissions;
 mod pidfile;
 mod scope_conflict;
 mod server_entry;
@@ -31,7 +34,10 @@ use crate::project::{Agent, Server};
 /// (`Facts::stdio_grace`), which every container probe may wait on.
 pub fn extra_time(spec: &ProbeSpec, timeout: Duration) -> Duration {
     match spec {
-        ProbeSpec::Builtin(kind) if kind.name().starts_with("container") => {
+        // hub.service compares the Hub's view with what the containers' execs saw.
+        ProbeSpec::Builtin(kind)
+            if kind.name().starts_with("container") || *kind == ProbeKind::HubService =>
+        {
             Duration::from_secs(3) + timeout * (1 + crate::facts::STDIO_GRACE_TIMEOUTS)
         }
         _ => Duration::ZERO,
@@ -60,7 +66,10 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
         (K::ServerEntry, Some(s), Some(a)) => server_entry::probe(f, a, s).await,
         (K::ScopeConflict, Some(s), Some(a)) => scope_conflict::probe(f, a, s).await,
         (K::McpJson, _, _) => mcp_json::probe(f).await,
+        (K::HostMcpJson, _, _) => host_mcp_json::probe(f),
         (K::Approval, Some(s), Some(a)) => approval::probe(f, a, s).await,
+        (K::Permissions, Some(s), Some(a)) => permissions::probe(f, a, s).await,
+        (K::Auth, _, Some(a)) => auth::probe(f, a).await,
         (
             K::DockerEngine
             | K::ContainerState

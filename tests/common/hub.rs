@@ -139,10 +139,11 @@ pub fn claude_settings_json() -> String {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([
-        format!("mcp__qms__{}", TOOLS[0]),
-        format!("mcp__git__{}", TOOLS[1]),
-    ])
+    .chain(
+        ["qms", "git"]
+            .iter()
+            .flat_map(|s| TOOLS.iter().map(move |t| format!("mcp__{s}__{t}"))),
+    )
     .map(|s| format!("      \"{s}\""))
     .collect::<Vec<_>>()
     .join(",\n");
@@ -246,6 +247,7 @@ pub fn hub_agent(tree: &Tree, agent: &str) {
         &format!(".claude/users/{agent}/container/.claude.json"),
         &claude_json(agent),
     );
+    super::logged_in(&tree.path(&format!(".claude/users/{agent}/container")));
     std::fs::create_dir_all(tree.path(&format!(".claude/users/{agent}/workspace"))).unwrap();
     if agent != "claude" {
         tree.write(

@@ -92,6 +92,8 @@ impl Tree {
         if let Ok(text) = std::fs::read_to_string(&cj) {
             std::fs::write(&cj, self.ported(&text)).unwrap();
         }
+        // The fixtures' CLI never logged in; a working agent has (config.auth).
+        logged_in(&dest);
         std::fs::create_dir_all(self.path(&format!(".claude/users/{agent}/workspace"))).unwrap();
         if agent != "claude" {
             self.write(
@@ -103,11 +105,12 @@ impl Tree {
     }
 
     /// Approves the project-scope servers as Pipe Dream does: `docker/.claude-settings.json`
-    /// (mounted over the containers' local project settings) enables qms and git.
+    /// (mounted over the containers' local project settings) enables qms and git and
+    /// allows all their tools.
     pub fn approve(&self) -> &Tree {
         self.write(
             "docker/.claude-settings.json",
-            "{\n  \"enabledMcpjsonServers\": [\"qms\", \"git\"]\n}\n",
+            "{\n  \"permissions\": {\"allow\": [\"mcp__qms\", \"mcp__git\"]},\n  \"enabledMcpjsonServers\": [\"qms\", \"git\"]\n}\n",
         );
         // The mount point in the read-only project mount must exist, as it does in the
         // real project.
@@ -125,6 +128,19 @@ impl Tree {
             ),
         );
     }
+}
+
+/// A secret of the fake login in every test agent's `.credentials.json`: it must never
+/// appear in any output.
+pub const CREDENTIALS_TOKEN: &str = "sk-ant-oat01-pd-doctor-test-login";
+
+/// The config dir `dir` as the interactive /login leaves it: a `.credentials.json`.
+pub fn logged_in(dir: &Path) {
+    std::fs::write(
+        dir.join(".credentials.json"),
+        format!("{{\"claudeAiOauth\":{{\"accessToken\":\"{CREDENTIALS_TOKEN}\",\"expiresAt\":1795610101048}}}}\n"),
+    )
+    .unwrap();
 }
 
 pub fn fixture_text(rel: &str) -> String {

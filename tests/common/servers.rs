@@ -368,14 +368,19 @@ pub async fn session_echo_server(body: &'static str) -> Served {
 
 /// qms and git as the primer runs them: reachable from containers, qms keyed, git open.
 pub async fn reachable_pair() -> (u16, u16) {
+    pair(Bind::Reachable).await
+}
+
+/// qms (keyed) and git (open) bound as `bind` says; their ports.
+pub async fn pair(bind: Bind) -> (u16, u16) {
     let qms = mcp_server(McpOptions {
         key: Some("qms-internal".into()),
-        bind: Bind::Reachable,
+        bind,
         ..Default::default()
     })
     .await;
     let git = mcp_server(McpOptions {
-        bind: Bind::Reachable,
+        bind,
         ..Default::default()
     })
     .await;

@@ -125,7 +125,7 @@ async fn session(f: &Facts, c: &Container) -> Finding {
     if !c.running {
         return Finding::skip(format!("{} is not running", c.name));
     }
-    match inside(f, c).await.and_then(|r| r.session) {
+    match has_session(f, c).await {
         Some(true) => Finding::ok(
             CommonCause::Ok,
             format!("tmux session {name} runs in {}", c.name),
@@ -144,6 +144,12 @@ async fn session(f: &Facts, c: &Container) -> Finding {
             c.name
         )),
     }
+}
+
+/// Whether the layout's tmux session runs in `c`, as its one exec saw it; `None` when
+/// that cannot be told (not running, no tmux, the exec did not run).
+pub(crate) async fn has_session(f: &Facts, c: &Container) -> Option<bool> {
+    inside(f, c).await.and_then(|r| r.session)
 }
 
 /// The container the agent works in: a running one first, then the most recently started.
