@@ -187,6 +187,7 @@ probe_kinds! {
     ContainerStdio = "container-stdio",
     ContainerSession = "container-session",
     ContainerIdentity = "container-identity",
+    ContainerConfig = "container-config",
     HubService = "hub-service",
     ContainerImage = "container-image",
     ContainerMounts = "container-mounts",

@@ -194,6 +194,13 @@ causes! {
         NoSession = "no-session",
     }
 
+    /// `container.config`.
+    ContainerConfigCause {
+        WrongWorkdir = "wrong-workdir",
+        McpTimeoutShort = "mcp-timeout-short",
+        TwoClients = "two-clients",
+    }
+
     /// `container.identity`.
     IdentityCause {
         WrongIdentity = "wrong-identity",
@@ -403,6 +410,7 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ContainerStdio => StdioCause::CODES,
             K::ContainerSession => TmuxCause::CODES,
             K::ContainerIdentity => IdentityCause::CODES,
+            K::ContainerConfig => ContainerConfigCause::CODES,
             K::HubService => HubCause::CODES,
             K::ContainerImage => ImageCause::CODES,
             K::ContainerMounts => MountsCause::CODES,
@@ -466,6 +474,7 @@ mod tests {
         ("container.stdio", "ok command-not-found exited timeout not-mcp rpc-error"),
         ("container.session", "ok no-session"),
         ("container.identity", "ok wrong-identity missing"),
+        ("container.config", "ok wrong-workdir mcp-timeout-short two-clients"),
         ("hub.service", "ok not-listening unhealthy out-of-sync"),
         ("config.host_mcp_json", "ok second-server"),
         ("config.permissions", "ok prompts"),

@@ -114,6 +114,8 @@ pub struct Container {
     pub image_name: String,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    /// `Config.WorkingDir`: where its processes start ("" = the image's, `/` by default).
+    pub working_dir: String,
     /// Environment variable names and values; values of secret-looking names are never shown.
     pub env: Vec<(String, String)>,
     pub mounts: Vec<MountInfo>,
@@ -793,6 +795,7 @@ fn container(
         image_name: config.image.unwrap_or_default(),
         entrypoint: config.entrypoint.unwrap_or_default(),
         cmd: config.cmd.unwrap_or_default(),
+        working_dir: config.working_dir.unwrap_or_default(),
         env: config
             .env
             .unwrap_or_default()

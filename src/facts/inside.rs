@@ -37,6 +37,8 @@ const MAX_LINES: usize = 8192;
 /// A line is cut to this many characters before it is looked at.
 const MAX_LINE: usize = 512;
 const MAX_URLS: usize = 64;
+/// At most this many Claude Code PIDs are kept from a report.
+const MAX_CLAUDE: usize = 16;
 /// At most this many files are sized and digested per exec.
 pub const MAX_FILES: usize = crate::dockerfile::MAX_FILES;
 const MAX_ADDRS: usize = 16;
@@ -418,6 +420,8 @@ pub struct Report {
     pub client: Option<Option<&'static str>>,
     pub resolve: Option<Resolved>,
     pub pid1: Option<String>,
+    /// The PIDs of Claude Code's processes (named `claude`), at most [`MAX_CLAUDE`].
+    pub claude: Option<Vec<u32>>,
     /// Whether the tmux session runs; `None`: not asked, or the image has no tmux.
     pub session: Option<bool>,
     /// Indexed like [`Request::files`]; `None` where no line came.
@@ -559,6 +563,17 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
                     "1" => Some(false),
                     _ => None,
                 };
+            }
+            "claude" if report.claude.is_none() => {
+                let mut words = rest.split_whitespace();
+                if words.next().is_some_and(|n| n.parse::<u32>().is_ok()) {
+                    report.claude = Some(
+                        words
+                            .filter_map(|w| w.parse().ok())
+                            .take(MAX_CLAUDE)
+                            .collect(),
+                    );
+                }
             }
             "pid1" if report.pid1.is_none() => {
                 report.pid1 = Some(cmdline(rest));
@@ -725,6 +740,7 @@ file 0 sha256 5891B5B522D5DF086D0FF0B110FBD9D21BB4FC7163AF34D08286A2E846F6BE03 6
 file 1 missing
 file 99 missing
 pid1 /bin/bash /entrypoint.sh sleep infinity 
+claude 2 17 42
 r 1 O __pd_status__406
 r 1 end
 end
@@ -758,6 +774,7 @@ end
         assert_eq!(file.differs_from(b"hello!\n"), Some(true));
         assert_eq!(r.file(1), Some(&InsideFile::Missing));
         assert_eq!(r.files.len(), 2, "an index past the cap is dropped");
+        assert_eq!(r.claude, Some(vec![17, 42]));
     }
 
     #[test]

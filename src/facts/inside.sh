@@ -16,7 +16,7 @@
 # DIGEST [SIZE]" or "file INDEX missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
 # (stdout and stderr: the first lines, then the last), "r INDEX x STATUS" and
 # "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
-# "s INDEX answered", "s INDEX x STATUS"; "session 0|1|-" (tmux has-session's status); "slow" when the deadline waits for a
+# "s INDEX answered", "s INDEX x STATUS"; "session 0|1|-" (tmux has-session's status); "claude COUNT PID..." (Claude Code's processes); "slow" when the deadline waits for a
 # process still at work; at the deadline "deadline" and "left PID NAME" for each process
 # then ended; and "end" when everything is done.
 hn=$1 nf=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10} ss=${11} wq=${12}
@@ -31,32 +31,37 @@ exec 5>&1
 leader=
 if read -r _ _ _ _ pg _ </proc/$$/stat 2>/dev/null && [ "$pg" = "$$" ]; then leader=1; fi
 
-# The CPU time (clock ticks) that this exec's processes have used, but for its own
-# shells and sleeps.
+# How this exec's processes, but for its own shells and sleeps, are doing: $now, the
+# CPU time (clock ticks) they have used; $rd, set when one is running or waiting on the
+# disk (R or D) right now.
 ticks() {
-  n=0
+  now=0 rd=
   for d in /proc/[0-9]*; do
-    if read -r _ c _ _ g _ _ _ _ _ _ _ _ u s _ 2>/dev/null <"$d/stat" && [ "$g" = "$$" ]; then
+    if read -r _ c st _ g _ _ _ _ _ _ _ _ u s _ 2>/dev/null <"$d/stat" && [ "$g" = "$$" ]; then
       case $c in '(sh)' | '(sleep)') continue ;; esac
+      case $st in R | D) rd=1 ;; esac
       case $u$s in '' | *[!0-9]*) continue ;; esac
-      n=$((n + u + s))
+      now=$((now + u + s))
     fi
   done
-  printf '%s' "$n"
 }
 
 # The deadline: say what is still running, then end it all, so that a hung server, a
 # slow DNS or a program that never exits leaves nothing behind in the container. Slow
-# is not hung: while what this exec started still uses CPU (Python proxies compiling
-# their modules on first start, many at once on a busy machine), the deadline waits a
-# quarter second more at a time, $wq times at most. A process that waits on the network
-# or on nothing uses none, and is ended on time.
+# is not hung: while what this exec started still uses CPU or waits on the disk (Python
+# proxies compiling their modules on first start, many at once on a busy machine), the
+# deadline waits a quarter second more at a time, $wq times at most. A process that
+# waits on the network or on nothing does neither, and is ended on time.
 if [ -n "$leader" ]; then
   (
     sleep "$wd"
     if [ "$wq" -gt 0 ]; then
-      q=0 was=$(ticks)
-      while sleep 0.25 && now=$(ticks) && [ "$now" != "$was" ] && [ "$q" -lt "$wq" ]; do
+      q=0
+      ticks
+      was=$now
+      while [ "$q" -lt "$wq" ] && sleep 0.25; do
+        ticks
+        if [ "$now" = "$was" ] && [ -z "$rd" ]; then break; fi
         if [ "$q" -eq 0 ]; then printf 'slow\n'; fi
         was=$now q=$((q + 1))
       done
@@ -300,6 +305,16 @@ if [ -r /proc/1/cmdline ]; then
   p=$(tr '\000\n' '  ' </proc/1/cmdline 2>/dev/null) || p=$(cat /proc/1/cmdline 2>/dev/null) || IFS= read -r p </proc/1/cmdline
   printf 'pid1 %.400s\n' "${p%%"$nl"*}"
 fi
+
+# Claude Code's processes (it names itself claude): two in one container are two
+# sessions writing one config dir. /proc alone: the image may have no ps.
+n=0 pids=
+for d in /proc/[0-9]*; do
+  if read -r p c st _ 2>/dev/null <"$d/stat" && [ "$c" = "(claude)" ] && [ "$st" != Z ]; then
+    n=$((n + 1)) pids="$pids $p"
+  fi
+done
+printf 'claude %s%s\n' "$n" "$pids"
 
 wait "$rp" "$fp"
 printf 'done\n'

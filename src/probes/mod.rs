@@ -79,6 +79,7 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
             | K::ContainerStdio
             | K::ContainerSession
             | K::ContainerIdentity
+            | K::ContainerConfig
             | K::ContainerImage
             | K::ContainerMounts
             | K::ContainersStale

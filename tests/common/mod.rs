@@ -218,6 +218,16 @@ impl Run {
             .unwrap_or_else(|| panic!("no check {id} in:\n{}", self.stdout))
     }
 
+    /// Asserts one instance's status and cause, and that its message says each of `words`.
+    pub fn expect_saying(&self, id: &str, status: &str, cause: &str, words: &[&str]) -> Value {
+        let c = self.expect(id, status, cause);
+        let message = c["message"].as_str().unwrap_or_default();
+        for word in words {
+            assert!(message.contains(word), "{id} does not say {word:?}: {c}");
+        }
+        c
+    }
+
     /// Asserts one instance's status and cause, showing the whole result when they differ.
     pub fn expect(&self, id: &str, status: &str, cause: &str) -> Value {
         let c = self.check(id);

@@ -22,6 +22,7 @@ use crate::safefs;
 
 pub(crate) mod network;
 pub(crate) mod reach;
+pub(crate) mod started;
 pub(crate) mod stdio;
 
 pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
@@ -77,6 +78,7 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
                 "container-image" => image(f, d, c).await,
                 "container-mounts" => mounts(f, c, a),
                 "container-identity" => identity(c, a),
+                "container-config" => started::probe(f, c, a).await,
                 "container-session" => session(f, c).await,
                 _ => Finding::internal(format!("unknown container probe {name}")),
             }
