@@ -245,7 +245,7 @@ async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
             CommonCause::Timeout,
             format!(
                 "the probe did not finish within {}",
-                crate::facts::http::short(limit)
+                crate::printable::duration(limit)
             ),
         ),
     }
@@ -293,7 +293,7 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
 
 fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) -> CheckResult {
     let root = &project.root;
-    let finding = crate::fixes::inside_the_fence(finding, project);
+    let finding = crate::project::inside_the_fence(finding, project);
     let plan = finding
         .fix
         .as_ref()

@@ -17,6 +17,7 @@ pub mod facts;
 pub mod fixes;
 pub mod model;
 pub mod paths;
+pub mod plan;
 pub mod printable;
 pub mod probes;
 pub mod progress;

@@ -36,7 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The `-v` debug log.
     ("debuglog", &["debuglog"]),
     // The vocabulary every layer speaks: results, repairs as data, cause codes.
-    ("model", &["model", "causes"]),
+    ("model", &["model", "plan", "causes"]),
     // Leaves: the one way to touch a file, escaping, paths, secrets.
     ("base", &["safefs", "printable", "paths", "redact"]),
 ];
@@ -46,24 +46,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 const KNOWN: &[(&str, &str)] = &[
     // Upward.
     ("causes", "catalogue"),
-    ("debuglog", "facts::http"),
-    ("engine", "fixes"),
-    ("model", "fixes"),
-    ("probes::approval", "fixes"),
-    ("probes::claude_json", "fixes"),
-    ("probes::docker", "fixes"),
-    ("probes::listen", "fixes"),
-    ("probes::listen", "fixes::start"),
-    ("probes::marker", "fixes"),
-    ("probes::permissions", "fixes"),
-    ("probes::pidfile", "fixes"),
-    ("probes::scope_conflict", "fixes"),
-    ("probes::server_entry", "fixes"),
     // Loops within a layer.
-    ("facts::docker_tls", "facts::docker"),
-    ("facts::docker", "facts::inside"),
-    ("fixes::restart", "fixes::apply"),
-    ("fixes::start", "fixes::apply"),
     ("probes::claude_json", "probes"),
     ("probes::pidfile", "probes"),
     ("probes::docker::reach", "probes::docker"),

@@ -3,8 +3,6 @@
 //! `server.mcp` and `server.session` share one handshake.
 
 pub mod docker;
-mod docker_tls;
-mod docker_wire;
 pub mod http;
 pub mod inside;
 pub mod mcp;

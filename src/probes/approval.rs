@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::causes::{ApprovalCause, CommonCause};
 use crate::claude_config::{self, names, JsonFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
 
 /// One settings file the agent's Claude Code reads, and which one it is.

@@ -5,8 +5,8 @@ use super::markers_present;
 use crate::causes::{ClaudeJsonCause, CommonCause};
 use crate::claude_config::{self, JsonFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::Agent;
 use crate::safefs;
 

@@ -12,8 +12,8 @@ use super::approval::settings_seen;
 use crate::causes::{CommonCause, PermissionsCause};
 use crate::claude_config::{self, names, JsonFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
 
 /// The most tools of one server looked at: a server's list is outside input.

@@ -4,8 +4,8 @@ use super::describe_command;
 use crate::causes::{CommonCause, PidfileCause};
 use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::Server;
 
 pub fn probe(f: &Facts, server: &Server) -> Finding {

@@ -13,9 +13,9 @@ use crate::causes::{
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside;
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::{Finding, Subject};
 use crate::paths;
+use crate::plan::{Action, FixPlan};
 use crate::probes::server_entry::InUse;
 use crate::project::{Agent, Server};
 use crate::safefs;

@@ -46,7 +46,7 @@ pub const MAX_JSON: u64 = 4 * MIB;
 pub const MAX_LIST: u64 = 16 * MIB;
 
 /// The most read of a stream (logs, an archive, exec output): twice the largest cap
-/// their readers keep (the 4 MiB of an archive, [`super::docker::MAX_TAR`]), for the
+/// their readers keep (the 4 MiB of an archive, [`super::archive::MAX_TAR`]), for the
 /// framing around them.
 pub const MAX_STREAM: u64 = 8 * MIB;
 
