@@ -19,6 +19,7 @@ pub mod model;
 pub mod paths;
 pub mod plan;
 pub mod printable;
+pub mod probe_kind;
 pub mod probes;
 pub mod progress;
 pub mod project;

@@ -66,7 +66,7 @@ impl EngineError {
         }
     }
 
-    /// An answer that ran past its cap (`docker_wire`): what asked, and the cap.
+    /// An answer that ran past its cap (`wire`): what asked, and the cap.
     fn too_large(cap: &TooLarge, endpoint: &Endpoint) -> EngineError {
         EngineError {
             cause: EngineCause::TooLarge,

@@ -118,7 +118,7 @@ pub fn client_config(tls: &Tls) -> Result<ClientConfig, String> {
 /// A client for the engine at `authority` (`host:port`) that speaks only TLS: the
 /// connector refuses any URI that is not `https`, and bollard builds every request URI
 /// as `https://authority/...`. Its answers are capped as on every transport
-/// (`docker_wire`).
+/// (`wire`).
 pub fn connect(
     authority: &str,
     config: ClientConfig,

@@ -17,7 +17,7 @@
 //!
 //! **Trace.** bollard has no hook after a response; while the trace is on, each request
 //! is logged with its method, path (query values redacted), status and time to the
-//! answer's head. The TLS transport of `docker_tls` goes through the same transport.
+//! answer's head. The TLS transport of `tls` goes through the same transport.
 
 use std::pin::Pin;
 use std::sync::Arc;
