@@ -236,8 +236,9 @@ pub async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
 }
 
 async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
-    let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe, facts.timeout);
-    let probe = crate::probes::run(inst.def.clone(), inst.subject.clone(), facts);
+    let limit =
+        facts.timeout + GRACE + crate::probes::dispatch::extra_time(&inst.def.probe, facts.timeout);
+    let probe = crate::probes::dispatch::run(inst.def.clone(), inst.subject.clone(), facts);
     match isolate(probe, limit).await {
         Ok(finding) => finding,
         Err(Stopped::Panicked(why)) => Finding::internal(why),
