@@ -128,17 +128,13 @@ pub fn http_request(request: &reqwest::Request) -> (String, Instant) {
 /// Its answer: the status, or the cause code of the failure, and the time it took.
 pub fn http_response(
     (what, started): (String, Instant),
-    result: &Result<reqwest::Response, crate::facts::http::NetError>,
+    status: Result<u16, crate::causes::NetCause>,
 ) {
     let took = ms(started.elapsed());
-    match result {
-        Ok(resp) => tracing::debug!(
-            target: TARGET,
-            "http {what}: {} in {took} ms",
-            resp.status().as_u16()
-        ),
-        Err(e) => {
-            tracing::debug!(target: TARGET, "http {what}: failed ({}) in {took} ms", e.cause())
+    match status {
+        Ok(code) => tracing::debug!(target: TARGET, "http {what}: {code} in {took} ms"),
+        Err(cause) => {
+            tracing::debug!(target: TARGET, "http {what}: failed ({cause}) in {took} ms")
         }
     }
 }

@@ -236,8 +236,9 @@ pub async fn run_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
 }
 
 async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
-    let limit = facts.timeout + GRACE + crate::probes::extra_time(&inst.def.probe, facts.timeout);
-    let probe = crate::probes::run(inst.def.clone(), inst.subject.clone(), facts);
+    let limit =
+        facts.timeout + GRACE + crate::probes::dispatch::extra_time(&inst.def.probe, facts.timeout);
+    let probe = crate::probes::dispatch::run(inst.def.clone(), inst.subject.clone(), facts);
     match isolate(probe, limit).await {
         Ok(finding) => finding,
         Err(Stopped::Panicked(why)) => Finding::internal(why),
@@ -245,7 +246,7 @@ async fn isolated_probe(inst: &Instance, facts: Arc<Facts>) -> Finding {
             CommonCause::Timeout,
             format!(
                 "the probe did not finish within {}",
-                crate::facts::http::short(limit)
+                crate::printable::duration(limit)
             ),
         ),
     }
@@ -293,7 +294,7 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
 
 fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) -> CheckResult {
     let root = &project.root;
-    let finding = crate::fixes::inside_the_fence(finding, project);
+    let finding = crate::project::inside_the_fence(finding, project);
     let plan = finding
         .fix
         .as_ref()

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::causes::{Cause, CommonCause};
-use crate::fixes::FixPlan;
+use crate::plan::FixPlan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]

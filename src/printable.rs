@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::time::Duration;
 
 /// Characters that change how a terminal shows text rather than being text.
 fn is_control(c: char) -> bool {
@@ -40,6 +41,11 @@ pub fn line(text: &str) -> Cow<'_, str> {
 /// Several lines of text: line breaks and tabs stay, every other control is escaped.
 pub fn block(text: &str) -> Cow<'_, str> {
     escape(text, |c| c == '\n' || c == '\t')
+}
+
+/// A duration as a person reads it, to the millisecond (`1s 500ms`).
+pub fn duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::claude_config::{self, JsonFile, ServerEntry};
+use crate::model::Finding;
+use crate::plan::{Action, FixPlan, StartCommand};
 use crate::redact::SecretSet;
-use crate::safefs::{self, Links, ReadError};
+use crate::safefs::{self, Fence, Links, ReadError};
 
 pub const CONFIG_FILE: &str = "pd-doctor.toml";
 
@@ -452,6 +454,27 @@ impl Project {
             .collect()
     }
 
+    /// The start command of `server` if pd-doctor may run it, or why not.
+    pub fn start_command(&self, server: &Server) -> Result<StartCommand, String> {
+        let argv = shlex::split(&server.start)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| format!("its start command {:?} does not parse", server.start))?;
+        let named = Path::new(&argv[0]);
+        let Ok(real) = std::fs::canonicalize(self.root.join(named)) else {
+            return Err(format!("{} is not in the project", argv[0]));
+        };
+        if !real.starts_with(&self.root) {
+            return Err(format!("{} leads outside the project root", argv[0]));
+        }
+        if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+            return Err(format!("{} is not a regular file", argv[0]));
+        }
+        Ok(StartCommand {
+            program: real,
+            args: argv[1..].to_vec(),
+        })
+    }
+
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }
@@ -618,4 +641,33 @@ fn agent_at(root: &Path, layout: &Layout, name: &str, cfg: &AgentConfig) -> Agen
             .map_or_else(|| user.join("workspace"), |p| root.join(p)),
         identity,
     }
+}
+
+/// Takes out of `finding`'s plan every action on a file outside the fence (a config dir
+/// known only from a container's mounts): such a finding is diagnosed as usual, and its
+/// hint says what to do by hand instead.
+pub fn inside_the_fence(mut finding: Finding, project: &Project) -> Finding {
+    let Some(plan) = finding.fix.take() else {
+        return finding;
+    };
+    let fence = Fence::new(project.fence_roots());
+    let (inside, outside): (Vec<Action>, Vec<Action>) = plan
+        .actions
+        .into_iter()
+        .partition(|a| a.file().is_none_or(|p| fence.check(p).is_ok()));
+    if !outside.is_empty() {
+        let by_hand: Vec<String> = outside.iter().map(|a| a.describe(&project.root)).collect();
+        let note = format!(
+            "not repaired automatically: it lies outside the project root and the folders pd-doctor.toml names (a folder known only from a container's mounts); by hand: {}",
+            by_hand.join("; ")
+        );
+        finding.hint = Some(match finding.hint.take() {
+            Some(h) => format!("{h}; {note}"),
+            None => note,
+        });
+    }
+    if !inside.is_empty() {
+        finding.fix = Some(FixPlan { actions: inside });
+    }
+    finding
 }

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::causes::ReachCause;
 use crate::claude_config::{self, JsonFile};
-use crate::facts::docker::{first_tar_entry, ExecOutput};
+use crate::facts::docker::archive::first_tar_entry;
+use crate::facts::docker::ExecOutput;
 use crate::facts::http::event_data;
 use crate::probes::docker::reach::{interpret, Answer};
 use crate::redact::SecretSet;

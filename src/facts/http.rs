@@ -4,7 +4,6 @@
 
 use std::error::Error as _;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures::{Stream, StreamExt as _};
@@ -100,7 +99,13 @@ pub async fn send(
         Ok(Err(e)) => Err(classify(&e)),
         Err(_) => Err(NetError::Timeout),
     };
-    crate::debuglog::http_response(logged, &result);
+    crate::debuglog::http_response(
+        logged,
+        result
+            .as_ref()
+            .map(|r| r.status().as_u16())
+            .map_err(NetError::cause),
+    );
     result
 }
 
@@ -195,12 +200,10 @@ pub fn millis_since(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
 
-pub fn short(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use bollard::Docker;
 use sha2::Digest as _;
 use tokio::time::Instant;
 
-use super::docker::{self, ExecOutput, CLIENTS};
+use super::docker::exec::{self, ExecOutput, CLIENTS};
 
 /// The script. Fixed text: nothing is ever spliced into it.
 pub const SCRIPT: &str = include_str!("inside.sh");
@@ -711,8 +711,7 @@ pub async fn gather(
         _ => end_in.saturating_sub(GRACE_STEP).max(MIN_LIMIT),
     };
     let argv = request.argv(&Limit::until(deadline), first_look, steps);
-    let run =
-        docker::exec_until(client, container, argv, exec_deadline + grace, MAX_OUTPUT).await?;
+    let run = exec::exec_until(client, container, argv, exec_deadline + grace, MAX_OUTPUT).await?;
     let mut report =
         parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
             Some(126 | 127) => "the image has no sh".to_string(),

@@ -3,8 +3,6 @@
 //! `server.mcp` and `server.session` share one handshake.
 
 pub mod docker;
-mod docker_tls;
-mod docker_wire;
 pub mod http;
 pub mod inside;
 pub mod mcp;
@@ -14,9 +12,11 @@ pub mod sockets;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -25,6 +25,13 @@ use crate::expand::Env;
 use crate::project::{Agent, Project, Server};
 use processes::ProcessTable;
 use sockets::Listener;
+
+/// One settings file the agent's Claude Code reads, and which one it is.
+pub struct Settings {
+    pub role: &'static str,
+    pub path: PathBuf,
+    pub doc: Option<Value>,
+}
 
 pub struct Facts {
     pub project: Arc<Project>,
@@ -36,6 +43,7 @@ pub struct Facts {
     processes: OnceLock<ProcessTable>,
     socket_owners: OnceLock<HashMap<u64, Vec<u32>>>,
     claude_json: HashMap<String, OnceLock<JsonFile>>,
+    settings: HashMap<String, OnceCell<Vec<Settings>>>,
     handshakes: HashMap<String, OnceCell<mcp::Handshake>>,
     dockerfile_copies: OnceLock<Vec<crate::dockerfile::Copied>>,
     /// The engine and the agent containers, asked for by the first container probe, so
@@ -50,6 +58,11 @@ impl Facts {
                 .agents
                 .iter()
                 .map(|a| (a.name.clone(), OnceLock::new()))
+                .collect(),
+            settings: project
+                .agents
+                .iter()
+                .map(|a| (a.name.clone(), OnceCell::new()))
                 .collect(),
             handshakes: project
                 .servers
@@ -160,6 +173,48 @@ impl Facts {
             }
             file
         })
+    }
+
+    /// The settings files the container sees, read once per agent: user settings in the
+    /// config dir, the project's shared settings through the read-only project mount, and
+    /// the local project settings: the file mounted there when a container shows one, else
+    /// the project's overlay when it has one. `config.approval`, `config.permissions`,
+    /// `config.server_entry` and `config.scope_conflict` all read them.
+    pub async fn settings(&self, agent: &Agent) -> &[Settings] {
+        let cell = self
+            .settings
+            .get(&agent.name)
+            .expect("facts are built for every agent");
+        cell.get_or_init(|| async {
+            let layout = &self.project.layout;
+            let overlay = self.project.path(&layout.settings_overlay);
+            let local = match self.docker().await {
+                Ok(d) => match d.container_of(&agent.name) {
+                    Some(c) => c
+                        .mount_at(&layout.settings_mount)
+                        .map(|m| PathBuf::from(&m.source))
+                        .unwrap_or_else(|| self.project.path(".claude/settings.local.json")),
+                    None => overlay.clone(),
+                },
+                Err(_) => overlay.clone(),
+            };
+            [
+                ("user settings", agent.config_dir.join("settings.json")),
+                (
+                    "project settings",
+                    self.project.path(".claude/settings.json"),
+                ),
+                ("local project settings", local),
+            ]
+            .into_iter()
+            .map(|(role, path)| Settings {
+                role,
+                doc: claude_config::read_json(&path).parsed().cloned(),
+                path,
+            })
+            .collect()
+        })
+        .await
     }
 
     /// The agent's user-scope entry for `server` (what the entrypoint's `claude mcp add`

@@ -8,81 +8,14 @@ use std::time::Duration;
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use serde_json::Value;
 
-use super::Action;
+use super::{Context, Outcome};
 use crate::claude_config::{self, JsonFile};
 use crate::engine::Stopped;
 use crate::facts::pidfile;
 use crate::facts::processes::ProcessTable;
 use crate::facts::Facts;
-use crate::project::Project;
-use crate::safefs::{self, Dir, Fence, Kind};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Done(String),
-    /// Not done, on purpose: the state changed, or the action needs `--force`.
-    Refused(String),
-    /// What went wrong, and evidence (a log's last lines) when there is some.
-    Failed(String, Vec<String>),
-}
-
-impl Outcome {
-    pub fn text(&self) -> String {
-        match self {
-            Outcome::Done(t) => t.clone(),
-            Outcome::Refused(t) => format!("not done: {t}"),
-            Outcome::Failed(t, _) => format!("failed: {t}"),
-        }
-    }
-
-    pub fn failed(text: impl Into<String>) -> Outcome {
-        Outcome::Failed(text.into(), Vec::new())
-    }
-
-    /// The evidence of a failure.
-    pub fn evidence(&self) -> &[String] {
-        match self {
-            Outcome::Failed(_, evidence) => evidence,
-            _ => &[],
-        }
-    }
-
-    pub fn done(&self) -> bool {
-        matches!(self, Outcome::Done(_))
-    }
-}
-
-pub struct Context {
-    pub project: Arc<Project>,
-    pub docker: Option<bollard::Docker>,
-    pub fence: Fence,
-    pub force: bool,
-    pub stamp: u128,
-    /// The run's deadline, for every call an action makes.
-    pub timeout: Duration,
-}
-
-impl Context {
-    pub fn new(
-        project: Arc<Project>,
-        docker: Option<bollard::Docker>,
-        force: bool,
-        timeout: Duration,
-    ) -> Context {
-        Context {
-            fence: Fence::new(project.fence_roots()),
-            project,
-            docker,
-            force,
-            stamp: safefs::stamp(),
-            timeout,
-        }
-    }
-
-    pub fn show(&self, p: &Path) -> String {
-        self.project.show(p)
-    }
-}
+use crate::plan::Action;
+use crate::safefs::{self, Dir, Kind};
 
 /// Time an action may take beyond the run's timeout: stopping a server waits up to 5 s
 /// for it to exit.
@@ -108,7 +41,7 @@ pub async fn apply(action: &Action, cx: &Arc<Context>) -> Outcome {
         Err(Stopped::Panicked(why)) => Outcome::failed(format!("pd-doctor hit a bug: {why}")),
         Err(Stopped::Overran(limit)) => Outcome::failed(format!(
             "did not finish within {}",
-            crate::facts::http::short(limit)
+            crate::printable::duration(limit)
         )),
     }
 }

@@ -7,11 +7,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::apply::{self, Context, Outcome};
-use super::{restart, Action};
+use super::apply;
+use super::{Context, Outcome};
 use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
 use crate::model::{CheckResult, Status};
+use crate::plan::Action;
 use crate::run::Runner;
 use crate::safefs::{self, FileState};
 
@@ -113,7 +114,7 @@ fn describe(steps: &[Step], root: &std::path::Path, force: bool) -> Vec<String> 
                 // what to run instead.
                 Action::RestartContainer { name, .. } if !force => format!(
                     "restart {name} to apply (by hand: {}; pd-doctor does it only with --force, which ends the Claude session in it)",
-                    restart::by_hand(name)
+                    crate::plan::restart_command(name)
                 ),
                 action => action.describe(root),
             };
@@ -479,8 +480,8 @@ pub async fn reset(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixes::FixPlan;
     use crate::model::{FixReport, Subject};
+    use crate::plan::FixPlan;
 
     fn wanting(id: &str, actions: Vec<Action>) -> CheckResult {
         CheckResult {

@@ -10,12 +10,12 @@ use std::time::Duration;
 use bollard::query_parameters::RestartContainerOptionsBuilder;
 use tokio::time::Instant;
 
-use super::apply::{Context, Outcome};
-use super::{Action, FixPlan};
+use super::{Context, Outcome};
 use crate::catalogue::Catalogue;
 use crate::facts::docker;
 use crate::facts::Facts;
 use crate::model::CheckResult;
+use crate::plan::{restart_command, Action, FixPlan};
 
 /// How long a stopping container gets before the engine kills it (the docker CLI's).
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -27,11 +27,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// The time a restart may take: the grace to stop, then the entrypoint.
 pub fn limit() -> Duration {
     STOP_GRACE + ENTRYPOINT_WAIT
-}
-
-/// The command a person runs instead.
-pub fn by_hand(name: &str) -> String {
-    format!("docker restart {name}")
 }
 
 /// Whether `result` is a problem that a restart of its agent's container repairs.
@@ -96,7 +91,7 @@ pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
     if !cx.force {
         return Outcome::Refused(format!(
             "{name} is running; restart it to apply: {} (pd-doctor --fix --force does, ending the Claude session in it)",
-            by_hand(name)
+            restart_command(name)
         ));
     }
     let entrypoint = inspected
@@ -143,7 +138,7 @@ pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
         if Instant::now() >= deadline {
             return Outcome::failed(format!(
                 "restarted {name}, but PID 1 is still its entrypoint after {}: it is still waiting for servers or configuring (docker logs {name})",
-                crate::facts::http::short(ENTRYPOINT_WAIT)
+                crate::printable::duration(ENTRYPOINT_WAIT)
             ));
         }
         tokio::time::sleep(POLL).await;

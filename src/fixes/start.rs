@@ -7,53 +7,21 @@
 //! an MCP handshake, within the server's start timeout; otherwise it failed, and the
 //! log's last lines say why.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::apply::{Context, Outcome};
+use super::{Context, Outcome};
 use crate::facts::Facts;
-use crate::project::{Project, Server};
+use crate::plan::{StartCommand, LOG_DIR};
+use crate::project::Project;
 use crate::safefs::Dir;
 
-/// Where the output of started servers goes, under the project root (which no
-/// container can write: it is mounted read-only).
-pub const LOG_DIR: &str = ".pd-doctor/logs";
 /// The log's last lines shown when a server does not come up, each at most this long.
 const LOG_LINES: usize = 10;
 const LOG_LINE_CHARS: usize = 200;
 const POLL: Duration = Duration::from_millis(250);
-
-/// The program and arguments of a server's start command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartCommand {
-    /// The program, links resolved: what is run.
-    pub program: PathBuf,
-    pub args: Vec<String>,
-}
-
-/// The start command of `server` if pd-doctor may run it, or why not.
-pub fn command(project: &Project, server: &Server) -> Result<StartCommand, String> {
-    let argv = shlex::split(&server.start)
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| format!("its start command {:?} does not parse", server.start))?;
-    let named = Path::new(&argv[0]);
-    let Ok(real) = std::fs::canonicalize(project.root.join(named)) else {
-        return Err(format!("{} is not in the project", argv[0]));
-    };
-    if !real.starts_with(&project.root) {
-        return Err(format!("{} leads outside the project root", argv[0]));
-    }
-    if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
-        return Err(format!("{} is not a regular file", argv[0]));
-    }
-    Ok(StartCommand {
-        program: real,
-        args: argv[1..].to_vec(),
-    })
-}
 
 /// Runs the start command and waits for a handshake.
 pub async fn start(server: &str, planned: &StartCommand, cx: &Context) -> Outcome {
@@ -61,7 +29,7 @@ pub async fn start(server: &str, planned: &StartCommand, cx: &Context) -> Outcom
         return Outcome::failed(format!("no server {server} in this project"));
     };
     // Resolved again now: the program must still be the one the plan named.
-    match command(&cx.project, spec) {
+    match cx.project.start_command(spec) {
         Ok(now) if now == *planned => {}
         Ok(_) => {
             return Outcome::Refused(format!(
@@ -120,7 +88,7 @@ pub async fn start(server: &str, planned: &StartCommand, cx: &Context) -> Outcom
                 Some(status) => format!("{} exited with {status}", spec.start),
                 None => format!(
                     "{server} did not answer an MCP handshake within {}",
-                    crate::facts::http::short(spec.start_timeout)
+                    crate::printable::duration(spec.start_timeout)
                 ),
             };
             let tail = log_tail(&logs, &log.1);

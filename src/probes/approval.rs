@@ -8,54 +8,14 @@
 //! `allowedMcpServers` list without it). Until then `claude mcp list` says the server is
 //! pending approval and the agent has none of its tools, while every file looks right.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 use crate::causes::{ApprovalCause, CommonCause};
 use crate::claude_config::{self, names, JsonFile};
-use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
+use crate::facts::{Facts, Settings};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
-
-/// One settings file the agent's Claude Code reads, and which one it is.
-pub(crate) struct Settings {
-    role: &'static str,
-    pub path: PathBuf,
-    pub doc: Option<Value>,
-}
-
-/// The settings files the container sees: user settings in the config dir, the
-/// project's shared settings through the read-only project mount, and the local project
-/// settings: the file mounted there when a container shows one, else the project's
-/// overlay when it has one.
-pub(crate) async fn settings_seen(f: &Facts, agent: &Agent) -> Vec<Settings> {
-    let layout = &f.project.layout;
-    let overlay = f.project.path(&layout.settings_overlay);
-    let local = match f.docker().await {
-        Ok(d) => match d.container_of(&agent.name) {
-            Some(c) => c
-                .mount_at(&layout.settings_mount)
-                .map(|m| PathBuf::from(&m.source))
-                .unwrap_or_else(|| f.project.path(".claude/settings.local.json")),
-            None => overlay.clone(),
-        },
-        Err(_) => overlay.clone(),
-    };
-    [
-        ("user settings", agent.config_dir.join("settings.json")),
-        ("project settings", f.project.path(".claude/settings.json")),
-        ("local project settings", local),
-    ]
-    .into_iter()
-    .map(|(role, path)| Settings {
-        role,
-        doc: claude_config::read_json(&path).parsed().cloned(),
-        path,
-    })
-    .collect()
-}
 
 /// A `deniedMcpServers` / `allowedMcpServers` list names the server: entries are
 /// `{"serverName": "..."}` objects (plain strings are taken too).
@@ -84,9 +44,9 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
         return Approval::NotProject;
     }
     let name = server.name.as_str();
-    let settings = settings_seen(f, agent).await;
+    let settings = f.settings(agent).await;
     let shown = |s: &Settings| format!("{} ({})", s.role, f.project.show(&s.path));
-    for s in &settings {
+    for s in settings {
         let Some(doc) = &s.doc else { continue };
         if lists(doc, "deniedMcpServers", name) == Some(true) {
             return Approval::Denied(format!("deniedMcpServers in {}", shown(s)));
@@ -116,7 +76,7 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
             ),
         };
     }
-    for s in &settings {
+    for s in settings {
         if names(s.doc.as_ref(), "disabledMcpjsonServers")
             .iter()
             .any(|n| n == name)

@@ -1,13 +1,12 @@
 //! `config.claude_json`: the agent's `.claude.json` is there, parses, and has the shape
 //! Claude Code writes.
 
-use super::markers_present;
 use crate::causes::{ClaudeJsonCause, CommonCause};
 use crate::claude_config::{self, JsonFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
-use crate::project::Agent;
+use crate::plan::{Action, FixPlan};
+use crate::project::{Agent, Server};
 use crate::safefs;
 
 pub fn probe(f: &Facts, agent: &Agent) -> Finding {
@@ -126,4 +125,13 @@ pub fn probe(f: &Facts, agent: &Agent) -> Finding {
             }
         }
     }
+}
+
+/// Marker files of `agent` that exist (as anything, a dangling symlink included).
+fn markers_present<'a>(f: &'a Facts, agent: &Agent) -> Vec<&'a Server> {
+    f.project
+        .servers
+        .iter()
+        .filter(|s| agent.has_marker(s))
+        .collect()
 }

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use crate::causes::{CommonCause, ListenCause};
 use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
-use crate::fixes::{start, Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::Server;
 
 pub async fn probe(f: &Facts, server: &Server) -> Finding {
@@ -93,7 +93,7 @@ fn not_listening(f: &Facts, server: &Server, message: String) -> Finding {
             "{} cannot be read: {why}",
             shown_pid_file(f, server)
         )),
-        _ => start::command(&f.project, server),
+        _ => f.project.start_command(server),
     };
     match why_not {
         Ok(command) => finding

@@ -3,8 +3,8 @@
 use crate::causes::{CommonCause, MarkerCause};
 use crate::claude_config;
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
 
 /// The server is registered for the agent, in user or local scope.

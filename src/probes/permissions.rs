@@ -8,12 +8,11 @@
 
 use serde_json::Value;
 
-use super::approval::settings_seen;
 use crate::causes::{CommonCause, PermissionsCause};
 use crate::claude_config::{self, names, JsonFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
 
 /// The most tools of one server looked at: a server's list is outside input.
@@ -49,7 +48,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
     let Ok(info) = &handshake.result else {
         return Finding::skip(format!("{} did not list its tools", server.name));
     };
-    let settings = settings_seen(f, agent).await;
+    let settings = f.settings(agent).await;
     let mut allow = Vec::new();
     let mut meant = Vec::new();
     for doc in settings.iter().filter_map(|s| s.doc.as_ref()) {

@@ -1,12 +1,12 @@
 //! `server.pidfile`: the PID file, if any, names the live server that owns the port.
 
-use super::describe_command;
 use crate::causes::{CommonCause, PidfileCause};
 use crate::facts::pidfile::{self, PidFile};
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::Server;
+use crate::redact::command_line as describe_command;
 
 pub fn probe(f: &Facts, server: &Server) -> Finding {
     let Some(path) = &server.pid_file else {

@@ -6,8 +6,8 @@ use super::server_entry::expected;
 use crate::causes::{CommonCause, ScopeConflictCause};
 use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
 
 pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {

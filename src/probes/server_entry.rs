@@ -5,8 +5,8 @@ use super::approval::{self, Approval};
 use crate::causes::{CommonCause, ServerEntryCause as C};
 use crate::claude_config::ServerEntry;
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::Finding;
+use crate::plan::{Action, FixPlan};
 use crate::project::{Agent, Server};
 
 const LOCAL_HOSTS: [&str; 5] = ["localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0"];

@@ -13,52 +13,54 @@ use crate::causes::{
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside;
 use crate::facts::Facts;
-use crate::fixes::{Action, FixPlan};
 use crate::model::{Finding, Subject};
 use crate::paths;
-use crate::probes::server_entry::InUse;
-use crate::project::{Agent, Server};
+use crate::plan::{Action, FixPlan};
+use crate::probe_kind::ProbeKind as K;
+use crate::project::Agent;
 use crate::safefs;
+use ask::{entrypoint_script, image_files, image_reader, inside, is_shell, ImageFile};
 
+mod ask;
 pub(crate) mod network;
 pub(crate) mod reach;
 pub(crate) mod started;
 pub(crate) mod stdio;
 
-pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
+pub async fn probe(f: &Facts, kind: K, subject: &Subject) -> Finding {
     let d = match f.docker().await {
         Ok(d) => d,
-        Err(e) if name == "docker-engine" => {
+        Err(e) if kind == K::DockerEngine => {
             return Finding::fail(e.cause, e.message.clone()).hint(e.hint.clone())
         }
         Err(_) => return Finding::skip("needs the Docker engine checks"),
     };
     let agent = subject.agent.as_deref().and_then(|n| f.project.agent(n));
     let server = subject.server.as_deref().and_then(|n| f.project.server(n));
-    match (name, agent, server) {
-        ("docker-engine", _, _) => Finding::ok(
+    match (kind, agent, server) {
+        (K::DockerEngine, _, _) => Finding::ok(
             CommonCause::Ok,
             format!(
                 "Docker {} (API {}) at {}",
                 d.engine.version, d.engine.api, d.engine.endpoint
             ),
         ),
-        ("containers-stale", _, _) => stale(d),
-        ("container-stdio", Some(a), Some(s)) => match main_container(d, a) {
+        (K::ContainersStale, _, _) => stale(d),
+        (K::ContainerStdio, Some(a), Some(s)) => match main_container(d, a) {
             Some(c) => stdio::probe(f, c, a, s).await,
             None => Finding::skip(format!("agent {} has no container", a.name)),
         },
-        ("container-reach", Some(a), Some(s)) => match main_container(d, a) {
+        (K::ContainerReach, Some(a), Some(s)) => match main_container(d, a) {
             Some(c) => match network::no_network(c, ReachCause::NoNetwork) {
                 Some(none) => none,
                 None => reach::probe(f, d, c, a, s).await,
             },
             None => Finding::skip(format!("agent {} has no container", a.name)),
         },
-        (_, Some(a), _) if name == "containers-duplicate" => duplicate(d, a),
+        (K::ContainersDuplicate, Some(a), _) => duplicate(d, a),
         (_, Some(a), _) => {
             let Some(c) = main_container(d, a) else {
-                return if name == "container-state" {
+                return if kind == K::ContainerState {
                     Finding::warn(
                         StateCause::Missing,
                         format!("no container serves agent {}", a.name),
@@ -71,20 +73,21 @@ pub async fn probe(f: &Facts, name: &str, subject: &Subject) -> Finding {
                     Finding::skip(format!("agent {} has no container", a.name))
                 };
             };
-            match name {
-                "container-state" => state(f, d, c).await,
-                "container-entrypoint" => entrypoint(c),
-                "container-host-gateway" => host_gateway(f, d, c).await,
-                "container-image" => image(f, d, c).await,
-                "container-mounts" => mounts(f, c, a),
-                "container-identity" => identity(c, a),
-                "container-config" => started::probe(f, c, a).await,
-                "container-session" => session(f, c).await,
-                _ => Finding::internal(format!("unknown container probe {name}")),
+            match kind {
+                K::ContainerState => state(f, d, c).await,
+                K::ContainerEntrypoint => entrypoint(c),
+                K::ContainerHostGateway => host_gateway(f, d, c).await,
+                K::ContainerImage => image(f, d, c).await,
+                K::ContainerMounts => mounts(f, c, a),
+                K::ContainerIdentity => identity(c, a),
+                K::ContainerConfig => started::probe(f, c, a).await,
+                K::ContainerSession => session(f, c).await,
+                _ => Finding::internal(format!("unknown container probe {}", kind.name())),
             }
         }
         _ => Finding::internal(format!(
-            "probe {name} got a subject it cannot handle: {subject:?}"
+            "probe {} got a subject it cannot handle: {subject:?}",
+            kind.name()
         )),
     }
 }
@@ -206,53 +209,6 @@ async fn state(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     )
 }
 
-/// The one-exec report from inside a running container, if its script could run there.
-async fn inside<'a>(f: &'a Facts, c: &Container) -> Option<&'a inside::Report> {
-    if !c.running {
-        return None;
-    }
-    f.inside(c, || request(f, c)).await?.as_ref().ok()
-}
-
-/// What the script is asked in `c`: the host name, the image's entrypoint script, and the
-/// URL of every server as `c`'s agent is configured with it.
-async fn request(f: &Facts, c: &Container) -> inside::Request {
-    let mut urls = Vec::new();
-    for server in &f.project.servers {
-        let url = match f.project.agent(&c.agent) {
-            Some(agent) => reach::target(&configured_url(f, agent, server).await),
-            None => None,
-        };
-        urls.push(url.as_ref().map(inside::Target::new));
-    }
-    let mut stdio_runs = Vec::new();
-    for server in &f.project.servers {
-        let run = match f.project.agent(&c.agent) {
-            Some(agent) => stdio::in_use(f, agent, server)
-                .await
-                .map(|e| stdio::argv(&e)),
-            None => None,
-        };
-        stdio_runs.push(run);
-    }
-    // The image's files are sized and digested by one container of that image.
-    let reads_files = match f.docker().await {
-        Ok(d) => image_reader(d, c).is_some_and(|r| r.id == c.id),
-        Err(_) => false,
-    };
-    inside::Request {
-        session: f.project.layout.session.clone(),
-        host_name: f.project.layout.host_name.clone(),
-        files: if reads_files {
-            image_files(f, c).into_iter().map(|i| i.dest).collect()
-        } else {
-            Vec::new()
-        },
-        urls,
-        stdio: stdio_runs,
-    }
-}
-
 /// PID 1's command line in a running container, its arguments joined by spaces.
 async fn pid1(f: &Facts, d: &DockerFacts, c: &Container) -> Option<String> {
     if let Some(cmd) = inside(f, c).await.and_then(|r| r.pid1.clone()) {
@@ -305,59 +261,6 @@ async fn file_differs(
     }
     let copy = docker::read_file(&d.client, &c.id, &file.dest).await?;
     Some(copy != on_host)
-}
-
-/// A file of the image that the host has too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ImageFile {
-    /// Relative to the project root.
-    source: String,
-    /// Where the image has it.
-    dest: String,
-}
-
-/// The files `c`'s image was built with that the host has: what the layout's Dockerfile
-/// copies from its folder, and the image's entrypoint script (the layout's entrypoint)
-/// where the Dockerfile does not name it.
-fn image_files(f: &Facts, c: &Container) -> Vec<ImageFile> {
-    let layout = &f.project.layout;
-    let mut files: Vec<ImageFile> = f
-        .dockerfile_copies()
-        .iter()
-        .map(|copied| ImageFile {
-            source: format!("{}/{}", layout.docker_dir, copied.source),
-            dest: copied.dest.clone(),
-        })
-        .collect();
-    if let Some(script) = entrypoint_script(c) {
-        if !files.iter().any(|i| i.dest == *script) {
-            files.insert(
-                0,
-                ImageFile {
-                    source: layout.entrypoint.clone(),
-                    dest: script.clone(),
-                },
-            );
-        }
-    }
-    files.truncate(inside::MAX_FILES);
-    files
-}
-
-/// The container that sizes and digests the image's files for every container of that
-/// image: its first running one by name. Once per image, not once per container.
-fn image_reader<'a>(d: &'a DockerFacts, c: &Container) -> Option<&'a Container> {
-    d.containers
-        .iter()
-        .filter(|o| o.running && o.image_id == c.image_id)
-        .min_by(|a, b| a.name.cmp(&b.name))
-}
-
-fn is_shell(program: &str) -> bool {
-    matches!(
-        program.rsplit('/').next(),
-        Some("bash" | "sh" | "dash" | "zsh" | "ash")
-    )
 }
 
 fn entrypoint(c: &Container) -> Finding {
@@ -430,13 +333,6 @@ async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     .hint(format!(
         "recreate the container with --add-host={name}:host-gateway (compose: extra_hosts)"
     ))
-}
-
-/// The image's entrypoint when it is a script file (not a shell given a command).
-fn entrypoint_script(c: &Container) -> Option<&String> {
-    c.image_entrypoint
-        .first()
-        .filter(|p| p.starts_with('/') && !is_shell(p))
 }
 
 fn parse_time(s: &str) -> Option<SystemTime> {
@@ -759,28 +655,4 @@ pub async fn shared_mounts(f: &Facts) -> Vec<String> {
         }
     }
     out
-}
-
-/// The URL an agent is configured with for a server: the copy its Claude Code uses
-/// (local scope, else the approved project entry, else user scope; config.server_entry
-/// judges the same copy), else the project's; `${VAR}` expanded in its container's
-/// environment, as its Claude Code does. Untrusted input: it only ever travels as one
-/// argv element.
-pub async fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
-    let url = match crate::probes::server_entry::in_use(f, agent, server).await {
-        InUse::Local(e) | InUse::User(e) => e.url,
-        InUse::Project | InUse::None => None,
-    }
-    .unwrap_or_else(|| server.container_url(&f.project.layout));
-    let container = f
-        .docker_if_gathered()
-        .and_then(|d| d.as_ref().ok())
-        .and_then(|d| d.container_of(&agent.name));
-    match container {
-        Some(c) if url.contains("${") => {
-            let env = crate::expand::Env::new(format!("container {}", c.name), c.env.clone(), true);
-            crate::expand::expand(&url, &env).text
-        }
-        _ => url,
-    }
 }

@@ -4,7 +4,7 @@
 //! travels as one argv element of a fixed program (never a shell line built from
 //! config), no auth headers are sent, and the client's words are read the same way.
 
-use super::configured_url;
+use super::ask::{configured_url, inside, target};
 use crate::causes::{CommonCause, ReachCause};
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside::{self, Limit, Target};
@@ -15,17 +15,6 @@ use crate::project::{Agent, Server};
 pub(crate) enum Answer {
     Status(u16, String),
     Failed(ReachCause, String),
-}
-
-/// A configured URL (see [`configured_url`]) as it may travel into a container: http(s)
-/// only, and without credentials, which would land on a command line there.
-pub(super) fn target(configured: &str) -> Option<reqwest::Url> {
-    let mut url = reqwest::Url::parse(configured)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))?;
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    Some(url)
 }
 
 fn error_kind(text: &str) -> Option<ReachCause> {
@@ -146,7 +135,7 @@ pub async fn probe(
         )
         .hint("see config.server_entry");
     };
-    let report = super::inside(f, c).await;
+    let report = inside(f, c).await;
     let index = f.project.servers.iter().position(|s| s.name == server.name);
     let answer = report.and_then(|r| Some((r.reach(index?)?, r.took)));
     // The script takes the first client on PATH without starting it first: one that

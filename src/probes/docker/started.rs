@@ -38,7 +38,10 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
         ));
     }
     let mut warnings = Vec::new();
-    if let Some(pids) = super::inside(f, c).await.and_then(|r| r.claude.as_ref()) {
+    if let Some(pids) = super::ask::inside(f, c)
+        .await
+        .and_then(|r| r.claude.as_ref())
+    {
         if pids.len() > 1 {
             let shown: Vec<String> = pids.iter().map(u32::to_string).collect();
             warnings.push(
@@ -76,7 +79,7 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
 async fn mcp_timeout_short(f: &Facts, c: &Container, agent: &Agent) -> Option<Finding> {
     let mut slowest: Option<(String, GiveUp)> = None;
     for server in &f.project.servers {
-        let Some(entry) = super::stdio::in_use(f, agent, server).await else {
+        let Some(entry) = super::ask::in_use(f, agent, server).await else {
             continue;
         };
         let Some(give_up) = entry.stdio.as_ref().and_then(GiveUp::of) else {

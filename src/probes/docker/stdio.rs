@@ -8,58 +8,13 @@
 use serde_json::Value;
 
 use crate::causes::{CommonCause, StdioCause as C};
-use crate::claude_config::ServerEntry;
 use crate::facts::docker::Container;
 use crate::facts::inside::{self, StdioRun};
 use crate::facts::Facts;
 use crate::model::{Finding, Status};
-use crate::probes::server_entry::{self, InUse};
 use crate::project::{Agent, Server};
 
-/// The stdio entry for `server` that `agent`'s Claude Code uses, expanded in its
-/// container's environment; `None` when the copy in use is not a stdio entry.
-pub async fn in_use(f: &Facts, agent: &Agent, server: &Server) -> Option<ServerEntry> {
-    let entry = match server_entry::in_use(f, agent, server).await {
-        InUse::Local(e) | InUse::User(e) => e,
-        InUse::Project => server.expected.clone()?,
-        InUse::None => return None,
-    };
-    if !entry.is_stdio() {
-        return None;
-    }
-    let env = f.env_of(agent).await;
-    Some(entry.expanded(&env, &f.project.secrets).0)
-}
-
-/// The argument vector the one exec runs: the entry's `env` through `env NAME=VALUE`, then
-/// the program and its arguments, each one element, never a shell line.
-pub fn argv(entry: &ServerEntry) -> Vec<String> {
-    let Some(stdio) = &entry.stdio else {
-        return Vec::new();
-    };
-    let mut argv = Vec::new();
-    let vars: Vec<String> = stdio
-        .env
-        .iter()
-        .filter(|(name, _)| is_env_name(name))
-        .map(|(name, value)| format!("{name}={}", value.expose()))
-        .collect();
-    if !vars.is_empty() {
-        argv.push("env".to_string());
-        argv.extend(vars);
-    }
-    argv.push(stdio.command.clone());
-    argv.extend(stdio.args.iter().map(|a| a.expose().to_string()));
-    argv
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
+use super::ask::{in_use, request};
 
 pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> Finding {
     let Some(entry) = in_use(f, agent, server).await else {
@@ -76,7 +31,7 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> 
         .as_ref()
         .map(|s| s.display())
         .unwrap_or_default();
-    let report = match f.inside(c, || super::request(f, c)).await {
+    let report = match f.inside(c, || request(f, c)).await {
         Some(Ok(report)) => report,
         Some(Err(why)) => {
             return Finding::skip(format!(
@@ -227,6 +182,8 @@ fn answers_say(run: &StdioRun, server: &str, container: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claude_config::ServerEntry;
+    use crate::probes::docker::ask::argv;
 
     fn run(stdout: &[&str], stderr: &[&str], exit: Option<i64>) -> StdioRun {
         StdioRun {

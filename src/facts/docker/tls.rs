@@ -44,7 +44,7 @@ fn read_pem(
     source: &str,
 ) -> Result<Option<Vec<u8>>, String> {
     let path = dir.join(name);
-    match super::docker::read_small_file(&path) {
+    match super::config::read_small_file(&path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(crate::safefs::ReadError::Missing) if !required => Ok(None),
         Err(e) => Err(format!(
@@ -118,7 +118,7 @@ pub fn client_config(tls: &Tls) -> Result<ClientConfig, String> {
 /// A client for the engine at `authority` (`host:port`) that speaks only TLS: the
 /// connector refuses any URI that is not `https`, and bollard builds every request URI
 /// as `https://authority/...`. Its answers are capped as on every transport
-/// (`docker_wire`).
+/// (`wire`).
 pub fn connect(
     authority: &str,
     config: ClientConfig,
@@ -132,7 +132,7 @@ pub fn connect(
         .https_only()
         .enable_http1()
         .wrap_connector(http);
-    super::docker_wire::custom(https, format!("https://{authority}"), timeout.as_secs())
+    super::wire::custom(https, format!("https://{authority}"), timeout.as_secs())
 }
 
 /// Whether a TLS problem (a refused or unverifiable handshake) is somewhere in `err`'s

@@ -17,7 +17,7 @@
 //!
 //! **Trace.** bollard has no hook after a response; while the trace is on, each request
 //! is logged with its method, path (query values redacted), status and time to the
-//! answer's head. The TLS transport of `docker_tls` goes through the same transport.
+//! answer's head. The TLS transport of `tls` goes through the same transport.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub const MAX_JSON: u64 = 4 * MIB;
 pub const MAX_LIST: u64 = 16 * MIB;
 
 /// The most read of a stream (logs, an archive, exec output): twice the largest cap
-/// their readers keep (the 4 MiB of an archive, [`super::docker::MAX_TAR`]), for the
+/// their readers keep (the 4 MiB of an archive, [`super::archive::MAX_TAR`]), for the
 /// framing around them.
 pub const MAX_STREAM: u64 = 8 * MIB;
 

@@ -1,24 +1,32 @@
-//! The check catalogue: TOML in `checks/` embedded at build time, plus a project's own
-//! checks from `<root>/.pd-doctor/checks/*.toml`. Order in the files is checklist order.
+//! Loading the catalogue: the built-in files, then a project's own, each check validated
+//! as it comes (defined once, its prerequisites defined before it) and the relations once
+//! all are in (they name real checks, keys both checks have, causes their probes report).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::{Catalogue, CheckDef, Key, Section};
 use crate::safefs::ReadError;
 
 /// The built-in catalogue, one file per primer section, in checklist order.
 const BUILTIN: &[(&str, &str)] = &[
     (
         "8.1-servers.toml",
-        include_str!("../checks/8.1-servers.toml"),
+        include_str!("../../checks/8.1-servers.toml"),
     ),
     (
         "8.2-containers.toml",
-        include_str!("../checks/8.2-containers.toml"),
+        include_str!("../../checks/8.2-containers.toml"),
     ),
-    ("8.3-config.toml", include_str!("../checks/8.3-config.toml")),
-    ("8.4-stale.toml", include_str!("../checks/8.4-stale.toml")),
+    (
+        "8.3-config.toml",
+        include_str!("../../checks/8.3-config.toml"),
+    ),
+    (
+        "8.4-stale.toml",
+        include_str!("../../checks/8.4-stale.toml"),
+    ),
 ];
 
 /// Why a catalogue does not load. The messages name the file or the check, and what a
@@ -63,286 +71,12 @@ pub enum CatalogueError {
     },
 }
 
-/// Which projects a check applies to, read from the project's data (never its layout's
-/// name): a check that cannot apply is not listed at all, rather than skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Applies {
-    #[default]
-    Always,
-    /// Servers whose project entry is a stdio entry (per agent: any such server).
-    StdioServers,
-    /// A layout with the Agent Hub.
-    WithHub,
-    /// A layout that runs Claude Code in a tmux session.
-    WithSession,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Per {
-    None,
-    Server,
-    Agent,
-    AgentServer,
-}
-
-impl Per {
-    /// Whether instances of a check run per `key`.
-    pub fn has(self, key: Key) -> bool {
-        matches!(
-            (self, key),
-            (Per::Agent | Per::AgentServer, Key::Agent)
-                | (Per::Server | Per::AgentServer, Key::Server)
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Per::None => "—",
-            Per::Server => "server",
-            Per::Agent => "agent",
-            Per::AgentServer => "agent, server",
-        }
-    }
-}
-
-/// A precondition: the check is skipped when `check` (for the same agent/server) ended
-/// in a way listed here.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Need {
-    pub check: String,
-    /// Blocks only when the prerequisite's cause is one of these.
-    #[serde(default)]
-    pub when: Vec<String>,
-    /// Blocks on any fail or skip except these causes.
-    #[serde(default)]
-    pub unless: Vec<String>,
-    /// Why the check was skipped; `{agent}` and `{server}` are filled in.
-    pub reason: String,
-}
-
-/// Which subject keys two instances must share for a relation to hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Key {
-    Agent,
-    Server,
-}
-
-/// A relation: a problem of this check is a symptom of a problem of `check`, and is
-/// reported under it. `check` may be any check of the catalogue, before or after.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Explanation {
-    pub check: String,
-    /// The subject keys the two instances must agree on (default: every key both have).
-    pub same: Option<Vec<Key>>,
-    /// Holds only when the explaining check ended with one of these causes (default: any
-    /// fail or warn).
-    #[serde(default)]
-    pub when: Vec<String>,
-    /// Explains only these causes of this check (default: any).
-    #[serde(default)]
-    pub causes: Vec<String>,
-    /// Holds only when both ended with the same cause (a hang seen twice is one hang).
-    #[serde(default)]
-    pub same_cause: bool,
-}
-
-/// Declares [`ProbeKind`] from one list: each built-in probe and its name in the
-/// catalogue files. `probes::run` dispatches on the kind.
-macro_rules! probe_kinds {
-    ($($kind:ident = $name:literal,)*) => {
-        /// A built-in probe, by the name the catalogue files give it.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ProbeKind {
-            $($kind,)*
-        }
-
-        impl ProbeKind {
-            pub const ALL: &[ProbeKind] = &[$(ProbeKind::$kind,)*];
-
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(ProbeKind::$kind => $name,)*
-                }
-            }
-        }
-    };
-}
-
-probe_kinds! {
-    Pidfile = "pidfile",
-    Listen = "listen",
-    McpHandshake = "mcp-handshake",
-    Session = "session",
-    Oauth = "oauth",
-    DockerEngine = "docker-engine",
-    ContainerState = "container-state",
-    ContainerEntrypoint = "container-entrypoint",
-    ContainerHostGateway = "container-host-gateway",
-    ContainerReach = "container-reach",
-    ContainerStdio = "container-stdio",
-    ContainerSession = "container-session",
-    ContainerIdentity = "container-identity",
-    ContainerConfig = "container-config",
-    HubService = "hub-service",
-    ContainerImage = "container-image",
-    ContainerMounts = "container-mounts",
-    Isolation = "isolation",
-    ClaudeJson = "claude-json",
-    Marker = "marker",
-    ServerEntry = "server-entry",
-    ScopeConflict = "scope-conflict",
-    McpJson = "mcp-json",
-    HostMcpJson = "host-mcp-json",
-    Approval = "approval",
-    Permissions = "permissions",
-    Auth = "auth",
-    ContainersStale = "containers-stale",
-    ContainersDuplicate = "containers-duplicate",
-}
-
-/// A `probe` name that is no built-in probe; the message lists those there are.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown probe {name:?}; built-in probes are {}, or a table with kind = \"http\" or \"file\"",
-    ProbeKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
-)]
-pub struct UnknownProbe {
-    name: String,
-}
-
-impl std::str::FromStr for ProbeKind {
-    type Err = UnknownProbe;
-
-    fn from_str(name: &str) -> Result<Self, UnknownProbe> {
-        ProbeKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| UnknownProbe {
-                name: name.to_string(),
-            })
-    }
-}
-
-/// How a check gathers its evidence: a built-in probe by name, or a generic one that a
-/// project can use in its own checks without recompiling.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "RawProbe")]
-pub enum ProbeSpec {
-    Builtin(ProbeKind),
-    Generic(GenericProbe),
-}
-
-/// `probe` as written: a name (checked against [`ProbeKind`]) or a table.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawProbe {
-    Name(String),
-    Generic(GenericProbe),
-}
-
-impl TryFrom<RawProbe> for ProbeSpec {
-    type Error = UnknownProbe;
-
-    fn try_from(raw: RawProbe) -> Result<Self, UnknownProbe> {
-        match raw {
-            RawProbe::Name(name) => name.parse().map(ProbeSpec::Builtin),
-            RawProbe::Generic(g) => Ok(ProbeSpec::Generic(g)),
-        }
-    }
-}
-
-/// What a generic probe's failure is reported as.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Fail,
-    Warn,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum GenericProbe {
-    /// GET a URL; ok when the status is one of `status` (default: any 2xx).
-    Http {
-        url: String,
-        #[serde(default)]
-        status: Vec<u16>,
-    },
-    /// A file exists, is absent, or (with `pointer`) holds a JSON value.
-    File {
-        path: String,
-        #[serde(default = "default_file_state")]
-        state: FileState,
-        pointer: Option<String>,
-        equals: Option<serde_json::Value>,
-    },
-}
-
-fn default_file_state() -> FileState {
-    FileState::Exists
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileState {
-    Exists,
-    Absent,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckDef {
-    pub id: String,
-    pub title: String,
-    #[serde(default)]
-    pub section: String,
-    pub per: Per,
-    #[serde(default)]
-    pub applies: Applies,
-    pub probe: ProbeSpec,
-    pub fix: Option<String>,
-    /// `warn` turns a generic probe's failure into a warning; anything but `fail` or
-    /// `warn` is a load error.
-    #[serde(default)]
-    pub severity: Severity,
-    #[serde(default)]
-    pub needs: Vec<Need>,
-    /// The checks whose problems explain a problem of this one, most telling first.
-    #[serde(default)]
-    pub explained_by: Vec<Explanation>,
-    /// Causes that a restart of the agent's container repairs, its entrypoint acting on
-    /// the repair; `--fix` restarts a running container only with `--force`.
-    #[serde(default)]
-    pub restart_when: Vec<String>,
-    #[serde(default)]
-    pub explain: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Section {
-    pub id: String,
-    pub title: String,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     section: Option<Section>,
     #[serde(default)]
     check: Vec<CheckDef>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Catalogue {
-    pub sections: Vec<Section>,
-    pub checks: Vec<CheckDef>,
 }
 
 impl Catalogue {
@@ -512,22 +246,12 @@ impl Catalogue {
         }
         Ok(())
     }
-
-    pub fn get(&self, id: &str) -> Option<&CheckDef> {
-        self.checks.iter().find(|c| c.id == id)
-    }
-
-    pub fn section_title<'a>(&'a self, id: &'a str) -> &'a str {
-        self.sections
-            .iter()
-            .find(|s| s.id == id)
-            .map_or(id, |s| s.title.as_str())
-    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::{ProbeKind, ProbeSpec, Severity};
+    use crate::causes::*;
 
     const TWO: &str = r#"
 [[check]]
@@ -701,5 +425,121 @@ probe = "marker"
         assert_eq!(cat.get("site.x").unwrap().severity, Severity::Warn);
         let cat = load(&format!("{CHECK}{generic}")).unwrap();
         assert_eq!(cat.get("site.x").unwrap().severity, Severity::Fail);
+    }
+
+    // The cause lists of `causes`, against the catalogue that names them (moved from
+    // causes.rs, which the catalogue imports).
+
+    #[test]
+    fn codes_are_kebab_case_and_listed_once() {
+        let builtin = Catalogue::builtin()
+            .checks
+            .into_iter()
+            .map(|c| (c.id, codes(&c.probe)));
+        let generic = [("http", HttpCause::CODES), ("file", FileCause::CODES)]
+            .map(|(kind, own)| (kind.to_string(), own.to_vec()));
+        for (of, codes) in builtin.chain(generic) {
+            for (i, code) in codes.iter().enumerate() {
+                let kebab = |w: &str| {
+                    !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9'))
+                };
+                assert!(code.split('-').all(kebab), "{of}: {code:?}");
+                assert!(!codes[..i].contains(code), "{of}: {code} twice");
+            }
+        }
+    }
+
+    /// The contract's cause lists (the first round and the second), copied, space
+    /// separated: each cause it names for a check is one that check's probe can report.
+    const CONTRACT: &[(&str, &str)] = &[
+        ("server.mcp", "ok refused timeout dns unauthorized host-rejected not-found not-acceptable server-error not-mcp protocol-error missing-tools"),
+        ("server.listen", "ok not-listening loopback-only"),
+        ("server.pidfile", "ok absent unreadable garbage dead reused port-owner-mismatch"),
+        ("container.reach", "ok dns refused timeout host-rejected server-error no-client not-running no-network"),
+        ("config.marker", "ok stale-marker missing-marker none"),
+        ("config.claude_json", "ok missing empty corrupt wrong-shape"),
+        ("config.server_entry", "ok missing localhost-url wrong-port wrong-path wrong-transport missing-auth-header bad-url unset-variable"),
+        ("containers.stale", "ok stale"),
+        ("config.approval", "ok pending declined denied"),
+        ("config.mcp_json", "unset-variable missing-auth-header wrong-transport"),
+        ("container.host_gateway", "loopback wrong-address no-network"),
+        ("container.stdio", "ok command-not-found exited timeout not-mcp rpc-error"),
+        ("container.session", "ok no-session"),
+        ("container.identity", "ok wrong-identity missing"),
+        ("container.config", "ok wrong-workdir mcp-timeout-short two-clients"),
+        ("hub.service", "ok not-listening unhealthy out-of-sync"),
+        ("config.host_mcp_json", "ok second-server"),
+        ("config.permissions", "ok prompts"),
+        ("config.auth", "ok not-logged-in"),
+    ];
+
+    #[test]
+    fn the_enums_have_every_cause_the_contract_names() {
+        let cat = Catalogue::builtin();
+        for (id, contract) in CONTRACT {
+            let codes = codes(&cat.get(id).unwrap().probe);
+            for cause in contract.split_whitespace() {
+                assert!(
+                    codes.contains(&cause),
+                    "{id}: the contract's {cause} is missing"
+                );
+            }
+            for common in ["internal", "precondition"] {
+                assert!(codes.contains(&common), "{id}: {common}");
+            }
+        }
+    }
+
+    /// The README's cause table (`### Cause codes`) lists exactly what each built-in
+    /// check can report, besides `internal` and `precondition`.
+    #[test]
+    fn the_enums_and_the_readme_cause_table_agree() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("### Cause codes")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .unwrap();
+        let cat = Catalogue::builtin();
+        let mut rows = 0;
+        for line in table.lines().filter(|l| l.starts_with("| `")) {
+            let mut cells = line.split('|').skip(1);
+            let id = cells.next().unwrap().trim().trim_matches('`');
+            let listed = ticked(cells.next().unwrap());
+            let mut listed = listed;
+            let mut codes = codes(&cat.get(id).unwrap_or_else(|| panic!("{id}")).probe);
+            codes.retain(|c| !matches!(*c, "internal" | "precondition" | "timeout"));
+            listed.retain(|c| *c != "timeout");
+            listed.sort_unstable();
+            codes.sort_unstable();
+            assert_eq!(listed, codes, "{id}: README (left) and enum (right)");
+            rows += 1;
+        }
+        assert_eq!(rows, cat.checks.len(), "one README row per built-in check");
+    }
+
+    /// The `code` spans of a table cell that start it or follow a comma, leaving those
+    /// inside parentheses (examples, not causes).
+    fn ticked(cell: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut depth = 0;
+        let mut rest = cell;
+        while let Some(i) = rest.find(['(', ')', '`']) {
+            match rest.as_bytes()[i] {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {
+                    let after = &rest[i + 1..];
+                    let end = after.find('`').unwrap();
+                    if depth == 0 {
+                        out.push(&after[..end]);
+                    }
+                    rest = &after[end + 1..];
+                    continue;
+                }
+            }
+            rest = &rest[i + 1..];
+        }
+        out
     }
 }
