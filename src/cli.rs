@@ -340,7 +340,11 @@ fn narrator<'a>(to_stdout: bool, project: &'a Project) -> Narrator<'a> {
 }
 
 fn new_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("cannot start")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(crate::engine::MAX_PROBE_THREADS)
+        .build()
+        .context("cannot start")
 }
 
 fn check(cli: &Cli, color: bool) -> anyhow::Result<i32> {

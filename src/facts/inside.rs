@@ -56,7 +56,7 @@ const MIN_LIMIT: Duration = Duration::from_millis(100);
 pub const GRACE_STEP: Duration = Duration::from_millis(250);
 
 /// The script's own deadline comes this long before pd-doctor stops reading it.
-const END_MARGIN: Duration = Duration::from_millis(120);
+const END_MARGIN: Duration = Duration::from_millis(60);
 
 pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
 try:

@@ -31,14 +31,14 @@ exec 5>&1
 leader=
 if read -r _ _ _ _ pg _ </proc/$$/stat 2>/dev/null && [ "$pg" = "$$" ]; then leader=1; fi
 
-# How this exec's processes, but for its own shells and sleeps, are doing: $now, the
-# CPU time (clock ticks) they have used; $rd, set when one is running or waiting on the
-# disk (R or D) right now.
+# How this exec's processes, but for its own shells and sleeps and the HTTP clients
+# (bounded by their own --max-time), are doing: $now, the CPU time (clock ticks) they
+# have used; $rd, set when one is running or waiting on the disk (R or D) right now.
 ticks() {
   now=0 rd=
   for d in /proc/[0-9]*; do
     if read -r _ c st _ g _ _ _ _ _ _ _ _ u s _ 2>/dev/null <"$d/stat" && [ "$g" = "$$" ]; then
-      case $c in '(sh)' | '(sleep)') continue ;; esac
+      case $c in '(sh)' | '(sleep)' | '(curl)' | '(wget)') continue ;; esac
       case $st in R | D) rd=1 ;; esac
       case $u$s in '' | *[!0-9]*) continue ;; esac
       now=$((now + u + s))
@@ -235,15 +235,21 @@ files "$@" &
 fp=$!
 shift "$nf"
 
-# Tags a stdio server's stdout, and says "answered" at its answer to tools/list (id 2)
-# or at an error answer: what the check needs has come.
+# Tags a stdio server's stdout, and says "answered" at its answer to tools/list (id 2),
+# at an error answer, or at its 16th line that is not JSON: what the check needs has
+# come (a server that floods its MCP channel with anything else is not MCP).
 stag() {
-  n=0
+  n=0 g=0
   while IFS= read -r l || [ -n "$l" ]; do
     n=$((n + 1))
     if [ "$n" -le 16 ]; then printf 's %s o %.65000s\n' "$1" "$l"; fi
     case $l in
       *'"id":2,'* | *'"id":2}'* | *'"id": 2,'* | *'"id": 2}'* | *'"error"'*) printf 's %s answered\n' "$1" ;;
+      '{'* | '') ;;
+      *)
+        g=$((g + 1))
+        if [ "$g" -eq 16 ]; then printf 's %s answered\n' "$1"; fi
+        ;;
     esac
   done
 }

@@ -379,7 +379,10 @@ impl Facts {
                 Box::pin(async {
                     let request = Box::pin(request()).await;
                     let (exec_deadline, grace) = if request.has_stdio() {
-                        (self.stdio_deadline() + EXEC_SLACK, self.stdio_grace())
+                        (
+                            self.stdio_deadline() + EXEC_SLACK,
+                            self.stdio_grace(container),
+                        )
                     } else {
                         (self.exec_deadline(), Duration::ZERO)
                     };
@@ -419,13 +422,19 @@ impl Facts {
         self.run_deadline() + self.timeout
     }
 
-    /// How much longer than [`Facts::stdio_deadline`] a stdio server that is still using
-    /// CPU at that deadline may take: slow is not hung. A Python proxy's first start in a
-    /// new container compiles its modules (1.7 s here on a busy machine, against 0.5 s
-    /// warm), and every agent's proxies start at once; the script waits while they work,
-    /// and ends at once a process that sleeps (see `inside.sh`).
-    pub fn stdio_grace(&self) -> Duration {
-        STDIO_GRACE_TIMEOUTS * self.timeout
+    /// How much longer than [`Facts::stdio_deadline`] a stdio server that is still at
+    /// work at that deadline (using CPU or the disk) may take: slow is not hung. A Python
+    /// proxy's first start in a new container compiles its modules (1.7 s here on a busy
+    /// machine, against 0.5 s warm), and every agent's proxies start at once: 14 of them
+    /// cold on two cores took over 12 s. The script waits while they work and ends at
+    /// once a process that sleeps (see `inside.sh`), up to what Claude Code itself waits
+    /// in that container (`MCP_TIMEOUT`, 30 s when unset), counted from now, and at
+    /// least [`STDIO_GRACE_TIMEOUTS`] timeouts.
+    pub fn stdio_grace(&self, container: &docker::Container) -> Duration {
+        let claude_waits = claude_waits(container).min(MAX_STDIO_WAIT);
+        (Instant::now() + claude_waits)
+            .saturating_duration_since(self.stdio_deadline())
+            .max(STDIO_GRACE_TIMEOUTS * self.timeout)
     }
 
     /// When pd-doctor stops reading a container exec: the run's deadline and the moment
@@ -438,8 +447,23 @@ impl Facts {
 /// See [`Facts::stdio_grace`]: in timeouts.
 pub const STDIO_GRACE_TIMEOUTS: u32 = 4;
 
+/// What Claude Code waits for an MCP server to start when `MCP_TIMEOUT` is unset.
+pub const CLAUDE_DEFAULT_MCP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a stdio server at work is waited for, whatever `MCP_TIMEOUT` says.
+pub const MAX_STDIO_WAIT: Duration = Duration::from_secs(120);
+
+/// How long Claude Code waits for an MCP server to start in `container`: its
+/// `MCP_TIMEOUT` (milliseconds), or the default.
+pub fn claude_waits(container: &docker::Container) -> Duration {
+    container
+        .env("MCP_TIMEOUT")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(CLAUDE_DEFAULT_MCP_TIMEOUT, Duration::from_millis)
+}
+
 /// See [`Facts::exec_deadline`].
-const EXEC_SLACK: Duration = Duration::from_millis(200);
+const EXEC_SLACK: Duration = Duration::from_millis(100);
 
 /// The address to dial for a server bound to `bound`: 127.0.0.1 when it listens there or
 /// on every IPv4 address, ::1 likewise for IPv6, else the first address it is bound to

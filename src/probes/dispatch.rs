@@ -22,7 +22,9 @@ pub fn extra_time(spec: &ProbeSpec, timeout: Duration) -> Duration {
     match spec {
         // hub.service compares the Hub's view with what the containers' execs saw.
         ProbeSpec::Builtin(kind) if in_container(*kind) || *kind == ProbeKind::HubService => {
-            Duration::from_secs(3) + timeout * (1 + crate::facts::STDIO_GRACE_TIMEOUTS)
+            Duration::from_secs(3)
+                + timeout * (1 + crate::facts::STDIO_GRACE_TIMEOUTS)
+                + crate::facts::MAX_STDIO_WAIT
         }
         _ => Duration::ZERO,
     }

@@ -12,9 +12,6 @@ use crate::facts::Facts;
 use crate::model::Finding;
 use crate::project::Agent;
 
-/// What Claude Code waits for an MCP server to start when `MCP_TIMEOUT` is unset.
-pub const CLAUDE_DEFAULT_MCP_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     let mount = &f.project.layout.project_mount;
     let workdir = match c.working_dir.as_str() {
@@ -94,9 +91,7 @@ async fn mcp_timeout_short(f: &Facts, c: &Container, agent: &Agent) -> Option<Fi
     }
     let (server, give_up) = slowest?;
     let set = c.env("MCP_TIMEOUT");
-    let waits = set
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(CLAUDE_DEFAULT_MCP_TIMEOUT, Duration::from_millis);
+    let waits = crate::facts::claude_waits(c);
     if waits >= give_up.total() {
         return None;
     }
@@ -104,7 +99,7 @@ async fn mcp_timeout_short(f: &Facts, c: &Container, agent: &Agent) -> Option<Fi
         Some(v) => format!("MCP_TIMEOUT={}", crate::printable::line(v)),
         None => format!(
             "MCP_TIMEOUT is unset (Claude Code waits {} s)",
-            CLAUDE_DEFAULT_MCP_TIMEOUT.as_secs()
+            crate::facts::CLAUDE_DEFAULT_MCP_TIMEOUT.as_secs()
         ),
     };
     Some(

@@ -51,8 +51,9 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> 
         return finding;
     }
     finding.evidence(format!(
-        "a slow start, not a hung one: at the deadline the exec's processes still used CPU, so it waited up to {} s more ({} ms in all)",
-        f.stdio_grace().as_secs_f32(),
+        "a slow start, not a hung one: at the deadline the exec's processes were still at work, so it waited for them, up to what Claude Code waits in {} ({} s); {} ms in all",
+        c.name,
+        crate::facts::claude_waits(c).as_secs(),
         report.took.as_millis()
     ))
 }
