@@ -563,6 +563,7 @@ fn hub(bin: &Path, rt: &tokio::runtime::Handle) -> Option<Row> {
     let image = common::hub::hub_image();
     let (qms, git) = rt.block_on(common::hub::hub_servers());
     let t = common::hub::hub_tree(qms, git, &AGENTS[..7]);
+    common::hub::age(&t);
     let lab = Lab::new("benchhub");
     t.config(&format!(
         "[layout]\ncontainer_prefix = \"{}\"\ncompose_project = \"pdt-{}\"\nimage = \"{}\"\nhub = \"\"",

@@ -17,20 +17,6 @@ use common::{free_port, measured, run_json, Tree, PEAK_KIB};
 /// engine's own time on a busy two-core machine.
 const WALL_AT_1S: Duration = Duration::from_secs(12);
 
-/// Pins the tree's container files to an old time, as a tree checked out before the
-/// image was built has them.
-fn age(t: &Tree) {
-    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-    for f in ["Dockerfile", "entrypoint.sh", "scripts/mcp_proxy.py"] {
-        std::fs::File::options()
-            .write(true)
-            .open(t.path(&format!("agent-hub/docker/{f}")))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-    }
-}
-
 /// A hub tree with `agents`, this lab's names, and the Hub's address (`hub`).
 async fn hub_lab(test: &str, agents: &[&str]) -> Option<(Lab, Tree, String)> {
     if !docker_or_skip(test) {
@@ -38,7 +24,7 @@ async fn hub_lab(test: &str, agents: &[&str]) -> Option<(Lab, Tree, String)> {
     }
     let (qms, git) = hub_servers().await;
     let t = hub_tree(qms, git, agents);
-    age(&t);
+    common::hub::age(&t);
     let lab = Lab::new(test);
     let image = hub_image();
     Some((lab, t, image))

@@ -65,6 +65,20 @@ pub fn hub_image() -> String {
         .clone()
 }
 
+/// Pins the tree's container files to an old time, as a tree checked out before the
+/// image was built has them.
+pub fn age(t: &Tree) {
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for f in ["Dockerfile", "entrypoint.sh", "scripts/mcp_proxy.py"] {
+        std::fs::File::options()
+            .write(true)
+            .open(t.path(&format!("agent-hub/docker/{f}")))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+}
+
 /// Builds the hub image as `tag`: a context laid out as `agent-hub/docker/` (Dockerfile,
 /// entrypoint.sh, scripts/mcp_proxy.py) plus the stand-in `claude` and `rootfs/` from
 /// `build-rootfs.sh ROOTFS hub`.

@@ -145,9 +145,12 @@ pub async fn probe(
         .as_ref()
         .is_some_and(|(out, _)| matches!(out.exit_code, Some(126 | 127)));
     let answer = answer.filter(|_| !unusable);
-    // The script's deadline came while this URL's client ran: it was ended there, and a
-    // second exec would only hang the same way and leave its client running.
-    if let Some(r) = report.filter(|r| r.deadline && answer.is_none() && !unusable) {
+    // The script's deadline came while this URL's client ran (it was ended there), or the
+    // run's deadline has passed while the exec was read: a second exec could not answer
+    // in time, and would only leave its client running in the container.
+    let out_of_time = tokio::time::Instant::now() >= f.run_deadline();
+    if let Some(r) = report.filter(|r| (r.deadline || out_of_time) && answer.is_none() && !unusable)
+    {
         let finding = Finding::fail(
             ReachCause::Timeout,
             format!("{} → {shown}: no answer in time", c.name),

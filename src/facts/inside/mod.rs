@@ -7,17 +7,22 @@
 //! turns control characters into spaces, ignores lines it does not know, and calls a
 //! report without its header garbled rather than guessing.
 
+mod digest;
+mod request;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
 use bollard::Docker;
-use sha2::Digest as _;
 use tokio::time::Instant;
 
 use super::docker::exec::{self, ExecOutput, CLIENTS};
 
-/// The script. Fixed text: nothing is ever spliced into it.
-pub const SCRIPT: &str = include_str!("inside.sh");
+pub use digest::{cksum, Algo, Digest, InsideFile};
+pub use request::{
+    client_argv, Limit, Request, Target, BASH, MAX_FILES, MESSAGES, NODE, PYTHON, SCRIPT,
+};
+use request::{MAX_URLS, MIN_LIMIT};
 
 /// The first line of a report this parser understands.
 pub const HEADER: &str = "pd-doctor-inside 1";
@@ -36,11 +41,8 @@ const MAX_LEFT: usize = 32;
 const MAX_LINES: usize = 8192;
 /// A line is cut to this many characters before it is looked at.
 const MAX_LINE: usize = 512;
-const MAX_URLS: usize = 64;
 /// At most this many Claude Code PIDs are kept from a report.
 const MAX_CLAUDE: usize = 16;
-/// At most this many files are sized and digested per exec.
-pub const MAX_FILES: usize = crate::dockerfile::MAX_FILES;
 const MAX_ADDRS: usize = 16;
 /// Lines kept per stream of one client run (the script sends at most 41).
 const MAX_STREAM_LINES: usize = 48;
@@ -49,206 +51,11 @@ const HEAD_LINES: usize = 40;
 const LINE_BYTES: usize = 240;
 const MAX_PID1: usize = 400;
 
-/// Time the exec needs to bring the client's answer back after the client gives up.
-const RETURN_MARGIN: Duration = Duration::from_millis(150);
-const MIN_LIMIT: Duration = Duration::from_millis(100);
 /// How often the script looks again whether its processes still use CPU (`sleep 0.25`).
 pub const GRACE_STEP: Duration = Duration::from_millis(250);
 
 /// The script's own deadline comes this long before pd-doctor stops reading it.
 const END_MARGIN: Duration = Duration::from_millis(60);
-
-pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
-try:
-    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
-except urllib.error.HTTPError as e:
-    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
-except urllib.error.URLError as e:
-    r=e.reason
-    print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
-except (socket.timeout,TimeoutError):
-    print("ERR timeout")
-"#;
-
-pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
-const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
-q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
-q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
-"#;
-
-pub const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
-printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
-n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
-
-/// The client's own time limit, from the time left to the shared deadline: decimal
-/// seconds for curl, python3, node and bash; whole seconds for wget (busybox's takes no
-/// fraction; the exec's deadline cuts it off instead).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limit {
-    pub secs: String,
-    pub whole: String,
-}
-
-impl Limit {
-    pub fn until(deadline: Instant) -> Limit {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .saturating_sub(RETURN_MARGIN)
-            .max(MIN_LIMIT);
-        Limit::of(left)
-    }
-
-    fn of(left: Duration) -> Limit {
-        Limit {
-            secs: format!("{:.2}", left.as_secs_f64()),
-            whole: left.as_secs_f64().ceil().max(1.0).to_string(),
-        }
-    }
-}
-
-/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub url: String,
-    pub host: String,
-    pub port: String,
-    pub path: String,
-}
-
-impl Target {
-    pub fn new(url: &reqwest::Url) -> Target {
-        Target {
-            url: url.to_string(),
-            host: url.host_str().unwrap_or("").to_string(),
-            port: url.port_or_known_default().unwrap_or(80).to_string(),
-            path: url.path().to_string(),
-        }
-    }
-}
-
-/// The argv of one client fetching `target`: every value one argument, after the options.
-pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
-    let u = target.url.as_str();
-    let t = limit.secs.as_str();
-    let v: Vec<&str> = match client {
-        "curl" => vec![
-            "curl",
-            "-sS",
-            "--max-time",
-            t,
-            "-o",
-            "-",
-            "-w",
-            "\n__pd_status__%{http_code}",
-            "--",
-            u,
-        ],
-        "wget" => vec![
-            "wget",
-            "-q",
-            "-S",
-            "-O",
-            "-",
-            "-T",
-            &limit.whole,
-            "-t",
-            "1",
-            u,
-        ],
-        "python3" => vec!["python3", "-c", PYTHON, u, t],
-        "node" => vec!["node", "-e", NODE, u, t],
-        _ => vec![
-            "bash",
-            "-c",
-            BASH,
-            "pd-doctor",
-            &target.host,
-            &target.port,
-            &target.path,
-            t,
-        ],
-    };
-    v.into_iter().map(String::from).collect()
-}
-
-/// What a stdio server is sent, as Claude Code starts one: `initialize`, then
-/// `notifications/initialized` and `tools/list`. Never `tools/call`: through the proxy a
-/// call would take the agent's identity lock on the server.
-pub const MESSAGES: &str = concat!(
-    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#,
-    "\n",
-    r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    "\n",
-    r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
-    "\n",
-);
-
-/// What the script is asked about one container.
-#[derive(Debug, Clone, Default)]
-pub struct Request {
-    pub host_name: String,
-    /// Files in the container to size and digest (at most [`MAX_FILES`]).
-    pub files: Vec<String>,
-    /// One per server, in the project's order; `None`: not to be reached.
-    pub urls: Vec<Option<Target>>,
-    /// One per server, like `urls`: the argument vector of the stdio entry in use, its
-    /// `env` first as `env NAME=VALUE ...`; `None`: not a stdio entry.
-    pub stdio: Vec<Option<Vec<String>>>,
-    /// The tmux session Claude Code runs in, to look for ("" = none).
-    pub session: String,
-}
-
-impl Request {
-    pub fn has_stdio(&self) -> bool {
-        self.stdio.iter().any(Option::is_some)
-    }
-
-    /// `sh -c SCRIPT` and the values, each one argument; `end_in`: when everything the
-    /// exec starts is ended, or first looked at when there are `grace_steps`: that many
-    /// [`GRACE_STEP`]s more for processes that still use CPU.
-    pub fn argv(&self, limit: &Limit, end_in: Duration, grace_steps: u32) -> Vec<String> {
-        let urls = self.urls.len().min(MAX_URLS);
-        let mut argv: Vec<String> = [
-            "sh",
-            "-c",
-            SCRIPT,
-            "pd-doctor-inside",
-            &self.host_name,
-            &self.files.len().min(MAX_FILES).to_string(),
-            &limit.secs,
-            &limit.whole,
-            PYTHON,
-            NODE,
-            BASH,
-            &(4 * urls).to_string(),
-            &format!("{:.2}", end_in.as_secs_f64()),
-            MESSAGES,
-            &self.session,
-            &grace_steps.to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
-        for target in self.urls.iter().take(MAX_URLS) {
-            match target {
-                Some(t) => argv.extend([
-                    t.url.clone(),
-                    t.host.clone(),
-                    t.port.clone(),
-                    t.path.clone(),
-                ]),
-                None => argv.extend(std::iter::repeat_n(String::new(), 4)),
-            }
-        }
-        argv.extend(self.files.iter().take(MAX_FILES).cloned());
-        for (i, words) in self.stdio.iter().enumerate().take(MAX_URLS) {
-            if let Some(words) = words.as_ref().filter(|w| !w.is_empty()) {
-                argv.extend([i.to_string(), words.len().to_string()]);
-                argv.extend(words.iter().cloned());
-            }
-        }
-        argv
-    }
-}
 
 /// `getent ahosts NAME` inside: its exit status and every address, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,81 +86,6 @@ fn addresses<'a>(words: impl Iterator<Item = &'a str>) -> Vec<String> {
         }
     }
     out
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algo {
-    Sha256,
-    Cksum,
-}
-
-/// How a file's content is summed: `sha256sum`, else POSIX `cksum` (both in coreutils
-/// and busybox). pd-doctor sums the host's copy the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digest {
-    pub algo: Algo,
-    pub value: String,
-}
-
-impl Digest {
-    pub fn of(algo: Algo, bytes: &[u8]) -> Digest {
-        let value = match algo {
-            Algo::Sha256 => sha2::Sha256::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            Algo::Cksum => cksum(bytes).to_string(),
-        };
-        Digest { algo, value }
-    }
-}
-
-/// POSIX `cksum`: CRC-32 (polynomial 0x04C11DB7, most significant bit first) over the
-/// bytes and then the length, complemented.
-pub fn cksum(bytes: &[u8]) -> u32 {
-    fn feed(crc: u32, b: u8) -> u32 {
-        let mut crc = crc ^ (u32::from(b) << 24);
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    }
-    let mut crc = bytes.iter().fold(0, |crc, b| feed(crc, *b));
-    let mut len = bytes.len();
-    while len > 0 {
-        crc = feed(crc, (len & 0xff) as u8);
-        len >>= 8;
-    }
-    !crc
-}
-
-/// A file as the container has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InsideFile {
-    Missing,
-    /// `digest` is `None` where the image has neither `sha256sum` nor `cksum`.
-    Present {
-        digest: Option<Digest>,
-        size: Option<u64>,
-    },
-}
-
-impl InsideFile {
-    /// Whether the container's copy differs from `host`; `None`: the report cannot tell.
-    pub fn differs_from(&self, host: &[u8]) -> Option<bool> {
-        match self {
-            InsideFile::Missing => None,
-            InsideFile::Present { digest, size } => {
-                let digest = digest.as_ref()?;
-                let other_size = size.is_some_and(|s| s != host.len() as u64);
-                Some(other_size || *digest != Digest::of(digest.algo, host))
-            }
-        }
-    }
 }
 
 /// One client run from the report: its output as the per-client exec would have given it.

@@ -1,0 +1,209 @@
+//! What the one exec is asked: the script's argument vector (every value one argument),
+//! the per-client command lines of the fallback, and the messages a stdio server is sent.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The script. Fixed text: nothing is ever spliced into it.
+pub const SCRIPT: &str = include_str!("inside.sh");
+/// At most this many URLs (and stdio servers) are asked per exec.
+pub const MAX_URLS: usize = 64;
+/// Time the exec needs to bring the client's answer back after the client gives up.
+pub const RETURN_MARGIN: Duration = Duration::from_millis(150);
+/// The shortest time limit a client or the script is given.
+pub const MIN_LIMIT: Duration = Duration::from_millis(100);
+/// At most this many files are sized and digested per exec.
+pub const MAX_FILES: usize = crate::dockerfile::MAX_FILES;
+
+pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
+try:
+    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
+except urllib.error.HTTPError as e:
+    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
+except urllib.error.URLError as e:
+    r=e.reason
+    print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
+except (socket.timeout,TimeoutError):
+    print("ERR timeout")
+"#;
+
+pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
+const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
+q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
+q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
+"#;
+
+pub const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
+printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
+n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
+
+/// The client's own time limit, from the time left to the shared deadline: decimal
+/// seconds for curl, python3, node and bash; whole seconds for wget (busybox's takes no
+/// fraction; the exec's deadline cuts it off instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub secs: String,
+    pub whole: String,
+}
+
+impl Limit {
+    pub fn until(deadline: Instant) -> Limit {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(RETURN_MARGIN)
+            .max(MIN_LIMIT);
+        Limit::of(left)
+    }
+
+    pub(super) fn of(left: Duration) -> Limit {
+        Limit {
+            secs: format!("{:.2}", left.as_secs_f64()),
+            whole: left.as_secs_f64().ceil().max(1.0).to_string(),
+        }
+    }
+}
+
+/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: String,
+    pub host: String,
+    pub port: String,
+    pub path: String,
+}
+
+impl Target {
+    pub fn new(url: &reqwest::Url) -> Target {
+        Target {
+            url: url.to_string(),
+            host: url.host_str().unwrap_or("").to_string(),
+            port: url.port_or_known_default().unwrap_or(80).to_string(),
+            path: url.path().to_string(),
+        }
+    }
+}
+
+/// The argv of one client fetching `target`: every value one argument, after the options.
+pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
+    let u = target.url.as_str();
+    let t = limit.secs.as_str();
+    let v: Vec<&str> = match client {
+        "curl" => vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            t,
+            "-o",
+            "-",
+            "-w",
+            "\n__pd_status__%{http_code}",
+            "--",
+            u,
+        ],
+        "wget" => vec![
+            "wget",
+            "-q",
+            "-S",
+            "-O",
+            "-",
+            "-T",
+            &limit.whole,
+            "-t",
+            "1",
+            u,
+        ],
+        "python3" => vec!["python3", "-c", PYTHON, u, t],
+        "node" => vec!["node", "-e", NODE, u, t],
+        _ => vec![
+            "bash",
+            "-c",
+            BASH,
+            "pd-doctor",
+            &target.host,
+            &target.port,
+            &target.path,
+            t,
+        ],
+    };
+    v.into_iter().map(String::from).collect()
+}
+
+/// What a stdio server is sent, as Claude Code starts one: `initialize`, then
+/// `notifications/initialized` and `tools/list`. Never `tools/call`: through the proxy a
+/// call would take the agent's identity lock on the server.
+pub const MESSAGES: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#,
+    "\n",
+    r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    "\n",
+    r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
+    "\n",
+);
+
+/// What the script is asked about one container.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub host_name: String,
+    /// Files in the container to size and digest (at most [`MAX_FILES`]).
+    pub files: Vec<String>,
+    /// One per server, in the project's order; `None`: not to be reached.
+    pub urls: Vec<Option<Target>>,
+    /// One per server, like `urls`: the argument vector of the stdio entry in use, its
+    /// `env` first as `env NAME=VALUE ...`; `None`: not a stdio entry.
+    pub stdio: Vec<Option<Vec<String>>>,
+    /// The tmux session Claude Code runs in, to look for ("" = none).
+    pub session: String,
+}
+
+impl Request {
+    pub fn has_stdio(&self) -> bool {
+        self.stdio.iter().any(Option::is_some)
+    }
+
+    /// `sh -c SCRIPT` and the values, each one argument; `end_in`: when everything the
+    /// exec starts is ended, or first looked at when there are `grace_steps`: that many
+    /// [`GRACE_STEP`]s more for processes that still use CPU.
+    pub fn argv(&self, limit: &Limit, end_in: Duration, grace_steps: u32) -> Vec<String> {
+        let urls = self.urls.len().min(MAX_URLS);
+        let mut argv: Vec<String> = [
+            "sh",
+            "-c",
+            SCRIPT,
+            "pd-doctor-inside",
+            &self.host_name,
+            &self.files.len().min(MAX_FILES).to_string(),
+            &limit.secs,
+            &limit.whole,
+            PYTHON,
+            NODE,
+            BASH,
+            &(4 * urls).to_string(),
+            &format!("{:.2}", end_in.as_secs_f64()),
+            MESSAGES,
+            &self.session,
+            &grace_steps.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        for target in self.urls.iter().take(MAX_URLS) {
+            match target {
+                Some(t) => argv.extend([
+                    t.url.clone(),
+                    t.host.clone(),
+                    t.port.clone(),
+                    t.path.clone(),
+                ]),
+                None => argv.extend(std::iter::repeat_n(String::new(), 4)),
+            }
+        }
+        argv.extend(self.files.iter().take(MAX_FILES).cloned());
+        for (i, words) in self.stdio.iter().enumerate().take(MAX_URLS) {
+            if let Some(words) = words.as_ref().filter(|w| !w.is_empty()) {
+                argv.extend([i.to_string(), words.len().to_string()]);
+                argv.extend(words.iter().cloned());
+            }
+        }
+        argv
+    }
+}
