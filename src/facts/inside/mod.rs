@@ -618,6 +618,24 @@ end
         assert_eq!(Limit::of(Duration::from_millis(100)).whole, "1");
     }
 
+    /// Only `initialize`, `notifications/initialized` and `tools/list`: a `tools/call`
+    /// through the proxy would take the agent's identity lock on the server.
+    #[test]
+    fn a_stdio_server_is_never_sent_tools_call() {
+        let methods: Vec<String> = MESSAGES
+            .lines()
+            .map(|l| {
+                let message: serde_json::Value = serde_json::from_str(l).unwrap();
+                message["method"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            methods,
+            ["initialize", "notifications/initialized", "tools/list"]
+        );
+        assert!(!SCRIPT.contains("tools/call"));
+    }
+
     #[test]
     fn digests_match_the_tools_inside() {
         // printf 'hello\n' | sha256sum; printf 'hello\n' | cksum; printf '' | cksum
