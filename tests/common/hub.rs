@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::lab::{self, docker, Lab, LABEL};
+use super::lab::{self, docker, Lab};
 use super::servers::{self, Bind, McpOptions};
 use super::Tree;
 
@@ -88,24 +88,7 @@ pub fn build_hub_image(tag: &str) {
     write_file(&ctx.path().join("entrypoint.sh"), ENTRYPOINT, true);
     write_file(&ctx.path().join("scripts/mcp_proxy.py"), PROXY, true);
     write_file(&ctx.path().join("claude"), CLAUDE, true);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/lab/build-rootfs.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(ctx.path().join("rootfs"))
-        .arg("hub")
-        .status()
-        .expect("bash");
-    assert!(status.success(), "build-rootfs.sh hub failed");
-    let label = format!("{LABEL}={}", std::process::id());
-    docker(&[
-        "build",
-        "-q",
-        "--label",
-        &label,
-        "-t",
-        tag,
-        &ctx.path().display().to_string(),
-    ]);
+    lab::build_context(ctx.path(), "hub", tag);
 }
 
 fn write_file(path: &Path, text: &str, executable: bool) {

@@ -87,12 +87,20 @@ pub fn build_image(tag: &str, variant: &str, entrypoint: &str) {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let mut build = Command::new("bash");
-    build
-        .arg(Path::new(root).join("docker/lab/build-rootfs.sh"))
-        .arg(ctx.path().join("rootfs"))
-        .arg(variant);
-    assert!(build.status().unwrap().success(), "build-rootfs.sh failed");
+    build_context(ctx.path(), variant, tag);
+}
+
+/// Fills `ctx/rootfs` with `build-rootfs.sh ROOTFS variant` and builds `ctx` as `tag`,
+/// labelled with this test process.
+pub fn build_context(ctx: &Path, variant: &str, tag: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/lab/build-rootfs.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(ctx.join("rootfs"))
+        .arg(variant)
+        .status()
+        .expect("bash");
+    assert!(status.success(), "build-rootfs.sh {variant} failed");
     let label = format!("{LABEL}={}", std::process::id());
     docker(&[
         "build",
@@ -101,7 +109,7 @@ pub fn build_image(tag: &str, variant: &str, entrypoint: &str) {
         &label,
         "-t",
         tag,
-        &ctx.path().display().to_string(),
+        &ctx.display().to_string(),
     ]);
 }
 
