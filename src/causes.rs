@@ -274,6 +274,7 @@ causes! {
         Missing = "missing",
         LocalhostUrl = "localhost-url",
         WrongPort = "wrong-port",
+        WrongServer = "wrong-server",
         WrongPath = "wrong-path",
         WrongTransport = "wrong-transport",
         MissingAuthHeader = "missing-auth-header",
@@ -311,6 +312,11 @@ causes! {
         Pending = "pending",
         Declined = "declined",
         Denied = "denied",
+    }
+
+    /// `config.trust`.
+    TrustCause {
+        NotAccepted = "not-accepted",
     }
 
     /// `config.permissions`.
@@ -422,6 +428,7 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::McpJson => McpJsonCause::CODES,
             K::HostMcpJson => HostMcpJsonCause::CODES,
             K::Approval => ApprovalCause::CODES,
+            K::Trust => TrustCause::CODES,
             K::Permissions => PermissionsCause::CODES,
             K::Auth => AuthCause::CODES,
             K::ContainersStale => StaleCause::CODES,

@@ -358,6 +358,38 @@ pub fn project_entry<'a>(doc: &'a Value, project_dir: &str) -> Option<&'a Value>
     doc.get("projects")?.get(project_dir)
 }
 
+/// The folder whose trust covers `dir`, as Claude Code decides it: `dir` itself or the
+/// nearest folder above it whose `projects` entry has a truthy `hasTrustDialogAccepted`
+/// (keys compared exactly: "/pipe-dream/" is not "/pipe-dream"). Measured with Claude
+/// Code 2.1.327: a trusted "/" covers "/pipe-dream", a trusted child does not, and `1` or
+/// `"yes"` count as JavaScript counts them.
+pub fn trusted_by(doc: &Value, dir: &str) -> Option<String> {
+    let projects = doc.get("projects")?;
+    let mut at = std::path::Path::new(dir);
+    loop {
+        let key = at.to_str()?;
+        if projects
+            .get(key)
+            .and_then(|p| p.get("hasTrustDialogAccepted"))
+            .is_some_and(truthy)
+        {
+            return Some(key.to_string());
+        }
+        at = at.parent()?;
+    }
+}
+
+/// JavaScript's truthiness, which is how Claude Code reads its flags.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
 /// The strings of the array `key` of `doc` (an approval list, say); nothing when absent.
 pub fn names(doc: Option<&Value>, key: &str) -> Vec<String> {
     doc.and_then(|d| d.get(key))
@@ -532,6 +564,42 @@ mod tests {
             parse_json(b"{\r\n\"a\": 1\r\n}\r\n"),
             JsonFile::Parsed(_)
         ));
+    }
+
+    /// The rules Claude Code 2.1.327 was seen to follow (`claude mcp list` in a lab
+    /// container, /pipe-dream as its working directory).
+    #[test]
+    fn trust_is_the_folder_or_a_folder_above_it() {
+        let trust = |projects: Value| {
+            trusted_by(&serde_json::json!({ "projects": projects }), "/pipe-dream")
+        };
+        let yes = serde_json::json!({"hasTrustDialogAccepted": true});
+        assert_eq!(
+            trust(serde_json::json!({"/pipe-dream": yes})).as_deref(),
+            Some("/pipe-dream")
+        );
+        assert_eq!(trust(serde_json::json!({"/": yes})).as_deref(), Some("/"));
+        assert_eq!(trust(serde_json::json!({"/pipe-dream/": yes})), None);
+        assert_eq!(trust(serde_json::json!({"/pipe-dream/sub": yes})), None);
+        assert_eq!(trust(serde_json::json!({"/pipe": yes})), None);
+        assert_eq!(
+            trust(serde_json::json!({"/pipe-dream": {"hasTrustDialogAccepted": "yes"}})).as_deref(),
+            Some("/pipe-dream")
+        );
+        assert_eq!(
+            trust(serde_json::json!({"/pipe-dream": {"hasTrustDialogAccepted": 0}})),
+            None
+        );
+        assert_eq!(
+            trust(serde_json::json!({"/pipe-dream": {"hasTrustDialogAccepted": false}, "/": yes}))
+                .as_deref(),
+            Some("/")
+        );
+        assert_eq!(trusted_by(&serde_json::json!({}), "/pipe-dream"), None);
+        assert_eq!(
+            trusted_by(&serde_json::json!({"projects": []}), "/pipe-dream"),
+            None
+        );
     }
 
     #[test]

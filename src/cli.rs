@@ -394,6 +394,7 @@ fn check(cli: &Cli, color: bool) -> anyhow::Result<i32> {
         },
         started_at,
         duration_ms: clock.elapsed().as_millis() as u64,
+        claude_code: report::verdict::judge(&results),
         results,
         root_causes,
     };

@@ -311,11 +311,15 @@ fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) 
         .as_ref()
         .map(|f| f.describe(root))
         .unwrap_or_default();
+    let mut subject = inst.subject.clone();
+    if subject.server.is_none() {
+        subject.server = finding.server.clone();
+    }
     CheckResult {
         id: inst.id.clone(),
         check: inst.def.id.clone(),
         section: inst.def.section.clone(),
-        subject: inst.subject.clone(),
+        subject,
         status: finding.status,
         cause: finding.cause.to_string(),
         message: finding.message,
@@ -328,6 +332,7 @@ fn finish(inst: &Instance, finding: Finding, took: Duration, project: &Project) 
         },
         explained_by: None,
         duration_ms: took.as_millis() as u64,
+        scope: finding.scope,
         plan: finding.fix,
     }
 }
@@ -507,6 +512,7 @@ mod tests {
             explained_by: None,
             fix: FixReport::default(),
             duration_ms: 0,
+            scope: None,
             plan: None,
         }
     }

@@ -73,6 +73,14 @@ pub struct Finding {
     pub evidence: Vec<String>,
     pub hint: Option<String>,
     pub fix: Option<FixPlan>,
+    /// The one server a finding of a check that runs once for all servers is about
+    /// (`config.mcp_json` on qms's entry): it joins the result's subject, so a consumer
+    /// of the report sees which server it concerns and the grouping by root cause keeps
+    /// the other servers apart.
+    pub server: Option<String>,
+    /// The scope of the entry Claude Code uses for the subject's agent and server
+    /// (`local`, `project`, `user`, or `none`), where the check has decided it.
+    pub scope: Option<&'static str>,
 }
 
 impl Finding {
@@ -84,6 +92,8 @@ impl Finding {
             evidence: Vec::new(),
             hint: None,
             fix: None,
+            server: None,
+            scope: None,
         }
     }
 
@@ -135,6 +145,18 @@ impl Finding {
         self
     }
 
+    /// The finding concerns this one server (see [`Finding::server`]).
+    pub fn about(mut self, server: &str) -> Self {
+        self.server = Some(server.to_string());
+        self
+    }
+
+    /// The entry in use has this scope (see [`Finding::scope`]).
+    pub fn scope(mut self, scope: &'static str) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
     pub fn with_status(mut self, status: Status) -> Self {
         self.status = status;
         self
@@ -160,6 +182,9 @@ pub struct CheckResult {
     pub explained_by: Option<String>,
     pub fix: FixReport,
     pub duration_ms: u64,
+    /// The scope of the entry Claude Code uses for the subject (`config.server_entry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
     /// The actions behind `fix.plan`, for `--fix`; not part of the report.
     #[serde(skip)]
     pub plan: Option<FixPlan>,

@@ -43,6 +43,9 @@ pub enum Action {
         add: bool,
         now: Vec<String>,
     },
+    /// Record in a `.claude.json` that the trust dialog was accepted for the folder `dir`
+    /// (`projects[dir].hasTrustDialogAccepted = true`), after a backup.
+    AcceptTrust { path: PathBuf, dir: String },
     /// Remove one container; a running one only with `--force`. `running` is what the
     /// plan saw; the action looks again before it acts.
     RemoveContainer {
@@ -79,7 +82,9 @@ impl Action {
             Action::StopServer { .. } => 0,
             Action::RemoveContainer { .. } => 1,
             Action::RestoreClaudeJson { .. } => 2,
-            Action::RewriteServerEntry { .. } | Action::EditNameList { .. } => 3,
+            Action::RewriteServerEntry { .. }
+            | Action::EditNameList { .. }
+            | Action::AcceptTrust { .. } => 3,
             Action::RemoveFile { .. } => 4,
             Action::StartServer { .. } => 5,
             Action::RestartContainer { .. } => 6,
@@ -92,7 +97,8 @@ impl Action {
             Action::RemoveFile { path, .. }
             | Action::RestoreClaudeJson { path, .. }
             | Action::RewriteServerEntry { path, .. }
-            | Action::EditNameList { path, .. } => Some(path),
+            | Action::EditNameList { path, .. }
+            | Action::AcceptTrust { path, .. } => Some(path),
             Action::RemoveContainer { .. }
             | Action::StopServer { .. }
             | Action::StartServer { .. }
@@ -183,6 +189,10 @@ impl Action {
                     show(path)
                 )
             }
+            Action::AcceptTrust { path, dir } => format!(
+                "set projects[{dir:?}].hasTrustDialogAccepted to true in {}, as accepting the trust dialog does (backup first)",
+                show(path)
+            ),
             Action::RemoveContainer {
                 name,
                 running: false,

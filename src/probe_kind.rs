@@ -53,6 +53,7 @@ probe_kinds! {
     McpJson = "mcp-json",
     HostMcpJson = "host-mcp-json",
     Approval = "approval",
+    Trust = "trust",
     Permissions = "permissions",
     Auth = "auth",
     ContainersStale = "containers-stale",

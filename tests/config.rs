@@ -96,9 +96,34 @@ async fn x_api_key_without_authorization() {
 
 #[tokio::test]
 async fn ports_swapped_between_servers() {
+    // Each entry names the other server's port: Claude Code connects, to the other
+    // server, and says "✔ Connected" (seen with Claude Code 2.1.327); pd-doctor names it.
     let r = diagnose("wrong-port").await;
+    r.expect_saying(
+        "config.server_entry[qa,qms]",
+        "fail",
+        "wrong-server",
+        &["is git's", "Connected"],
+    );
+    r.expect("config.server_entry[qa,git]", "fail", "wrong-server");
+    let verdict = r.client("qa", "qms");
+    assert_eq!(verdict["expected"], "connected", "{verdict}");
+    assert_eq!(
+        verdict["because"], "config.server_entry[qa,qms]",
+        "{verdict}"
+    );
+}
+
+#[tokio::test]
+async fn a_port_no_server_has_is_a_wrong_port() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("");
+    let path = ".claude/users/qa/container/.claude.json";
+    let cj = std::fs::read_to_string(t.path(path)).unwrap();
+    t.write(path, &cj.replacen(&format!(":{}/", t.qms), ":1/", 1));
+    let r = diagnose_tree(&t).await;
     r.expect("config.server_entry[qa,qms]", "fail", "wrong-port");
-    r.expect("config.server_entry[qa,git]", "fail", "wrong-port");
 }
 
 #[tokio::test]
@@ -144,11 +169,76 @@ async fn project_scope_key_differs_from_user_scope() {
         "docker/.mcp.json",
         &t.ported(&common::fixture_text("project-scope/.mcp.json")),
     );
-    // Claude Code uses the project copy only once it is approved.
+    // Claude Code uses the project copy only once it is approved, in a trusted folder.
     t.approve();
+    t.trust("qa");
     let r = diagnose_tree(&t).await;
     // Project scope wins over user scope and is what docker/.mcp.json says: a warning.
     r.expect("config.scope_conflict[qa,qms]", "warn", "conflict");
+}
+
+/// In a folder whose trust dialog was never accepted, Claude Code 2.1.327 takes the
+/// user-scope copy over the approved project one (its `mcp list` shows the user URL).
+#[tokio::test]
+async fn an_untrusted_folder_keeps_the_user_scope_copy_in_use() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "localhost-urls");
+    t.config("");
+    t.approve();
+    let r = diagnose_tree(&t).await;
+    let entry = r.expect("config.server_entry[qa,qms]", "fail", "localhost-url");
+    assert_eq!(entry["scope"], "user", "{entry}");
+    // Nothing waits on the trust: every server has its user copy.
+    r.expect_saying("config.trust[qa]", "ok", "ok", &["user scope"]);
+    t.trust("qa");
+    let r = diagnose_tree(&t).await;
+    let entry = r.expect("config.server_entry[qa,qms]", "ok", "ok");
+    assert_eq!(entry["scope"], "project", "{entry}");
+    r.expect("config.trust[qa]", "ok", "ok");
+}
+
+/// A project-scope server with no other copy waits on the trust dialog: "⏸ Pending
+/// approval" in Claude Code, however it is approved; `--fix` records the answer.
+#[tokio::test]
+async fn an_untrusted_folder_holds_back_the_project_servers() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "config-without-marker");
+    let path = t.path(".claude/users/qa/container/.claude.json");
+    t.write(
+        ".claude/users/qa/container/.claude.json",
+        "{\"hasCompletedOnboarding\": true}\n",
+    );
+    t.config("");
+    t.approve();
+    let r = diagnose_tree(&t).await;
+    let c = r.expect_saying(
+        "config.trust[qa]",
+        "fail",
+        "not-accepted",
+        &["qms, git", "pending approval"],
+    );
+    assert_eq!(c["fix"]["available"], true, "{c}");
+    for server in ["qms", "git"] {
+        let v = r.client("qa", server);
+        assert_eq!(v["expected"], "pending-approval", "{v}");
+        assert_eq!(v["because"], "config.trust[qa]", "{v}");
+        assert_eq!(v["entry"], "project", "{v}");
+    }
+    let fixed = common::run_json(t.root(), &["--only", "config.*", "--fix", "--yes"]).await;
+    fixed.expect("config.trust[qa]", "fixed", "ok");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        doc["projects"]["/pipe-dream"]["hasTrustDialogAccepted"],
+        true
+    );
+    assert_eq!(
+        doc["hasCompletedOnboarding"], true,
+        "other keys kept: {doc}"
+    );
+    let again = diagnose_tree(&t).await;
+    again.expect("config.trust[qa]", "ok", "ok");
+    assert_eq!(again.client("qa", "qms")["expected"], "connected");
 }
 
 #[tokio::test]

@@ -114,7 +114,9 @@ async fn dead_pid_file_is_removed_with_a_backup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_user_scope_copy_under_an_approved_project_copy_is_rewritten() {
     let t = qa_tree("localhost-urls");
+    // The project copy is in use: approved, in a folder qa trusts.
     t.approve();
+    t.trust("qa");
     let before = common::run_json(t.root(), &["--only", "config.*"]).await;
     before.expect("config.server_entry[qa,qms]", "ok", "ok");
     let c = before.expect("config.scope_conflict[qa,qms]", "warn", "conflict");

@@ -547,7 +547,7 @@ async fn the_default_report_leads_with_problems_and_folds_what_is_well() {
     )
     .await;
     assert!(
-        r.stdout.contains("✓ 8.3 Is MCP configured? 22 checks"),
+        r.stdout.contains("✓ 8.3 Is MCP configured? 24 checks"),
         "{}",
         r.stdout
     );

@@ -471,6 +471,7 @@ probe = "marker"
         ("config.host_mcp_json", "ok second-server"),
         ("config.permissions", "ok prompts"),
         ("config.auth", "ok not-logged-in"),
+        ("config.trust", "ok not-accepted"),
     ];
 
     #[test]

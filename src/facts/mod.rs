@@ -265,6 +265,28 @@ impl Facts {
         envs
     }
 
+    /// The folder `agent`'s Claude Code starts in, whose trust decides whether it uses
+    /// the project's `.mcp.json`: its container's working directory (`/` when the image
+    /// sets none), else the layout's project mount.
+    pub async fn work_dir(&self, agent: &Agent) -> String {
+        let container = match self.docker().await {
+            Ok(d) => d.container_of(&agent.name),
+            Err(_) => None,
+        };
+        match container {
+            Some(c) if c.working_dir.is_empty() => "/".into(),
+            Some(c) => c.working_dir.clone(),
+            None => self.project.layout.project_mount.clone(),
+        }
+    }
+
+    /// The folder whose accepted trust dialog covers `agent`'s working directory, if one
+    /// does (`None` also when `.claude.json` cannot be read: Claude Code would ask).
+    pub async fn trusted_by(&self, agent: &Agent) -> Option<String> {
+        let dir = self.work_dir(agent).await;
+        claude_config::trusted_by(self.claude_json(agent).parsed()?, &dir)
+    }
+
     /// The agent's local-scope entry for `server` (`projects["/pipe-dream"].mcpServers`).
     pub fn local_entry(
         &self,

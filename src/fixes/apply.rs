@@ -58,6 +58,7 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
             add,
             ..
         } => edit_name_list(path, at, names, *add, cx),
+        Action::AcceptTrust { path, dir } => accept_trust(path, dir, cx),
         Action::RemoveContainer { id, name, .. } => return remove_container(id, name, cx).await,
         Action::StopServer {
             server,
@@ -253,6 +254,41 @@ fn rewrite_entry(path: &Path, server: &str, cx: &Context) -> Result<String, Stri
         cx.project.layout.mcp_json,
         saved.map(|p| cx.show(&p)).unwrap_or_default()
     ))
+}
+
+/// Sets `projects[dir].hasTrustDialogAccepted` to true, creating the project entry when
+/// there is none and keeping every other key of it.
+fn accept_trust(path: &Path, dir: &str, cx: &Context) -> Result<String, String> {
+    let shown = cx.show(path);
+    let saved = edit_json(path, cx, |doc| {
+        let Value::Object(top) = doc else {
+            return Err(format!("{shown} is not a JSON object"));
+        };
+        let projects = top
+            .entry("projects")
+            .or_insert_with(|| Value::Object(Default::default()));
+        let Value::Object(projects) = projects else {
+            return Err(format!("{shown}: projects is not an object"));
+        };
+        let entry = projects
+            .entry(dir.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        let Value::Object(entry) = entry else {
+            return Err(format!("{shown}: projects[{dir:?}] is not an object"));
+        };
+        if entry.get("hasTrustDialogAccepted") == Some(&Value::Bool(true)) {
+            return Ok(false);
+        }
+        entry.insert("hasTrustDialogAccepted".into(), Value::Bool(true));
+        Ok(true)
+    })?;
+    Ok(match saved {
+        Some(saved) => format!(
+            "recorded trust for {dir} in {shown} (backup: {})",
+            cx.show(&saved)
+        ),
+        None => format!("{shown} already trusted {dir}"),
+    })
 }
 
 /// Adds `names` to (creating the keys on the way) or removes them from the list at `at`.

@@ -497,6 +497,7 @@ mod tests {
             explained_by: None,
             fix: FixReport::default(),
             duration_ms: 0,
+            scope: None,
             plan: Some(FixPlan { actions }),
         }
     }

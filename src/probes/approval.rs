@@ -63,30 +63,11 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
         JsonFile::Parsed(doc) => claude_config::project_entry(doc, &f.project.layout.project_mount),
         _ => None,
     };
-    if names(claude_json, "disabledMcpjsonServers")
-        .iter()
-        .any(|n| n == name)
-    {
-        return Approval::Declined {
-            in_claude_json: true,
-            source: format!(
-                "projects[\"{}\"].disabledMcpjsonServers in {}",
-                f.project.layout.project_mount,
-                f.project.show(&agent.config_dir.join(".claude.json"))
-            ),
-        };
-    }
-    for s in settings {
-        if names(s.doc.as_ref(), "disabledMcpjsonServers")
+    let disables = |doc: Option<&Value>| {
+        names(doc, "disabledMcpjsonServers")
             .iter()
             .any(|n| n == name)
-        {
-            return Approval::Declined {
-                in_claude_json: false,
-                source: format!("disabledMcpjsonServers in {}", shown(s)),
-            };
-        }
-    }
+    };
     let approves = |doc: Option<&Value>| {
         doc.and_then(|d| d.get("enableAllProjectMcpServers"))
             .and_then(Value::as_bool)
@@ -95,8 +76,26 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
                 .iter()
                 .any(|n| n == name)
     };
+    // The order Claude Code 2.1.327 showed: a settings file's "no" beats any "yes"; a
+    // settings file's "yes" beats the answer kept in .claude.json; there, "no" beats "yes".
+    if let Some(s) = settings.iter().find(|s| disables(s.doc.as_ref())) {
+        return Approval::Declined {
+            in_claude_json: false,
+            source: format!("disabledMcpjsonServers in {}", shown(s)),
+        };
+    }
     if let Some(s) = settings.iter().find(|s| approves(s.doc.as_ref())) {
         return Approval::Approved(shown(s));
+    }
+    if disables(claude_json) {
+        return Approval::Declined {
+            in_claude_json: true,
+            source: format!(
+                "projects[\"{}\"].disabledMcpjsonServers in {}",
+                f.project.layout.project_mount,
+                f.project.show(&agent.config_dir.join(".claude.json"))
+            ),
+        };
     }
     if approves(claude_json) {
         return Approval::Approved(format!(

@@ -10,7 +10,7 @@ use crate::model::{Finding, Subject};
 
 use super::{
     approval, auth, claude_json, docker, generic, host_mcp_json, hub, isolation, listen, marker,
-    mcp, mcp_json, oauth, permissions, pidfile, scope_conflict, server_entry,
+    mcp, mcp_json, oauth, permissions, pidfile, scope_conflict, server_entry, trust,
 };
 
 /// Time a probe needs beyond the per-probe timeout: a `docker exec` pays for starting a
@@ -56,6 +56,7 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
         (K::Approval, Some(s), Some(a)) => approval::probe(f, a, s).await,
         (K::Permissions, Some(s), Some(a)) => permissions::probe(f, a, s).await,
         (K::Auth, _, Some(a)) => auth::probe(f, a).await,
+        (K::Trust, _, Some(a)) => trust::probe(f, a).await,
         (K::DockerEngine, _, _) => docker::probe(f, kind, &subject).await,
         (k, _, _) if in_container(k) => docker::probe(f, kind, &subject).await,
         (k, _, _) => Finding::internal(format!(

@@ -42,13 +42,19 @@ pub fn probe(f: &Facts) -> Finding {
         );
     };
     let names: Vec<&str> = own.iter().map(|(s, _, _)| s.name.as_str()).collect();
-    Finding::warn(
+    let finding = Finding::warn(
         HostMcpJsonCause::SecondServer,
         format!(
             "the host's .mcp.json runs {} as a stdio program: Claude Code on the host starts a second server instead of using the one the agents use",
             names.join(", ")
         ),
-    )
+    );
+    // A finding about one server names it.
+    let finding = match names.as_slice() {
+        [one] => finding.about(one),
+        _ => finding,
+    };
+    finding
     .evidence_all(own.iter().map(|(s, command, args)| {
         format!(
             "{}: command {} with {args} argument(s), not http://localhost:{}{}",

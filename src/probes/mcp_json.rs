@@ -45,6 +45,7 @@ pub async fn probe(f: &Facts) -> Finding {
             for var in entry.expanded(env, &f.project.secrets).1 {
                 problems.push((
                     C::UnsetVariable,
+                    name.clone(),
                     format!(
                         "{name} refers to ${{{var}}}, which {} does not set: Claude Code sends it literally",
                         env.place
@@ -65,6 +66,7 @@ pub async fn probe(f: &Facts) -> Finding {
         let Some((_, entry)) = entries.iter().find(|(n, _)| *n == server.name) else {
             problems.push((
                 C::MissingServer,
+                server.name.clone(),
                 format!("it does not name server {}", server.name),
             ));
             continue;
@@ -73,6 +75,7 @@ pub async fn probe(f: &Facts) -> Finding {
             if kind != "http" {
                 problems.push((
                     C::WrongTransport,
+                    server.name.clone(),
                     format!(
                         "{} has type {kind}; Claude Code in the containers needs type http or a stdio entry",
                         server.name
@@ -83,9 +86,14 @@ pub async fn probe(f: &Facts) -> Finding {
         match entry.parsed_url() {
             // A stdio server of its own, not a proxy: it has no URL to judge.
             None if entry.is_stdio() && entry.url.is_none() => {}
-            None => problems.push((C::BadUrl, format!("{} has no usable url", server.name))),
+            None => problems.push((
+                C::BadUrl,
+                server.name.clone(),
+                format!("{} has no usable url", server.name),
+            )),
             Some(url) if is_local_host(url.host_str().unwrap_or("")) => problems.push((
                 C::LocalhostUrl,
+                server.name.clone(),
                 format!(
                     "{} points at {}, which inside a container is the container itself",
                     server.name,
@@ -97,6 +105,7 @@ pub async fn probe(f: &Facts) -> Finding {
         if sends_key_alone(entry) {
             auth.push((
                 C::MissingAuthHeader,
+                server.name.clone(),
                 format!(
                     "{} sends X-API-Key without Authorization{}",
                     server.name,
@@ -125,9 +134,13 @@ pub async fn probe(f: &Facts) -> Finding {
                     .join(", ")
             ),
         ),
-        Some((cause, first)) => {
-            let finding = Finding::fail(*cause, format!("{shown}: {first}"))
-                .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()));
+        Some((cause, about, first)) => {
+            let mut finding = Finding::fail(*cause, format!("{shown}: {first}"))
+                .evidence_all(problems.iter().skip(1).map(|(_, _, p)| p.clone()));
+            // A finding about one server names it; one about several names none.
+            if problems.iter().all(|(_, s, _)| s == about) {
+                finding = finding.about(about);
+            }
             match cause {
                 C::UnsetVariable => finding.hint("set it where the agents run: docker run -e NAME=value, or compose `environment:` / `env_file:`; or give it a default: ${NAME:-value}"),
                 C::MissingAuthHeader => finding

@@ -20,3 +20,4 @@ mod permissions;
 mod pidfile;
 mod scope_conflict;
 mod server_entry;
+mod trust;

@@ -18,12 +18,13 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
         );
     }
     let layout = &f.project.layout;
-    // The project copy takes part only once approved: until then Claude Code does not
-    // use it (config.approval says so).
+    // The project copy takes part only once approved (config.approval), and over a user
+    // copy only in a trusted folder (config.trust): until then Claude Code does not use it.
     let approved = matches!(
         approval::approval(f, agent, server).await,
         Approval::Approved(_)
-    );
+    ) && (f.trusted_by(agent).await.is_some()
+        || f.user_entry(agent, server).is_none());
     let scopes: Vec<(&str, ServerEntry)> = [
         ("local", f.local_entry(agent, server)),
         ("project", server.expected.clone().filter(|_| approved)),

@@ -121,8 +121,25 @@ pub fn differences(
 fn rewritable(cause: C) -> bool {
     matches!(
         cause,
-        C::LocalhostUrl | C::MissingAuthHeader | C::WrongPort | C::WrongPath | C::WrongTransport
+        C::LocalhostUrl
+            | C::MissingAuthHeader
+            | C::WrongPort
+            | C::WrongServer
+            | C::WrongPath
+            | C::WrongTransport
     )
+}
+
+/// Another of the project's servers that `entry` points at by its port (on the host the
+/// containers use, on that server's path): Claude Code reaches a server there, just not
+/// this one.
+fn other_server<'a>(f: &'a Facts, server: &Server, entry: &ServerEntry) -> Option<&'a Server> {
+    let url = entry.parsed_url()?;
+    let port = url.port_or_known_default()?;
+    f.project
+        .servers
+        .iter()
+        .find(|s| s.name != server.name && s.port == port && s.path == url.path())
 }
 
 fn show_port(url: &reqwest::Url) -> String {
@@ -131,10 +148,16 @@ fn show_port(url: &reqwest::Url) -> String {
 }
 
 /// The copy of `server` that the agent's Claude Code uses, and its scope: local scope
-/// over project scope (when approved) over user scope (Claude Code's documented order).
+/// over project scope (when approved, in a trusted folder) over user scope (Claude
+/// Code's documented order; the trust rule as Claude Code 2.1.327 showed it: in a folder
+/// whose trust dialog was never accepted it takes the user-scope copy, and lists an
+/// approved project server with no other copy as pending approval).
 pub enum InUse {
     Local(ServerEntry),
     Project,
+    /// Approved in `.mcp.json`, with no other copy, in a folder not trusted: the copy
+    /// Claude Code will use once the folder is trusted, pending until then.
+    Untrusted,
     User(ServerEntry),
     None,
 }
@@ -143,14 +166,17 @@ pub async fn in_use(f: &Facts, agent: &Agent, server: &Server) -> InUse {
     if let Some(e) = f.local_entry(agent, server) {
         return InUse::Local(e);
     }
-    if matches!(
+    let approved = matches!(
         approval::approval(f, agent, server).await,
         Approval::Approved(_)
-    ) {
+    );
+    let trusted = approved && f.trusted_by(agent).await.is_some();
+    if trusted {
         return InUse::Project;
     }
     match f.user_entry(agent, server) {
         Some(e) => InUse::User(e),
+        None if approved => InUse::Untrusted,
         None => InUse::None,
     }
 }
@@ -166,10 +192,29 @@ async fn on_host_network(f: &Facts, agent: &Agent) -> bool {
     }
 }
 
+impl InUse {
+    /// The scope's name, as the report's `scope` gives it.
+    pub fn scope(&self) -> &'static str {
+        match self {
+            InUse::Local(_) => "local",
+            InUse::Project | InUse::Untrusted => "project",
+            InUse::User(_) => "user",
+            InUse::None => "none",
+        }
+    }
+}
+
+/// Judges the entry in use, and says which scope it is from.
 pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
+    let used = in_use(f, agent, server).await;
+    let scope = used.scope();
+    judge(f, agent, server, used).await.scope(scope)
+}
+
+async fn judge(f: &Facts, agent: &Agent, server: &Server, used: InUse) -> Finding {
     let path = agent.config_dir.join(".claude.json");
     let shown = f.project.show(&path);
-    let (scope, entry) = match in_use(f, agent, server).await {
+    let (scope, entry) = match used {
         InUse::Local(e) => ("local", e),
         InUse::User(e) => ("user", e),
         InUse::Project => {
@@ -179,6 +224,15 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 "the project-scope copy from {} is in use (approved); config.mcp_json judges it",
                 f.project.layout.mcp_json
             ),
+            )
+        }
+        InUse::Untrusted => {
+            return Finding::ok(
+                CommonCause::Ok,
+                format!(
+                    "the project-scope copy from {} is the one to use (approved), once the folder is trusted (config.trust); config.mcp_json judges it",
+                    f.project.layout.mcp_json
+                ),
             )
         }
         InUse::None => {
@@ -255,6 +309,27 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
             ),
         );
     };
+    let (cause, first, answered) = match other_server(f, server, &entry) {
+        Some(other) if cause == C::WrongPort => {
+            let said = match f.handshake(other).await.map(|h| &h.result) {
+                Some(Ok(info)) => Some(format!(
+                    "the server on port {} calls itself {:?} (serverInfo.name of its initialize answer)",
+                    other.port,
+                    crate::printable::line(&info.name)
+                )),
+                _ => None,
+            };
+            (
+                C::WrongServer,
+                format!(
+                    "port {} is {}'s: Claude Code connects there and shows ✔ Connected, but to {}, under the name {}",
+                    other.port, other.name, other.name, server.name
+                ),
+                said,
+            )
+        }
+        _ => (cause, first, None),
+    };
     let mut finding = Finding::fail(
         cause,
         format!(
@@ -262,6 +337,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
             agent.name, server.name
         ),
     )
+    .evidence_all(answered)
     .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
     .evidence(format!(
         "configured: {}",

@@ -52,7 +52,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "::{command} title={}::{}",
-            escape_property(&r.id),
+            escape_property(&super::title(r)),
             escape_data(&message(r))
         );
     }
@@ -111,12 +111,14 @@ mod tests {
             hint: Some("start it:\nscripts/start.sh".into()),
             fix: FixReport::default(),
             duration_ms: 5,
+            scope: None,
             plan: None,
             explained_by: None,
         };
         let report = Report {
             layout: Default::default(),
             root_causes: Vec::new(),
+            claude_code: Vec::new(),
             root: "/r".into(),
             started_at: String::new(),
             duration_ms: 1234,

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use owo_colors::{OwoColorize, Style};
 
+use super::verdict::{ClientVerdict, Expected};
 use super::Report;
 use crate::catalogue::Catalogue;
 use crate::model::{CheckResult, Status, Summary};
@@ -48,6 +49,7 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
     let p = Painter(opts.color);
     let mut out = String::new();
     let _ = writeln!(out, "{}", p.paint(header, Style::new().bold()));
+    client(&mut out, &p, &report.claude_code);
     if !report.root_causes.is_empty() {
         problems(&mut out, &p, report, opts.verbose);
     }
@@ -79,6 +81,72 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
     out.push('\n');
     out.push_str(&verdict(&p, report));
     out
+}
+
+/// What `claude mcp list` will show, where it is not "✔ Connected": each such agent and
+/// server with the root cause beside it, so that the line a user saw in Claude Code is
+/// found here. Nothing when every pair connects.
+fn client(out: &mut String, p: &Painter, verdicts: &[ClientVerdict]) {
+    let odd: Vec<&ClientVerdict> = verdicts
+        .iter()
+        .filter(|v| {
+            !matches!(v.expected, Expected::Connected | Expected::Unknown) || v.because.is_some()
+        })
+        .collect();
+    if odd.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        p.paint(
+            "What Claude Code will show (claude mcp list in each container)",
+            Style::new().bold().underline()
+        )
+    );
+    let width = |f: fn(&ClientVerdict) -> usize| odd.iter().map(|v| f(v)).max().unwrap_or(0);
+    let agent_w = width(|v| v.agent.chars().count());
+    let server_w = width(|v| v.server.chars().count());
+    let shown_w = width(|v| v.expected.shown().chars().count());
+    for v in &odd {
+        let style = match v.expected {
+            Expected::Failed | Expected::PendingApproval | Expected::NotRunning => {
+                Style::new().red().bold()
+            }
+            _ => Style::new().yellow(),
+        };
+        let shown = format!("{:shown_w$}", v.expected.shown());
+        let because = match (&v.because, &v.cause) {
+            (Some(id), Some(cause)) => format!("  <- {id} ({cause})"),
+            (Some(id), None) => format!("  <- {id}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:agent_w$}  {:server_w$}  {}{because}",
+            v.agent,
+            v.server,
+            p.paint(&shown, style)
+        );
+    }
+    let connected = verdicts
+        .iter()
+        .filter(|v| v.expected == Expected::Connected && v.because.is_none())
+        .count();
+    if connected > 0 {
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.paint(
+                &format!(
+                    "{}: {}",
+                    super::counted(connected, "other pair", "other pairs"),
+                    Expected::Connected.shown()
+                ),
+                Style::new().dimmed()
+            )
+        );
+    }
 }
 
 /// The id column: as wide as the longest id listed, within reason.

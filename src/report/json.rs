@@ -17,6 +17,7 @@ struct Document<'a> {
     duration_ms: u64,
     summary: Summary,
     root_causes: &'a [RootCause],
+    claude_code: &'a [super::verdict::ClientVerdict],
     checks: &'a [CheckResult],
 }
 
@@ -30,6 +31,7 @@ pub fn render(report: &Report) -> String {
         duration_ms: report.duration_ms,
         summary: report.summary(),
         root_causes: &report.root_causes,
+        claude_code: &report.claude_code,
         checks: &report.results,
     };
     let mut out =

@@ -40,7 +40,7 @@ fn case(r: &CheckResult) -> TestCase {
             s
         }
     };
-    let mut case = TestCase::new(&r.id, status);
+    let mut case = TestCase::new(super::title(r), status);
     case.set_classname(&r.check)
         .set_time(Duration::from_millis(r.duration_ms));
     if r.status == Status::Warn {
@@ -87,6 +87,7 @@ mod tests {
             hint: None,
             fix: FixReport::default(),
             duration_ms: 1500,
+            scope: None,
             plan: None,
             explained_by: None,
         }
@@ -97,6 +98,7 @@ mod tests {
         let report = Report {
             layout: Default::default(),
             root_causes: Vec::new(),
+            claude_code: Vec::new(),
             root: "/r".into(),
             started_at: String::new(),
             duration_ms: 2000,

@@ -4,6 +4,7 @@ pub mod github;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod verdict;
 
 use crate::model::{CheckResult, FixReport, RootCause, Status, Summary};
 use crate::printable;
@@ -22,6 +23,16 @@ pub struct LayoutInfo {
     pub how: String,
 }
 
+/// A result's title where a format has one line for it (a JUnit test case, a GitHub
+/// annotation): its instance id, and the server a finding of a check that runs once for
+/// all servers is about (`config.mcp_json (qms)`).
+pub fn title(r: &CheckResult) -> String {
+    match &r.subject.server {
+        Some(server) if !r.id.ends_with(']') => format!("{} ({server})", r.id),
+        _ => r.id.clone(),
+    }
+}
+
 pub struct Report {
     pub root: String,
     pub layout: LayoutInfo,
@@ -30,6 +41,8 @@ pub struct Report {
     pub results: Vec<CheckResult>,
     /// The problems nothing else explains, in checklist order (see `engine::relate`).
     pub root_causes: Vec<RootCause>,
+    /// What `claude mcp list` will show for each agent and server (see [`verdict`]).
+    pub claude_code: Vec<verdict::ClientVerdict>,
 }
 
 impl Report {
@@ -70,6 +83,15 @@ impl Report {
             }
             fix(&mut r.fix);
             r.explained_by = r.explained_by.as_deref().map(line);
+        }
+        for v in &mut self.claude_code {
+            for text in [&mut v.agent, &mut v.server]
+                .into_iter()
+                .chain(v.because.as_mut())
+                .chain(v.cause.as_mut())
+            {
+                *text = line(text);
+            }
         }
         for rc in &mut self.root_causes {
             rc.id = line(&rc.id);

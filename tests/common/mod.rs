@@ -118,6 +118,18 @@ impl Tree {
         self
     }
 
+    /// Records in `agent`'s `.claude.json` that its first interactive start accepted the
+    /// trust dialog for /pipe-dream, as Claude Code does (`projects["/pipe-dream"].
+    /// hasTrustDialogAccepted`); the fixtures' CLI never started interactively.
+    pub fn trust(&self, agent: &str) -> &Tree {
+        let rel = format!("{}/.claude.json", self.config_dir(agent));
+        let text = std::fs::read_to_string(self.path(&rel)).unwrap_or_else(|_| "{}".into());
+        let mut doc: Value = serde_json::from_str(&text).expect("a .claude.json that parses");
+        doc["projects"]["/pipe-dream"]["hasTrustDialogAccepted"] = Value::Bool(true);
+        self.write(&rel, &(serde_json::to_string_pretty(&doc).unwrap() + "\n"));
+        self
+    }
+
     /// `pd-doctor.toml` with the two servers on this tree's ports plus `extra` lines.
     pub fn config(&self, extra: &str) {
         self.write(
@@ -194,6 +206,23 @@ impl Run {
             .iter()
             .map(|c| c["id"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// What the report says Claude Code will show for `agent` and `server`
+    /// (`claude_code`).
+    pub fn client(&self, agent: &str, server: &str) -> Value {
+        self.json()["claude_code"]
+            .as_array()
+            .expect("claude_code in the report")
+            .iter()
+            .find(|v| v["agent"] == agent && v["server"] == server)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no claude_code entry for {agent}, {server}:\n{}",
+                    self.stdout
+                )
+            })
     }
 
     /// The instance ids of the root causes, in report order.

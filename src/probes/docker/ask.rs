@@ -72,7 +72,7 @@ pub(super) fn target(configured: &str) -> Option<reqwest::Url> {
 pub(super) async fn in_use(f: &Facts, agent: &Agent, server: &Server) -> Option<ServerEntry> {
     let entry = match server_entry::in_use(f, agent, server).await {
         InUse::Local(e) | InUse::User(e) => e,
-        InUse::Project => server.expected.clone()?,
+        InUse::Project | InUse::Untrusted => server.expected.clone()?,
         InUse::None => return None,
     };
     if !entry.is_stdio() {
@@ -120,7 +120,7 @@ fn is_env_name(name: &str) -> bool {
 pub(super) async fn configured_url(f: &Facts, agent: &Agent, server: &Server) -> String {
     let url = match server_entry::in_use(f, agent, server).await {
         InUse::Local(e) | InUse::User(e) => e.url,
-        InUse::Project | InUse::None => None,
+        InUse::Project | InUse::Untrusted | InUse::None => None,
     }
     .unwrap_or_else(|| server.container_url(&f.project.layout));
     let container = f

@@ -13,7 +13,7 @@ use crate::causes::{
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside;
 use crate::facts::Facts;
-use crate::model::{Finding, Subject};
+use crate::model::{Finding, Status, Subject};
 use crate::paths;
 use crate::plan::{Action, FixPlan};
 use crate::probe_kind::ProbeKind as K;
@@ -78,7 +78,7 @@ pub async fn probe(f: &Facts, kind: K, subject: &Subject) -> Finding {
                 K::ContainerEntrypoint => entrypoint(c),
                 K::ContainerHostGateway => host_gateway(f, d, c).await,
                 K::ContainerImage => image(f, d, c).await,
-                K::ContainerMounts => mounts(f, c, a),
+                K::ContainerMounts => mounts(f, c, a).await,
                 K::ContainerIdentity => identity(c, a),
                 K::ContainerConfig => started::probe(f, c, a).await,
                 K::ContainerSession => session(f, c).await,
@@ -450,7 +450,7 @@ fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
+async fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     let layout = &f.project.layout;
     let mut problems: Vec<(MountsCause, String)> = Vec::new();
     match c.mount_at(&layout.config_mount) {
@@ -542,10 +542,36 @@ fn mounts(f: &Facts, c: &Container, agent: &Agent) -> Finding {
             CommonCause::Ok,
             format!("{} follows the Chapter 2.4 mount strategy", c.name),
         ),
-        Some((cause, first)) => Finding::fail(*cause, format!("{}: {first}", c.name))
-            .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
-            .hint("recreate the container with the project's script (primer 2.4 lists the mounts)"),
+        Some((cause, first)) => {
+            let finding = Finding::fail(*cause, format!("{}: {first}", c.name))
+                .evidence_all(problems.iter().skip(1).map(|(_, p)| p.clone()))
+                .hint("recreate the container with the project's script (primer 2.4 lists the mounts)");
+            let overlay_only = problems
+                .iter()
+                .all(|(c, _)| *c == MountsCause::MissingMcpOverlay);
+            match overlay_only.then_some(()).and(own_entries(f, agent).await) {
+                // A latent risk while the entries Claude Code uses are the agent's own.
+                Some(used) => finding.with_status(Status::Warn).evidence(format!(
+                    "for now Claude Code uses {used}, so the host's .mcp.json is not what it connects with"
+                )),
+                None => finding,
+            }
+        }
     }
+}
+
+/// "the user-scope entries of qms, git" when every server's entry in use is the agent's
+/// own (user or local scope, not the project's `.mcp.json`); `None` otherwise.
+async fn own_entries(f: &Facts, agent: &Agent) -> Option<String> {
+    let mut scopes = Vec::new();
+    for server in &f.project.servers {
+        let used = crate::probes::server_entry::in_use(f, agent, server).await;
+        match used.scope() {
+            scope @ ("user" | "local") => scopes.push(format!("{} ({scope} scope)", server.name)),
+            _ => return None,
+        }
+    }
+    (!scopes.is_empty()).then(|| format!("the agent's own entries: {}", scopes.join(", ")))
 }
 
 fn stopped(c: &Container) -> bool {
