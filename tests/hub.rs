@@ -229,6 +229,39 @@ async fn a_hung_stdio_server_is_ended_at_the_deadline() {
     assert!(!top.contains("4242"), "left running: {top}");
 }
 
+/// The proxy retries a refused upstream with its back-off (1 + 2 + 4 s), and Claude
+/// Code waits for it (26 s measured); pd-doctor ends it at the run's deadline, since the
+/// proxy sleeps rather than works, and says what it was doing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_retrying_a_refused_upstream_is_ended_at_the_deadline() {
+    if !common::lab::docker_or_skip("a_proxy_retrying_a_refused_upstream") {
+        return;
+    }
+    let (qms, _) = hub_servers().await;
+    let t = hub_tree(qms, free_port(), &["qa"]);
+    common::hub::age(&t);
+    let lab = Lab::new("hub_refused");
+    let image = hub_image();
+    configure(&lab, &t, &image, free_port());
+    lab.start_hub_agent(&t, "qa", &image, &[]);
+    let run = run_json(t.root(), &["--timeout", "4s"]).await;
+    run.expect("server.listen[git]", "fail", "not-listening");
+    let stdio = run.expect_saying(
+        "container.stdio[qa,git]",
+        "fail",
+        "timeout",
+        &["retrying a failing upstream", "Connection refused"],
+    );
+    assert_eq!(stdio["explained_by"], "server.listen[git]", "{stdio}");
+    run.expect("container.stdio[qa,qms]", "ok", "ok");
+    // The deadline, not the proxy's back-off: a run at --timeout 4s used to take twice
+    // that.
+    assert!(run.elapsed < Duration::from_secs(7), "{:?}", run.elapsed);
+    let verdict = run.client("qa", "git");
+    assert_eq!(verdict["expected"], "failed", "{verdict}");
+    assert_eq!(verdict["because"], "server.listen[git]", "{verdict}");
+}
+
 /// The agent is root in its container and can replace any program the one exec runs.
 /// Here `curl` floods both streams with 20 MB of escapes, claims 200 and sleeps, and git's stdio
 /// command floods stdout and sleeps. The run still ends on time, small, with no escape

@@ -400,14 +400,13 @@ impl Facts {
             cell.get_or_init(|| {
                 Box::pin(async {
                     let request = Box::pin(request()).await;
-                    let (exec_deadline, grace) = if request.has_stdio() {
-                        (
-                            self.stdio_deadline() + EXEC_SLACK,
-                            self.stdio_grace(container),
-                        )
+                    // Stdio servers end at the run's deadline too, unless still at work.
+                    let grace = if request.has_stdio() {
+                        self.stdio_grace(container)
                     } else {
-                        (self.exec_deadline(), Duration::ZERO)
+                        Duration::ZERO
                     };
+                    let exec_deadline = self.exec_deadline();
                     inside::gather(
                         &d.client,
                         &container.id,
@@ -435,27 +434,19 @@ impl Facts {
         self.started + self.timeout
     }
 
-    /// Until when a stdio server may take to answer: one timeout after the run's
-    /// deadline. It must start a program before it can ask anything (a Python proxy
-    /// with httpx takes a few hundred milliseconds of CPU, and every agent's start at
-    /// once on two cores queues them), and Claude Code itself gives it MCP_TIMEOUT
-    /// (30 s by default); a slow start that works is not a timeout.
-    pub fn stdio_deadline(&self) -> Instant {
-        self.run_deadline() + self.timeout
-    }
-
-    /// How much longer than [`Facts::stdio_deadline`] a stdio server that is still at
-    /// work at that deadline (using CPU or the disk) may take: slow is not hung. A Python
+    /// How much longer than the run's deadline a stdio server that is still at work at
+    /// that deadline (using CPU or the disk) may take: slow is not hung. A Python
     /// proxy's first start in a new container compiles its modules (1.7 s here on a busy
     /// machine, against 0.5 s warm), and every agent's proxies start at once: 14 of them
     /// cold on two cores took over 12 s. The script waits while they work and ends at
-    /// once a process that sleeps (see `inside.sh`), up to what Claude Code itself waits
-    /// in that container (`MCP_TIMEOUT`, 30 s when unset), counted from now, and at
-    /// least [`STDIO_GRACE_TIMEOUTS`] timeouts.
+    /// once a process that sleeps (see `inside.sh`): a proxy sleeping between retries of
+    /// a failing upstream is ended at the deadline, as the user asked (`--timeout`). It
+    /// waits up to what Claude Code itself waits in that container (`MCP_TIMEOUT`, 30 s
+    /// when unset), counted from now, and at least [`STDIO_GRACE_TIMEOUTS`] timeouts.
     pub fn stdio_grace(&self, container: &docker::Container) -> Duration {
         let claude_waits = claude_waits(container).min(MAX_STDIO_WAIT);
         (Instant::now() + claude_waits)
-            .saturating_duration_since(self.stdio_deadline())
+            .saturating_duration_since(self.run_deadline())
             .max(STDIO_GRACE_TIMEOUTS * self.timeout)
     }
 

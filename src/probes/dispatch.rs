@@ -14,16 +14,15 @@ use super::{
 };
 
 /// Time a probe needs beyond the per-probe timeout: a `docker exec` pays for starting a
-/// process in the container before its own network timeout begins.
-/// A container's one exec may run a stdio server until one timeout after the run's own
-/// deadline (see `Facts::stdio_deadline`), and longer while it still uses CPU
+/// process in the container before its own network timeout begins, and a container's one
+/// exec waits past the run's deadline for stdio servers still at work
 /// (`Facts::stdio_grace`), which every container probe may wait on.
 pub fn extra_time(spec: &ProbeSpec, timeout: Duration) -> Duration {
     match spec {
         // hub.service compares the Hub's view with what the containers' execs saw.
         ProbeSpec::Builtin(kind) if in_container(*kind) || *kind == ProbeKind::HubService => {
             Duration::from_secs(3)
-                + timeout * (1 + crate::facts::STDIO_GRACE_TIMEOUTS)
+                + timeout * crate::facts::STDIO_GRACE_TIMEOUTS
                 + crate::facts::MAX_STDIO_WAIT
         }
         _ => Duration::ZERO,

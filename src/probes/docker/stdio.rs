@@ -166,23 +166,68 @@ fn answers_say(run: &StdioRun, server: &str, container: &str) -> Finding {
             "its log above says why; run the same command in the container to see it whole".to_string()
         });
     }
-    with_log(Finding::fail(
-        C::Timeout,
-        format!(
-            "{server}'s stdio command did not answer {} in time",
-            if answer(1).is_some() {
-                "tools/list"
-            } else {
-                "initialize"
-            }
-        ),
-    ))
-    .hint("a proxy retries an upstream that fails: see server.mcp and container.reach for why")
+    let waiting = if answer(1).is_some() {
+        "tools/list"
+    } else {
+        "initialize"
+    };
+    let message = match retrying(&log) {
+        Some(doing) => {
+            format!("{server}'s stdio command did not answer {waiting} in time: {doing}")
+        }
+        None => format!("{server}'s stdio command did not answer {waiting} in time"),
+    };
+    with_log(Finding::fail(C::Timeout, message))
+        .hint("a proxy retries an upstream that fails: see server.mcp and container.reach for why")
+}
+
+/// What a stdio proxy was doing when it was ended, from the last retry line of its log:
+/// Pipe Dream's proxy logs "Retry 2/3 after error: E" (2 of 3 retries, 4 attempts), the
+/// lab's "attempt 2/4 failed (E); again in 2s"; either sleeps before the next attempt.
+fn retrying(log: &[&str]) -> Option<String> {
+    log.iter().rev().find_map(|line| {
+        let (done, total, error) = if let Some(at) = line.find("Retry ") {
+            let rest = &line[at + "Retry ".len()..];
+            let (count, error) = rest.split_once(" after error: ")?;
+            let (n, retries) = count.split_once('/')?;
+            let (n, retries): (u32, u32) = (n.parse().ok()?, retries.parse().ok()?);
+            (n, retries + 1, error.to_string())
+        } else {
+            let rest = &line[line.find("attempt ")? + "attempt ".len()..];
+            let (count, rest) = rest.split_once(" failed (")?;
+            let (n, total) = count.split_once('/')?;
+            let error = rest.rsplit_once("); again in ").map_or(rest, |(e, _)| e);
+            (n.parse().ok()?, total.parse().ok()?, error.to_string())
+        };
+        Some(format!(
+            "the proxy was retrying a failing upstream (attempt {} of {total} next; the last one: {error})",
+            done + 1
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_cut_off_between_retries_says_so() {
+        let real = [
+            "2026-02-09 10:00:01 [mcp-proxy] INFO: Retry 1/3 after error: [Errno 111] Connection refused",
+            "2026-02-09 10:00:02 [mcp-proxy] INFO: Retry 2/3 after error: [Errno 111] Connection refused",
+        ];
+        assert_eq!(
+            retrying(&real).as_deref(),
+            Some("the proxy was retrying a failing upstream (attempt 3 of 4 next; the last one: [Errno 111] Connection refused)")
+        );
+        let lab = ["10:00:01 mcp_proxy: attempt 1/4 failed (ReadTimeout: timed out); again in 1s"];
+        assert_eq!(
+            retrying(&lab).as_deref(),
+            Some("the proxy was retrying a failing upstream (attempt 2 of 4 next; the last one: ReadTimeout: timed out)")
+        );
+        assert_eq!(retrying(&["starting"]), None);
+        assert_eq!(retrying(&["Retry x/y after error: z"]), None);
+    }
     use crate::claude_config::ServerEntry;
     use crate::probes::docker::ask::argv;
 
