@@ -552,6 +552,25 @@ mod tests {
         assert!(roots[0].fix.available);
     }
 
+    /// A finding of `config.mcp_json` about one server (its subject names it) explains
+    /// that server's failed reaches, not another's.
+    #[test]
+    fn a_per_project_finding_about_one_server_explains_only_that_server() {
+        let cat = Catalogue::builtin();
+        let mut mcp_json = result("config.mcp_json", Status::Fail, "localhost-url");
+        mcp_json.subject = Subject::server("qms");
+        let mut results = vec![
+            result("container.reach[qa,qms]", Status::Fail, "refused"),
+            result("container.reach[qa,git]", Status::Fail, "refused"),
+            mcp_json,
+        ];
+        let roots = relate(&cat, &mut results);
+        assert_eq!(results[0].explained_by.as_deref(), Some("config.mcp_json"));
+        assert_eq!(results[1].explained_by, None);
+        let ids: Vec<&str> = roots.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["container.reach[qa,git]", "config.mcp_json"]);
+    }
+
     #[test]
     fn chains_lead_to_the_root_and_collect_every_repair() {
         let cat = Catalogue::builtin();
