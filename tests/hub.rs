@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::hub::{hub_image, hub_servers, hub_tree};
+use common::hub::{hub_api, hub_api_saying, hub_image, hub_servers, hub_tree};
 use common::lab::{docker, docker_or_skip, Lab};
 use common::{free_port, measured, run_json, Tree, PEAK_KIB};
 
@@ -30,55 +30,13 @@ async fn hub_lab(test: &str, agents: &[&str]) -> Option<(Lab, Tree, String)> {
     Some((lab, t, image))
 }
 
-fn configure(lab: &Lab, t: &Tree, image: &str, hub: u16) {
-    t.config(&format!(
-        "[layout]\ncontainer_prefix = \"{}\"\ncompose_project = \"pdt-{}\"\nimage = \"{}\"\nhub = \"http://127.0.0.1:{hub}\"",
-        lab.prefix,
-        lab.id,
-        image.split(':').next().unwrap_or(image),
-    ));
-}
-
-/// The Agent Hub's API as far as pd-doctor reads it: `/api/health` and `/api/status`,
-/// every agent running. A stand-in, since the real Hub (FastAPI) is not installed here.
-async fn hub_api(agents: &[&str]) -> u16 {
-    let running: Vec<(&str, &str)> = agents.iter().map(|a| (*a, "running")).collect();
-    hub_api_saying(&running).await
-}
-
-/// The same, `/api/status` giving each agent the state it is paired with.
-async fn hub_api_saying(agents: &[(&str, &str)]) -> u16 {
-    let status = serde_json::json!({
-        "agents": agents.iter().map(|(a, state)| serde_json::json!({
-            "id": a, "state": state, "inbox_count": 0, "launch_policy": "manual"
-        })).collect::<Vec<_>>(),
-        "uptime_seconds": 1.0
-    });
-    let app = axum::Router::new()
-        .route(
-            "/api/health",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route(
-            "/api/status",
-            axum::routing::get(move || {
-                let status = status.clone();
-                async move { axum::Json(status) }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_hub_lab_is_healthy_and_fix_changes_nothing() {
     let Some((lab, t, image)) = hub_lab("hub_healthy", &["claude", "qa"]).await else {
         return;
     };
     let hub = hub_api(&["claude", "qa"]).await;
-    configure(&lab, &t, &image, hub);
+    lab.configure_hub(&t, &image, hub);
     for agent in ["claude", "qa"] {
         lab.start_hub_agent(&t, agent, &image, &[]);
     }
@@ -144,7 +102,7 @@ async fn each_way_a_hub_agent_breaks_is_named() {
     let Some((lab, t, image)) = hub_lab("hub_broken", &["qa", "bu", "tu_ui"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     // bu runs as somebody else; tu_ui's Claude Code was quit.
     lab.start_hub_agent(&t, "qa", &image, &[]);
     lab.start_hub_agent(&t, "bu", &image, &["-e", "QMS_USER=qa"]);
@@ -186,7 +144,7 @@ async fn a_proxy_whose_upstream_refuses_its_key_is_traced_to_the_401() {
     let Some((lab, t, image)) = hub_lab("hub_401", &["qa"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     let mcp = std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap();
     t.write(
         "agent-hub/docker/.mcp.json",
@@ -214,7 +172,7 @@ async fn a_hung_stdio_server_is_ended_at_the_deadline() {
     let Some((lab, t, image)) = hub_lab("hub_hung", &["qa"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     // git's entry is a program that never answers and never ends.
     let mcp = std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap();
     let mut doc: serde_json::Value = serde_json::from_str(&mcp).unwrap();
@@ -271,7 +229,7 @@ async fn programs_that_flood_and_hang_are_ended_and_leave_nothing_behind() {
     let Some((lab, t, image)) = hub_lab("hub_flood", &["qa"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     let flood = |stream: &str, sleep: u32| {
         format!(
             "b=$'\\e]0;owned\\a\\e[31mflood\\e[2J\\n'; for i in {{1..16}}; do b=$b$b; done; \
@@ -342,7 +300,7 @@ async fn a_proxy_edited_after_the_build_is_a_stale_file_compared_once_per_image(
     let Some((lab, t, image)) = hub_lab("hub_stale", &["claude", "qa"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     for agent in ["claude", "qa"] {
         lab.start_hub_agent(&t, agent, &image, &[]);
     }
@@ -400,7 +358,7 @@ async fn fix_never_writes_a_user_scope_entry_in_the_hub_layout() {
     let Some((lab, t, image)) = hub_lab("hub_user_scope", &["qa"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     lab.start_hub_agent(&t, "qa", &image, &[]);
     let path = t.path(".claude/users/qa/container/.claude.json");
     let mut doc: serde_json::Value =
@@ -497,7 +455,7 @@ async fn a_hub_whose_states_disagree_with_the_engine_is_out_of_sync() {
         ("tu_sketch", "starting"),
     ])
     .await;
-    configure(&lab, &t, &image, hub);
+    lab.configure_hub(&t, &image, hub);
     for agent in ["claude", "qa", "tu_ui"] {
         lab.start_hub_agent(&t, agent, &image, &[]);
     }
@@ -537,7 +495,7 @@ async fn an_api_key_in_the_containers_environment_is_a_login() {
     let Some((lab, t, image)) = hub_lab("hub_apikey", &["qa", "bu"]).await else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     for agent in ["qa", "bu"] {
         std::fs::remove_file(t.path(&format!(
             ".claude/users/{agent}/container/.credentials.json"
@@ -580,7 +538,7 @@ async fn each_way_a_container_is_started_wrong_is_named() {
     else {
         return;
     };
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     lab.start_hub_agent(&t, "qa", &image, &["-w", "/"]);
     lab.start_hub_agent(&t, "bu", &image, &["-e", "MCP_TIMEOUT=5000"]);
     lab.start_hub_agent(&t, "tu_ui", &image, &[]);

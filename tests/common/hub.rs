@@ -332,22 +332,82 @@ impl Lab {
     /// "Setup complete" in the logs, runs Claude Code in the `agent` tmux session and
     /// waits until the session exists. Returns the container's id.
     pub fn start_hub_agent(&self, tree: &Tree, agent: &str, image: &str, extra: &[&str]) -> String {
+        self.start_hub_agent_running(tree, agent, image, extra, "claude")
+    }
+
+    /// The same with `program` as the tmux session's command instead of `claude`: an
+    /// image that carries the real Claude Code keeps an idle stand-in for the session
+    /// (see `claude::STAND_IN`).
+    pub fn start_hub_agent_running(
+        &self,
+        tree: &Tree,
+        agent: &str,
+        image: &str,
+        extra: &[&str],
+        program: &str,
+    ) -> String {
         let name = self.name(agent);
         let mut args = hub_run_args(tree, agent);
         args.extend(extra.iter().map(|s| s.to_string()));
         let id = self.launch(&name, true, &args, &[image]);
         wait_for_setup(&name);
-        docker(&[&["exec", name.as_str()][..], &TMUX_START[..]].concat());
+        let mut start = TMUX_START.to_vec();
+        *start.last_mut().expect("the session's command") = program;
+        docker(&[&["exec", name.as_str()][..], &start[..]].concat());
         let deadline = Instant::now() + Duration::from_secs(10);
         while !has_agent_session(&name) {
             assert!(
                 Instant::now() < deadline,
-                "{name}: no tmux session `agent` after {TMUX_START:?}"
+                "{name}: no tmux session `agent` after {start:?}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
         id
     }
+
+    /// pd-doctor.toml for a hub `tree` pointing at this lab's names, the image's name
+    /// (its tag dropped) and the Hub's address `http://127.0.0.1:<hub>`.
+    pub fn configure_hub(&self, tree: &Tree, image: &str, hub: u16) {
+        tree.config(&format!(
+            "[layout]\ncontainer_prefix = \"{}\"\ncompose_project = \"pdt-{}\"\nimage = \"{}\"\nhub = \"http://127.0.0.1:{hub}\"",
+            self.prefix,
+            self.id,
+            image.split(':').next().unwrap_or(image),
+        ));
+    }
+}
+
+/// The Agent Hub's API as far as pd-doctor reads it: `/api/health` and `/api/status`,
+/// every agent running. A stand-in, since the real Hub (FastAPI) is not installed here.
+pub async fn hub_api(agents: &[&str]) -> u16 {
+    let running: Vec<(&str, &str)> = agents.iter().map(|a| (*a, "running")).collect();
+    hub_api_saying(&running).await
+}
+
+/// The same, `/api/status` giving each agent the state it is paired with.
+pub async fn hub_api_saying(agents: &[(&str, &str)]) -> u16 {
+    let status = serde_json::json!({
+        "agents": agents.iter().map(|(a, state)| serde_json::json!({
+            "id": a, "state": state, "inbox_count": 0, "launch_policy": "manual"
+        })).collect::<Vec<_>>(),
+        "uptime_seconds": 1.0
+    });
+    let app = axum::Router::new()
+        .route(
+            "/api/health",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/api/status",
+            axum::routing::get(move || {
+                let status = status.clone();
+                async move { axum::Json(status) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
 }
 
 /// `tmux has-session -t agent` succeeds in the container.

@@ -2,6 +2,7 @@
 //! servers for what real servers do not do on purpose, and a runner for the real binary.
 #![allow(dead_code)]
 
+pub mod claude;
 pub mod hub;
 pub mod lab;
 pub mod servers;
