@@ -145,11 +145,53 @@ async fn a_pending_server_is_added_to_the_projects_own_overlay() {
     assert!(again.stdout.contains("Nothing to fix"), "{}", again.stdout);
 }
 
+/// Claude Code 2.1.327 moves the answers an agent gave at the approval prompt from
+/// `.claude.json` into /pipe-dream/.claude/settings.local.json and reads them there;
+/// behind Pipe Dream's read-only overlay (in a read-only project) they stay in
+/// `.claude.json`, unused: both servers stay pending (measured with the real CLI).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_declined_server_is_taken_off_the_list() {
+async fn answers_kept_in_claude_json_are_unused_behind_the_read_only_overlay() {
     let t = Tree::new(free_port(), free_port());
     t.agent("qa", "declined-git");
     t.config("");
+    let r = run_json(t.root(), &["--only", "config.approval*"]).await;
+    // The user-scope copies serve meanwhile: a warning.
+    for (server, answer) in [("qms", "a \"yes\""), ("git", "a \"no\"")] {
+        let c = r.expect(&format!("config.approval[qa,{server}]"), "warn", "pending");
+        let evidence: Vec<&str> = c["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_str())
+            .collect();
+        let evidence = evidence.join("\n");
+        assert!(
+            evidence.contains(answer) && evidence.contains("does not use it"),
+            "{c}"
+        );
+    }
+}
+
+/// Where the container can write the local project settings (here: the whole project
+/// mounted read-write), the "no" kept in `.claude.json` counts, and `--fix` takes the
+/// server off that list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declined_server_is_taken_off_the_list() {
+    let Some((lab, image)) = lab_or_skip(
+        "a_declined_server_is_taken_off_the_list",
+        "declined",
+        "curl",
+    ) else {
+        return;
+    };
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "declined-git");
+    lab.configure(&t, "");
+    let args: Vec<String> = common::lab::Lab::standard_args(&t, "qa")
+        .into_iter()
+        .map(|a| a.replace(":/pipe-dream:ro", ":/pipe-dream:rw"))
+        .collect();
+    lab.start(&lab.name("qa"), true, &args, &[&image]);
     let only = ["--only", "config.approval*"];
     let r = run_json(t.root(), &only).await;
     let c = r.expect("config.approval[qa,git]", "fail", "declined");

@@ -105,7 +105,15 @@ async fn ports_swapped_between_servers() {
         "wrong-server",
         &["is git's", "Connected"],
     );
-    r.expect("config.server_entry[qa,git]", "fail", "wrong-server");
+    // git's entry lands on qms, which wants headers git's entry does not send: Claude
+    // Code fails there with a 401.
+    r.expect_saying(
+        "config.server_entry[qa,git]",
+        "fail",
+        "wrong-port",
+        &["is qms's", "401"],
+    );
+    assert_eq!(r.client("qa", "git")["expected"], "failed");
     let verdict = r.client("qa", "qms");
     assert_eq!(verdict["expected"], "connected", "{verdict}");
     assert_eq!(
@@ -238,7 +246,8 @@ async fn an_untrusted_folder_holds_back_the_project_servers() {
     );
     let again = diagnose_tree(&t).await;
     again.expect("config.trust[qa]", "ok", "ok");
-    assert_eq!(again.client("qa", "qms")["expected"], "connected");
+    // Held back no more; whether it connects, checks this run left out would say.
+    assert_eq!(again.client("qa", "qms")["expected"], "unknown");
 }
 
 #[tokio::test]

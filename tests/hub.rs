@@ -200,7 +200,7 @@ async fn a_proxy_retrying_a_refused_upstream_is_ended_at_the_deadline() {
     common::hub::age(&t);
     let lab = Lab::new("hub_refused");
     let image = hub_image();
-    configure(&lab, &t, &image, free_port());
+    lab.configure_hub(&t, &image, free_port());
     lab.start_hub_agent(&t, "qa", &image, &[]);
     let run = run_json(t.root(), &["--timeout", "4s"]).await;
     run.expect("server.listen[git]", "fail", "not-listening");

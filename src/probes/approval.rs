@@ -2,11 +2,13 @@
 //! in the containers `docker/.mcp.json`) only once it is approved: named in
 //! `enabledMcpjsonServers` or covered by `enableAllProjectMcpServers` in a settings file
 //! the container sees (Pipe Dream overlays `docker/.claude-settings.json` as
-//! `/pipe-dream/.claude/settings.local.json`) or in the agent's `.claude.json` project
-//! entry, and not declined there (`disabledMcpjsonServers`, where a "no" to the prompt is
-//! kept for good). Settings may also deny a server outright (`deniedMcpServers`, or an
-//! `allowedMcpServers` list without it). Until then `claude mcp list` says the server is
-//! pending approval and the agent has none of its tools, while every file looks right.
+//! `/pipe-dream/.claude/settings.local.json`), and not declined there
+//! (`disabledMcpjsonServers`). Settings may also deny a server outright
+//! (`deniedMcpServers`, or an `allowedMcpServers` list without it). The answers an agent
+//! gave at the prompt, kept in its `.claude.json` project entry, count only where Claude
+//! Code can move them into the local settings (see `answers_apply`). Until approved,
+//! `claude mcp list` says the server is pending approval and the agent has none of its
+//! tools, while every file looks right.
 
 use serde_json::Value;
 
@@ -36,7 +38,31 @@ pub enum Approval {
         source: String,
     },
     Denied(String),
-    Pending,
+    /// `ignored`: the answer the agent's `.claude.json` keeps for it, which Claude Code
+    /// does not use here (see [`answers_apply`]).
+    Pending {
+        ignored: Option<String>,
+    },
+}
+
+/// Whether the approvals kept in `.claude.json` (`projects[dir].enabledMcpjsonServers`,
+/// `disabledMcpjsonServers`) count. Claude Code 2.1.327 moves them into the project's
+/// local settings (`<project>/.claude/settings.local.json`) at start and reads them
+/// there; where that file cannot be written (Pipe Dream mounts the overlay there, in a
+/// project mounted read-only) they stay where they are, unused (measured in the lab: both
+/// servers "⏸ Pending approval", the lists untouched). So they count only where the
+/// agent's container mounts that file, or the project, read-write.
+async fn answers_apply(f: &Facts, agent: &Agent) -> bool {
+    let layout = &f.project.layout;
+    let Ok(d) = f.docker().await else {
+        return false;
+    };
+    let Some(c) = d.container_of(&agent.name) else {
+        return false;
+    };
+    c.mount_at(&layout.settings_mount)
+        .or_else(|| c.mount_at(&layout.project_mount))
+        .is_some_and(|m| m.rw)
 }
 
 pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
@@ -59,10 +85,12 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
             return Approval::Denied(format!("allowedMcpServers in {} leaves it out", shown(s)));
         }
     }
-    let claude_json = match f.claude_json(agent) {
+    let kept = match f.claude_json(agent) {
         JsonFile::Parsed(doc) => claude_config::project_entry(doc, &f.project.layout.project_mount),
         _ => None,
     };
+    let applies = answers_apply(f, agent).await;
+    let claude_json = kept.filter(|_| applies);
     let disables = |doc: Option<&Value>| {
         names(doc, "disabledMcpjsonServers")
             .iter()
@@ -103,7 +131,20 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
             f.project.show(&agent.config_dir.join(".claude.json"))
         ));
     }
-    Approval::Pending
+    let ignored = match (disables(kept), approves(kept)) {
+        (true, _) => Some("a \"no\""),
+        (false, true) => Some("a \"yes\""),
+        _ => None,
+    };
+    Approval::Pending {
+        ignored: ignored.filter(|_| !applies).map(|answer| {
+            format!(
+                "{answer} for {name} is kept in {}, but Claude Code does not use it here: it moves such answers into {}, which this container cannot write",
+                f.project.show(&agent.config_dir.join(".claude.json")),
+                f.project.layout.settings_mount
+            )
+        }),
+    }
 }
 
 pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
@@ -144,7 +185,7 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 _ => finding.hint(format!("remove {name} from that list")),
             }
         }
-        Approval::Pending => {
+        Approval::Pending { ignored } => {
             let elsewhere = f.user_entry(agent, server).is_some();
             let message = format!(
                 "{name} from {} is not approved for {}: Claude Code lists it as pending approval and gives no tools from it",
@@ -154,7 +195,8 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
                 Finding::warn(ApprovalCause::Pending, message).evidence("the user-scope registration is used meanwhile")
             } else {
                 Finding::fail(ApprovalCause::Pending, message)
-            };
+            }
+            .evidence_all(ignored);
             let overlay = f.project.path(&layout.settings_overlay);
             match claude_config::read_json(&overlay) {
                 JsonFile::Parsed(doc @ Value::Object(_)) => finding

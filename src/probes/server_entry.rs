@@ -142,6 +142,14 @@ fn other_server<'a>(f: &'a Facts, server: &Server, entry: &ServerEntry) -> Optio
         .find(|s| s.name != server.name && s.port == port && s.path == url.path())
 }
 
+/// Whether a server that wants `want`'s headers takes `entry`'s: every header it names
+/// is sent, with the same value.
+fn accepts(want: &ServerEntry, entry: &ServerEntry) -> bool {
+    want.headers
+        .iter()
+        .all(|(name, value)| entry.header(name) == Some(value))
+}
+
 fn show_port(url: &reqwest::Url) -> String {
     url.port_or_known_default()
         .map_or("?".into(), |p| p.to_string())
@@ -310,6 +318,14 @@ async fn judge(f: &Facts, agent: &Agent, server: &Server, used: InUse) -> Findin
         );
     };
     let (cause, first, answered) = match other_server(f, server, &entry) {
+        Some(other) if cause == C::WrongPort && !accepts(&expected(f, other), &entry) => (
+            cause,
+            format!(
+                "{first}: port {} is {}'s, which wants headers this entry does not send (Claude Code: \"Failed to connect\", HTTP 401)",
+                other.port, other.name
+            ),
+            None,
+        ),
         Some(other) if cause == C::WrongPort => {
             let said = match f.handshake(other).await.map(|h| &h.result) {
                 Some(Ok(info)) => Some(format!(

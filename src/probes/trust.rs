@@ -82,6 +82,11 @@ pub async fn probe(f: &Facts, agent: &Agent) -> Finding {
         "no projects entry for {dir} or a folder above it has \"hasTrustDialogAccepted\": true in {shown}"
     ))
     .evidence("`claude mcp list` shows them as \"⏸ Pending approval (run `claude` to approve)\", even those enabledMcpjsonServers approves");
+    // About one server, it names it: the agent's other servers are not held back.
+    let finding = match waiting.as_slice() {
+        [one] => finding.about(one),
+        _ => finding,
+    };
     match f.claude_json(agent) {
         JsonFile::Parsed(serde_json::Value::Object(_)) => finding
             .hint(format!("{attach}; or pd-doctor --fix records the answer (backup first), then restart Claude Code in the session"))
