@@ -137,6 +137,17 @@ mod tests {
             "::error title=server.mcp[qms]::connection refused: 50%25 of tries (refused)%0A│ POST http://h:1/mcp%0A→ start it:%0Ascripts/start.sh"
         );
         assert!(lines[1].starts_with("::warning title=b%2Cc::"), "{text}");
+        // A finding of a per-project check about one server names it.
+        let mut one = result("config.mcp_json", Status::Fail);
+        one.subject = Subject::server("git");
+        let text = render(&Report {
+            results: vec![one],
+            ..report
+        });
+        assert!(
+            text.starts_with("::error title=config.mcp_json (git)::"),
+            "{text}"
+        );
         assert_eq!(
             lines[2],
             "::notice title=pd-doctor::1 failed, 1 warning, 1 skipped, 1 ok, 0 fixed (1.2 s)"

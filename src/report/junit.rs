@@ -124,4 +124,21 @@ mod tests {
             "{xml}"
         );
     }
+
+    #[test]
+    fn a_per_project_finding_about_one_server_names_it() {
+        let mut one = result("config.mcp_json", Status::Fail, "git points at localhost");
+        one.subject = Subject::server("git");
+        let report = Report {
+            layout: Default::default(),
+            root_causes: Vec::new(),
+            claude_code: Vec::new(),
+            root: "/r".into(),
+            started_at: String::new(),
+            duration_ms: 1,
+            results: vec![one],
+        };
+        let xml = render(&report, &Catalogue::builtin());
+        assert!(xml.contains("name=\"config.mcp_json (git)\""), "{xml}");
+    }
 }
