@@ -205,6 +205,7 @@ causes! {
     IdentityCause {
         WrongIdentity = "wrong-identity",
         Missing = "missing",
+        LockWindow = "lock-window",
     }
 
     /// `hub.service`.

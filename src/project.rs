@@ -210,7 +210,21 @@ struct ConfigFile {
     server: Vec<ServerConfig>,
     #[serde(default)]
     agent: Vec<AgentConfig>,
+    #[serde(default)]
+    hub: HubConfig,
 }
+
+/// `[hub]`: what the QMS server behind the Agent Hub does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HubConfig {
+    /// Seconds the QMS server keeps an agent's identity locked after its container stops.
+    identity_lock: Option<u64>,
+}
+
+/// How long the QMS server keeps an agent's identity locked to the instance that held
+/// it, after its container stops ("IDENTITY LOCKED"), unless `[hub] identity_lock` says.
+pub const IDENTITY_LOCK: std::time::Duration = std::time::Duration::from_secs(90);
 
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -273,6 +287,8 @@ pub struct Project {
     /// Folders outside the root that `pd-doctor.toml` names (its users dir, agents'
     /// config dirs and workspaces): with the root, the fence repairs stay inside.
     pub named_folders: Vec<PathBuf>,
+    /// See [`IDENTITY_LOCK`].
+    pub identity_lock: std::time::Duration,
 }
 
 /// Walks up from `start` to the nearest folder with `.claude/` and one of `docker/`,
@@ -431,6 +447,10 @@ impl Project {
             mcp_json,
             secrets,
             named_folders,
+            identity_lock: config
+                .hub
+                .identity_lock
+                .map_or(IDENTITY_LOCK, std::time::Duration::from_secs),
         })
     }
 

@@ -220,6 +220,60 @@ async fn a_proxy_retrying_a_refused_upstream_is_ended_at_the_deadline() {
     assert_eq!(verdict["because"], "server.listen[git]", "{verdict}");
 }
 
+/// The QMS server keeps an agent's identity locked for a while after its container
+/// stops: a container started again inside that window is warned of, and `--fix
+/// --force` restarting one waits the window out between the stop and the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_started_inside_its_identity_lock_is_named_and_fix_waits_it_out() {
+    let Some((lab, t, image)) = hub_lab("hub_lock", &["qa"]).await else {
+        return;
+    };
+    lab.configure_hub(&t, &image, free_port());
+    let toml = std::fs::read_to_string(t.path("pd-doctor.toml")).unwrap();
+    t.write(
+        "pd-doctor.toml",
+        &format!("{toml}\n[hub]\nidentity_lock = 4\n"),
+    );
+    lab.start_hub_agent(&t, "qa", &image, &[]);
+    let only = [
+        "--only",
+        "container.identity*",
+        "--only",
+        "config.claude_json*",
+    ];
+    common::run_json(t.root(), &only)
+        .await
+        .expect("container.identity[qa]", "ok", "ok");
+    docker(&["restart", "-t", "1", &lab.name("qa")]);
+    let r = run_json(t.root(), &only).await;
+    r.expect_saying(
+        "container.identity[qa]",
+        "warn",
+        "lock-window",
+        &["started again", "IDENTITY LOCKED"],
+    );
+    // A repair that needs a restart: the restart waits out the lock.
+    t.write(".claude/users/qa/container/.claude.json", "{\"projects\": ");
+    let fixed = run_json(
+        t.root(),
+        &[&["--fix", "--yes", "--force"][..], &only].concat(),
+    )
+    .await;
+    assert!(
+        fixed.stderr.contains("identity lock to end")
+            || fixed.stdout.contains("identity lock to end"),
+        "{}\n{}",
+        fixed.stderr,
+        fixed.stdout
+    );
+    fixed.expect("config.claude_json[qa]", "fixed", "ok");
+    let identity = fixed.check("container.identity[qa]");
+    assert_eq!(
+        identity["cause"], "ok",
+        "started outside the lock: {identity}"
+    );
+}
+
 /// The agent is root in its container and can replace any program the one exec runs.
 /// Here `curl` floods both streams with 20 MB of escapes, claims 200 and sleeps, and git's stdio
 /// command floods stdout and sleeps. The run still ends on time, small, with no escape

@@ -25,7 +25,9 @@ const ACTION_SLACK: Duration = Duration::from_secs(6);
 fn limit(action: &Action, cx: &Context) -> Duration {
     let waits = match action {
         Action::StartServer { wait, .. } => *wait + cx.timeout,
-        Action::RestartContainer { .. } => super::restart::limit() + cx.timeout * 3,
+        Action::RestartContainer { .. } => {
+            super::restart::limit() + cx.timeout * 3 + cx.project.identity_lock
+        }
         _ => Duration::ZERO,
     };
     cx.timeout + ACTION_SLACK + waits

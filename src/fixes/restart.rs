@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use bollard::query_parameters::RestartContainerOptionsBuilder;
+use bollard::query_parameters::{
+    RestartContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+};
 use tokio::time::Instant;
 
 use super::{Context, Outcome};
@@ -75,6 +77,27 @@ pub async fn plan(catalogue: &Catalogue, results: &mut [CheckResult], facts: &Fa
     }
 }
 
+/// Stops the container, waits out the QMS server's identity lock (`lock`, counted from
+/// the stop), and starts it again: a plain restart would start it inside the lock.
+async fn outside_the_lock(
+    client: &bollard::Docker,
+    id: &str,
+    name: &str,
+    lock: Duration,
+) -> Result<(), String> {
+    let grace = STOP_GRACE.as_secs() as i32;
+    let stop = StopContainerOptionsBuilder::new().t(grace).build();
+    client
+        .stop_container(id, Some(stop))
+        .await
+        .map_err(|e| format!("stopping {name}: {e}"))?;
+    tokio::time::sleep(lock).await;
+    client
+        .start_container(id, None::<StartContainerOptions>)
+        .await
+        .map_err(|e| format!("starting {name} again: {e}"))
+}
+
 /// Restarts the container (with `--force` only) and waits for its entrypoint.
 pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
     let Some(client) = cx.docker.as_ref() else {
@@ -94,18 +117,34 @@ pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
             restart_command(name)
         ));
     }
-    let entrypoint = inspected
-        .config
-        .and_then(|c| c.entrypoint)
-        .unwrap_or_default();
+    let config = inspected.config.unwrap_or_default();
+    let entrypoint = config.entrypoint.unwrap_or_default();
+    // An agent whose proxies send its identity (QMS_USER) must stay stopped until the
+    // QMS server lets go of it, or its new proxies find it taken.
+    let identity = config
+        .env
+        .unwrap_or_default()
+        .iter()
+        .any(|kv| kv.strip_prefix("QMS_USER=").is_some_and(|v| !v.is_empty()));
     // The engine answers a restart once the container stopped and started again.
     let patient = client.clone().with_timeout(STOP_GRACE + cx.timeout * 2);
-    let grace = STOP_GRACE.as_secs() as i32;
-    let options = RestartContainerOptionsBuilder::new().t(grace).build();
     let started = Instant::now();
-    if let Err(e) = patient.restart_container(id, Some(options)).await {
-        return Outcome::failed(format!("restarting {name}: {e}"));
-    }
+    let waited = if identity {
+        match outside_the_lock(&patient, id, name, cx.project.identity_lock).await {
+            Ok(()) => format!(
+                ", after waiting {} for the QMS server's identity lock to end",
+                crate::printable::duration(cx.project.identity_lock)
+            ),
+            Err(e) => return Outcome::failed(e),
+        }
+    } else {
+        let grace = STOP_GRACE.as_secs() as i32;
+        let options = RestartContainerOptionsBuilder::new().t(grace).build();
+        if let Err(e) = patient.restart_container(id, Some(options)).await {
+            return Outcome::failed(format!("restarting {name}: {e}"));
+        }
+        String::new()
+    };
     let deadline = Instant::now() + ENTRYPOINT_WAIT;
     loop {
         let running = client
@@ -131,7 +170,7 @@ pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
         };
         if !configuring {
             return Outcome::Done(format!(
-                "restarted {name}; its entrypoint finished after {:.1} s",
+                "restarted {name}{waited}; its entrypoint finished after {:.1} s",
                 started.elapsed().as_secs_f64()
             ));
         }

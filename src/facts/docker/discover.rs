@@ -99,6 +99,8 @@ pub struct Container {
     pub exit_code: i64,
     pub oom_killed: bool,
     pub started_at: String,
+    /// When it last stopped (`State.FinishedAt`; the zero time when it never did).
+    pub finished_at: String,
     /// The image id the container was created from, and the name it was asked for.
     pub image_id: String,
     pub image_name: String,
@@ -426,6 +428,7 @@ fn container(
         exit_code: state.exit_code.unwrap_or(0),
         oom_killed: state.oom_killed.unwrap_or(false),
         started_at: state.started_at.unwrap_or_default(),
+        finished_at: state.finished_at.unwrap_or_default(),
         image_id: c.image.unwrap_or_default(),
         image_name: config.image.unwrap_or_default(),
         entrypoint: config.entrypoint.unwrap_or_default(),

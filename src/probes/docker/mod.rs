@@ -79,7 +79,7 @@ pub async fn probe(f: &Facts, kind: K, subject: &Subject) -> Finding {
                 K::ContainerHostGateway => host_gateway(f, d, c).await,
                 K::ContainerImage => image(f, d, c).await,
                 K::ContainerMounts => mounts(f, c, a).await,
-                K::ContainerIdentity => identity(c, a),
+                K::ContainerIdentity => identity(f, c, a),
                 K::ContainerConfig => started::probe(f, c, a).await,
                 K::ContainerSession => session(f, c).await,
                 _ => Finding::internal(format!("unknown container probe {}", kind.name())),
@@ -94,12 +94,15 @@ pub async fn probe(f: &Facts, kind: K, subject: &Subject) -> Finding {
 
 /// `QMS_USER` names the agent the container serves: the stdio proxy sends it to the QMS
 /// server as `X-QMS-Identity`, and the server trusts it.
-fn identity(c: &Container, agent: &Agent) -> Finding {
+fn identity(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     match c.env.iter().find(|(k, _)| k == "QMS_USER").map(|(_, v)| v) {
-        Some(user) if *user == agent.name => Finding::ok(
-            CommonCause::Ok,
-            format!("QMS_USER={user} in {}", c.name),
-        ),
+        Some(user) if *user == agent.name => match restarted_in_lock(c, f.project.identity_lock) {
+            Some(gap) => lock_window(c, agent, gap, f.project.identity_lock),
+            None => Finding::ok(
+                CommonCause::Ok,
+                format!("QMS_USER={user} in {}", c.name),
+            ),
+        },
         Some(user) => Finding::fail(
             IdentityCause::WrongIdentity,
             format!(
@@ -121,6 +124,60 @@ fn identity(c: &Container, agent: &Agent) -> Finding {
         .evidence("without it the proxy sends no X-QMS-Identity, and the server takes the client's word")
         .hint(format!("recreate the container with -e QMS_USER={}", agent.name)),
     }
+}
+
+/// How soon after its last stop the container started again, when that was inside the
+/// QMS server's identity lock (`lock`); `None` when it never stopped, or not that soon.
+pub fn restarted_in_lock(c: &Container, lock: std::time::Duration) -> Option<std::time::Duration> {
+    let started = humantime::parse_rfc3339(&c.started_at).ok()?;
+    // A container that never stopped has the zero time, which no SystemTime holds.
+    let stopped = humantime::parse_rfc3339(&c.finished_at).ok()?;
+    let gap = started.duration_since(stopped).ok()?;
+    (c.running && gap < lock).then_some(gap)
+}
+
+/// The QMS server holds an agent's identity for the instance that had it until `lock`
+/// after its container stops; a container started again before then finds its identity
+/// taken, and its proxies' first requests as the agent refused ("IDENTITY LOCKED").
+fn lock_window(
+    c: &Container,
+    agent: &Agent,
+    gap: std::time::Duration,
+    lock: std::time::Duration,
+) -> Finding {
+    let show = crate::printable::duration;
+    let left = humantime::parse_rfc3339(&c.finished_at)
+        .ok()
+        .and_then(|stopped| {
+            (stopped + lock)
+                .duration_since(std::time::SystemTime::now())
+                .ok()
+        });
+    let now = match left {
+        Some(left) => format!("the lock holds for {} more", show(left)),
+        None => "the lock has ended since; a Claude Code started inside it may still hold the refused connection".into(),
+    };
+    Finding::warn(
+        IdentityCause::LockWindow,
+        format!(
+            "{} started again {} after it stopped, inside the {} the QMS server keeps {}'s identity locked: its first MCP requests as {} may have been refused (IDENTITY LOCKED)",
+            c.name,
+            show(gap),
+            show(lock),
+            agent.name,
+            agent.name
+        ),
+    )
+    .evidence(format!(
+        "stopped {}, started {}",
+        crate::printable::line(&c.finished_at),
+        crate::printable::line(&c.started_at)
+    ))
+    .evidence(now)
+    .hint(format!(
+        "leave an agent stopped for {} before starting it again (pd-doctor --fix --force waits for it); if its Claude Code shows a server failed, start Claude Code again in its session once the lock has ended",
+        show(lock)
+    ))
 }
 
 /// Claude Code runs in the layout's tmux session: a running container with no such
