@@ -8,9 +8,16 @@ use std::path::{Path, PathBuf};
 /// container can write: it is mounted read-only).
 pub const LOG_DIR: &str = ".pd-doctor/logs";
 
-/// The command a person runs to restart container `name`.
-pub fn restart_command(name: &str) -> String {
-    format!("docker restart {name}")
+/// The command a person runs to restart container `name`: with `lock`, the QMS
+/// server's identity lock, stopped for that long first.
+pub fn restart_command(name: &str, lock: Option<std::time::Duration>) -> String {
+    match lock {
+        None => format!("docker restart {name}"),
+        Some(lock) => format!(
+            "docker stop {name}, then {} later docker start {name}",
+            crate::printable::duration(lock)
+        ),
+    }
 }
 
 /// The program and arguments of a server's start command (made by
@@ -61,7 +68,14 @@ pub enum Action {
     },
     /// Restart an agent's running container (only with `--force`) so its entrypoint acts
     /// on a repair, and wait until it has.
-    RestartContainer { id: String, name: String },
+    /// `lock`: how long the QMS server keeps the agent's identity after a stop, when its
+    /// proxies send one: the container stays stopped that long (a restart would start it
+    /// inside the lock).
+    RestartContainer {
+        id: String,
+        name: String,
+        lock: Option<std::time::Duration>,
+    },
     /// Run a server's start command and wait up to `wait` for it to answer a handshake.
     StartServer {
         server: String,
@@ -201,9 +215,21 @@ impl Action {
             Action::RemoveContainer { name, .. } => format!(
                 "remove running container {name} (needs --force: the Claude session in it ends)"
             ),
-            Action::RestartContainer { name, .. } => format!(
+            Action::RestartContainer {
+                name,
+                lock: None,
+                ..
+            } => format!(
                 "restart {name} so its entrypoint applies the repair ({}; needs --force: the Claude session in it ends)",
-                restart_command(name)
+                restart_command(name, None)
+            ),
+            Action::RestartContainer {
+                name,
+                lock: Some(lock),
+                ..
+            } => format!(
+                "stop {name}, wait {} for the QMS server's identity lock to end, then start it so its entrypoint applies the repair (needs --force: the Claude session in it ends)",
+                crate::printable::duration(*lock)
             ),
             Action::StopServer {
                 server,

@@ -39,7 +39,12 @@ pub enum ProjectError {
         value: String,
         error: humantime::DurationError,
     },
+    #[error("{CONFIG_FILE}: [hub]: identity_lock = {0}: at most {MAX_IDENTITY_LOCK} seconds")]
+    IdentityLock(u64),
 }
+
+/// The longest `[hub] identity_lock` taken: a restart waits it out.
+const MAX_IDENTITY_LOCK: u64 = 600;
 
 /// The two trees Pipe Dream has had: the primer's (`docker/`, markers, PID files) and
 /// the Agent Hub's of today (`agent-hub/docker/`, stdio proxy entries, no markers, no PID
@@ -447,10 +452,11 @@ impl Project {
             mcp_json,
             secrets,
             named_folders,
-            identity_lock: config
-                .hub
-                .identity_lock
-                .map_or(IDENTITY_LOCK, std::time::Duration::from_secs),
+            identity_lock: match config.hub.identity_lock {
+                None => IDENTITY_LOCK,
+                Some(s) if s <= MAX_IDENTITY_LOCK => std::time::Duration::from_secs(s),
+                Some(s) => return Err(ProjectError::IdentityLock(s)),
+            },
         })
     }
 

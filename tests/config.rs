@@ -230,7 +230,7 @@ async fn an_untrusted_folder_holds_back_the_project_servers() {
         let v = r.client("qa", server);
         assert_eq!(v["expected"], "pending-approval", "{v}");
         assert_eq!(v["because"], "config.trust[qa]", "{v}");
-        assert_eq!(v["entry"], "project", "{v}");
+        assert_eq!(v["scope"], "project", "{v}");
     }
     let fixed = common::run_json(t.root(), &["--only", "config.*", "--fix", "--yes"]).await;
     fixed.expect("config.trust[qa]", "fixed", "ok");
@@ -656,4 +656,16 @@ async fn an_agent_that_never_logged_in_is_named() {
         "{}",
         r.stdout
     );
+}
+
+/// A restart waits the identity lock out, so an absurd one is refused up front (exit 2),
+/// not slept through.
+#[tokio::test]
+async fn an_identity_lock_past_ten_minutes_is_a_usage_error() {
+    let t = Tree::new(free_port(), free_port());
+    t.agent("qa", "healthy");
+    t.config("[hub]\nidentity_lock = 18446744073709551615\n");
+    let r = common::run(t.root(), &["--only", "config.*"]).await;
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("identity_lock"), "{}", r.stderr);
 }

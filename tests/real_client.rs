@@ -570,7 +570,13 @@ impl Pair {
             return Some("claude_code has no entry for this pair".into());
         };
         let expected = entry["expected"].as_str().unwrap_or("(no expected)");
-        (expected != "unknown" && expected != self.claude_word()).then(|| {
+        // Declined or denied, a server is not listed, as one never configured is not;
+        // and with every check run, pd-doctor always knows ("unknown" is a miss).
+        let claude = match self.claude_word() {
+            "not-configured" if expected == "disabled" => "disabled",
+            word => word,
+        };
+        (expected != claude).then(|| {
             format!(
                 "claude_code expects {expected}, Claude Code says {}",
                 self.claude_word()
@@ -989,10 +995,10 @@ fn claude_code_predictions_are_compared_only_when_reported() {
     );
 
     let after = doc(Some(serde_json::json!([
-        {"agent": "claude", "server": "git", "entry": "user", "expected": "failed",
+        {"agent": "claude", "server": "git", "scope": "user", "expected": "failed",
          "because": "server.mcp[git]", "cause": "timeout"},
-        {"agent": "qa", "server": "qms", "entry": "none", "expected": "connected"},
-        {"agent": "qa", "server": "git", "entry": "project", "expected": "unknown"}
+        {"agent": "qa", "server": "qms", "scope": "none", "expected": "connected"},
+        {"agent": "qa", "server": "git", "scope": "project", "expected": "unknown"}
     ])));
     assert!(pair(&after, "claude", "git", Some(failed))
         .disagreements()
@@ -1001,9 +1007,11 @@ fn claude_code_predictions_are_compared_only_when_reported() {
         pair(&after, "qa", "qms", None).disagreements(),
         ["claude_code expects connected, Claude Code says not-configured"]
     );
-    assert!(pair(&after, "qa", "git", Some(failed))
-        .disagreements()
-        .is_empty());
+    // With every check run, "unknown" is a miss.
+    assert_eq!(
+        pair(&after, "qa", "git", Some(failed)).disagreements(),
+        ["claude_code expects unknown, Claude Code says failed"]
+    );
     assert_eq!(
         pair(&after, "claude", "qms", None).disagreements(),
         [

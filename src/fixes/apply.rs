@@ -25,8 +25,8 @@ const ACTION_SLACK: Duration = Duration::from_secs(6);
 fn limit(action: &Action, cx: &Context) -> Duration {
     let waits = match action {
         Action::StartServer { wait, .. } => *wait + cx.timeout,
-        Action::RestartContainer { .. } => {
-            super::restart::limit() + cx.timeout * 3 + cx.project.identity_lock
+        Action::RestartContainer { lock, .. } => {
+            super::restart::limit() + cx.timeout * 3 + lock.unwrap_or_default()
         }
         _ => Duration::ZERO,
     };
@@ -70,8 +70,8 @@ async fn act(action: &Action, cx: &Context) -> Outcome {
         Action::StartServer {
             server, command, ..
         } => return super::start::start(server, command, cx).await,
-        Action::RestartContainer { id, name } => {
-            return super::restart::restart(id, name, cx).await
+        Action::RestartContainer { id, name, lock } => {
+            return super::restart::restart(id, name, *lock, cx).await
         }
     };
     match result {

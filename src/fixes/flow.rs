@@ -112,9 +112,9 @@ fn describe(steps: &[Step], root: &std::path::Path, force: bool) -> Vec<String> 
             let what = match &s.action {
                 // Without --force a running container is not restarted: the plan says
                 // what to run instead.
-                Action::RestartContainer { name, .. } if !force => format!(
+                Action::RestartContainer { name, lock, .. } if !force => format!(
                     "restart {name} to apply (by hand: {}; pd-doctor does it only with --force, which ends the Claude session in it)",
-                    crate::plan::restart_command(name)
+                    crate::plan::restart_command(name, *lock)
                 ),
                 action => action.describe(root),
             };
@@ -143,7 +143,7 @@ pub async fn fix(
         .collect();
     let mut tried: Vec<Action> = Vec::new();
     let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
-    let mut to_restart: Vec<String> = Vec::new();
+    let mut to_restart: Vec<(String, Option<std::time::Duration>)> = Vec::new();
     for round in 0..3 {
         let steps = plan(&results, &tried);
         if steps.is_empty() {
@@ -196,11 +196,13 @@ pub async fn fix(
             if outcome.done() {
                 repaired.extend(step.ids.iter().cloned());
             }
-            if let (Action::RestartContainer { name, .. }, Outcome::Refused(why)) =
+            if let (Action::RestartContainer { name, lock, .. }, Outcome::Refused(why)) =
                 (&step.action, &outcome)
             {
-                if why.starts_with(&format!("{name} is running")) && !to_restart.contains(name) {
-                    to_restart.push(name.clone());
+                if why.starts_with(&format!("{name} is running"))
+                    && !to_restart.iter().any(|(n, _)| n == name)
+                {
+                    to_restart.push((name.clone(), *lock));
                 }
             }
             if let Some(p) = step.action.file() {
@@ -223,10 +225,20 @@ pub async fn fix(
         results = runner.diagnose().await;
     }
     if !to_restart.is_empty() {
+        let names: Vec<&str> = to_restart.iter().map(|(n, _)| n.as_str()).collect();
+        // One `docker restart` for all, unless an identity lock must be waited out.
+        let how = if to_restart.iter().all(|(_, lock)| lock.is_none()) {
+            format!("docker restart {}", names.join(" "))
+        } else {
+            to_restart
+                .iter()
+                .map(|(n, lock)| crate::plan::restart_command(n, *lock))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         say.say(&format!(
-            "To finish, restart {} so the entrypoint applies the repairs: docker restart {} (or: pd-doctor --fix --yes --force)",
-            to_restart.join(" and "),
-            to_restart.join(" ")
+            "To finish, restart {} so the entrypoint applies the repairs: {how} (or: pd-doctor --fix --yes --force)",
+            names.join(" and "),
         ));
     }
     Ok(mark(results, &before, &outcomes, &causes))
@@ -507,6 +519,7 @@ mod tests {
         let restart = Action::RestartContainer {
             id: "c1".into(),
             name: "agent-qa".into(),
+            lock: None,
         };
         let marker = Action::RemoveFile {
             path: "/p/.mcp-configured".into(),

@@ -65,6 +65,7 @@ pub async fn plan(catalogue: &Catalogue, results: &mut [CheckResult], facts: &Fa
         let action = Action::RestartContainer {
             id: c.id.clone(),
             name: c.name.clone(),
+            lock: sends_identity(c).then_some(facts.project.identity_lock),
         };
         r.fix.plan.push(action.describe(&facts.project.root));
         r.fix.available = true;
@@ -95,11 +96,16 @@ async fn outside_the_lock(
     client
         .start_container(id, None::<StartContainerOptions>)
         .await
-        .map_err(|e| format!("starting {name} again: {e}"))
+        .map_err(|e| format!("starting {name} again: {e}; it is stopped: docker start {name}"))
+}
+
+/// The container's proxies send an identity (`QMS_USER`) the QMS server locks.
+fn sends_identity(c: &docker::Container) -> bool {
+    c.env("QMS_USER").is_some_and(|v| !v.is_empty())
 }
 
 /// Restarts the container (with `--force` only) and waits for its entrypoint.
-pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
+pub async fn restart(id: &str, name: &str, lock: Option<Duration>, cx: &Context) -> Outcome {
     let Some(client) = cx.docker.as_ref() else {
         return Outcome::failed("the Docker engine does not answer");
     };
@@ -114,26 +120,23 @@ pub async fn restart(id: &str, name: &str, cx: &Context) -> Outcome {
     if !cx.force {
         return Outcome::Refused(format!(
             "{name} is running; restart it to apply: {} (pd-doctor --fix --force does, ending the Claude session in it)",
-            restart_command(name)
+            restart_command(name, lock)
         ));
     }
-    let config = inspected.config.unwrap_or_default();
-    let entrypoint = config.entrypoint.unwrap_or_default();
-    // An agent whose proxies send its identity (QMS_USER) must stay stopped until the
-    // QMS server lets go of it, or its new proxies find it taken.
-    let identity = config
-        .env
-        .unwrap_or_default()
-        .iter()
-        .any(|kv| kv.strip_prefix("QMS_USER=").is_some_and(|v| !v.is_empty()));
+    let entrypoint = inspected
+        .config
+        .and_then(|c| c.entrypoint)
+        .unwrap_or_default();
     // The engine answers a restart once the container stopped and started again.
     let patient = client.clone().with_timeout(STOP_GRACE + cx.timeout * 2);
     let started = Instant::now();
-    let waited = if identity {
-        match outside_the_lock(&patient, id, name, cx.project.identity_lock).await {
+    // An agent whose proxies send its identity must stay stopped until the QMS server
+    // lets go of it, or its new proxies find it taken.
+    let waited = if let Some(lock) = lock {
+        match outside_the_lock(&patient, id, name, lock).await {
             Ok(()) => format!(
                 ", after waiting {} for the QMS server's identity lock to end",
-                crate::printable::duration(cx.project.identity_lock)
+                crate::printable::duration(lock)
             ),
             Err(e) => return Outcome::failed(e),
         }

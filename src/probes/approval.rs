@@ -52,17 +52,32 @@ pub enum Approval {
 /// project mounted read-only) they stay where they are, unused (measured in the lab: both
 /// servers "⏸ Pending approval", the lists untouched). So they count only where the
 /// agent's container mounts that file, or the project, read-write.
-async fn answers_apply(f: &Facts, agent: &Agent) -> bool {
+async fn answers_apply(f: &Facts, agent: &Agent) -> Writable {
     let layout = &f.project.layout;
-    let Ok(d) = f.docker().await else {
-        return false;
+    let container = match f.docker().await {
+        Ok(d) => d.container_of(&agent.name),
+        Err(_) => None,
     };
-    let Some(c) = d.container_of(&agent.name) else {
-        return false;
+    let Some(c) = container else {
+        return Writable::NoContainer;
     };
-    c.mount_at(&layout.settings_mount)
+    match c
+        .mount_at(&layout.settings_mount)
         .or_else(|| c.mount_at(&layout.project_mount))
-        .is_some_and(|m| m.rw)
+    {
+        Some(m) if m.rw => Writable::Yes,
+        _ => Writable::No(c.name.clone()),
+    }
+}
+
+/// Whether an agent's container can write its local project settings.
+enum Writable {
+    Yes,
+    /// This container cannot.
+    No(String),
+    /// No container to tell: Pipe Dream's mounts (a read-only project, the overlay) are
+    /// assumed.
+    NoContainer,
 }
 
 pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
@@ -89,7 +104,8 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
         JsonFile::Parsed(doc) => claude_config::project_entry(doc, &f.project.layout.project_mount),
         _ => None,
     };
-    let applies = answers_apply(f, agent).await;
+    let writable = answers_apply(f, agent).await;
+    let applies = matches!(writable, Writable::Yes);
     let claude_json = kept.filter(|_| applies);
     let disables = |doc: Option<&Value>| {
         names(doc, "disabledMcpjsonServers")
@@ -136,10 +152,15 @@ pub async fn approval(f: &Facts, agent: &Agent, server: &Server) -> Approval {
         (false, true) => Some("a \"yes\""),
         _ => None,
     };
+    let cannot = match &writable {
+        Writable::No(container) => format!("which {container} cannot write"),
+        _ => "which the containers Pipe Dream starts cannot write (no running container to tell)"
+            .into(),
+    };
     Approval::Pending {
         ignored: ignored.filter(|_| !applies).map(|answer| {
             format!(
-                "{answer} for {name} is kept in {}, but Claude Code does not use it here: it moves such answers into {}, which this container cannot write",
+                "{answer} for {name} is kept in {}, but Claude Code does not use it here: it moves such answers into {}, {cannot}",
                 f.project.show(&agent.config_dir.join(".claude.json")),
                 f.project.layout.settings_mount
             )
@@ -186,13 +207,14 @@ pub async fn probe(f: &Facts, agent: &Agent, server: &Server) -> Finding {
             }
         }
         Approval::Pending { ignored } => {
-            let elsewhere = f.user_entry(agent, server).is_some();
+            let elsewhere =
+                f.user_entry(agent, server).is_some() || f.local_entry(agent, server).is_some();
             let message = format!(
                 "{name} from {} is not approved for {}: Claude Code lists it as pending approval and gives no tools from it",
                 layout.mcp_json, agent.name
             );
             let finding = if elsewhere {
-                Finding::warn(ApprovalCause::Pending, message).evidence("the user-scope registration is used meanwhile")
+                Finding::warn(ApprovalCause::Pending, message).evidence("the agent's own registration (user or local scope) is used meanwhile")
             } else {
                 Finding::fail(ApprovalCause::Pending, message)
             }

@@ -61,15 +61,29 @@ pub async fn probe(f: &Facts, agent: &Agent) -> Finding {
             ),
         );
     }
-    let container = format!("{}{}", f.project.layout.container_prefix, agent.name);
+    // The commands are for a person to paste: every word from outside is quoted.
+    let container = match f.docker().await {
+        Ok(d) => d.container_of(&agent.name).map(|c| c.name.clone()),
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| format!("{}{}", f.project.layout.container_prefix, agent.name));
+    let quoted =
+        |word: &str| shlex::try_quote(word).map_or_else(|_| "'?'".to_string(), |q| q.into_owned());
     let attach = match f.project.layout.name {
         LayoutName::Hub => format!(
-            "attach to the agent's session and answer \"Yes, proceed\": docker exec -it {container} tmux attach -t agent (Ctrl-b d leaves it running)"
+            "attach to the agent's session and answer \"Yes, proceed\": docker exec -it {} tmux attach -t agent (Ctrl-b d leaves it running)",
+            quoted(&container)
         ),
         LayoutName::Primer => format!(
-            "start Claude Code once interactively and answer \"Yes, proceed\": docker exec -it -w {dir} {container} claude"
+            "start Claude Code once interactively and answer \"Yes, proceed\": docker exec -it -w {} {} claude",
+            quoted(&dir),
+            quoted(&container)
         ),
     };
+    // Trust is recorded only for the project itself: a container started elsewhere
+    // (container.config says so) would have pd-doctor trust a folder it never meant to.
+    let mount = &f.project.layout.project_mount;
+    let in_project = dir == *mount || dir.starts_with(&format!("{}/", mount.trim_end_matches('/')));
     let finding = Finding::fail(
         TrustCause::NotAccepted,
         format!(
@@ -88,7 +102,7 @@ pub async fn probe(f: &Facts, agent: &Agent) -> Finding {
         _ => finding,
     };
     match f.claude_json(agent) {
-        JsonFile::Parsed(serde_json::Value::Object(_)) => finding
+        JsonFile::Parsed(serde_json::Value::Object(_)) if in_project => finding
             .hint(format!("{attach}; or pd-doctor --fix records the answer (backup first), then restart Claude Code in the session"))
             .fix(FixPlan::one(Action::AcceptTrust { path, dir })),
         _ => finding.hint(attach),

@@ -55,9 +55,9 @@ pub struct ClientVerdict {
     pub agent: String,
     pub server: String,
     /// The scope of the entry Claude Code uses (`local`, `project`, `user`, `none`),
-    /// where config.server_entry decided it.
+    /// where config.server_entry decided it (its result's `scope`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<&'static str>,
+    pub scope: Option<&'static str>,
     pub expected: Expected,
     /// The instance id of the root cause (absent when connected).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,7 +112,7 @@ fn pair(results: &[CheckResult], agent: &str, server: &str) -> ClientVerdict {
     ClientVerdict {
         agent: agent.to_string(),
         server: server.to_string(),
-        entry,
+        scope: entry,
         expected,
         because: root.as_ref().map(|(id, _)| id.clone()),
         cause: root.map(|(_, cause)| cause),
@@ -147,22 +147,34 @@ fn decide<'a>(
     if let Some(r) = failed("config.claude_json") {
         return (Expected::Failed, Some(r));
     }
-    if let Some(r) = is("config.approval", &["declined", "denied"]) {
+    // A denied server is never started, from any scope.
+    if let Some(r) = is("config.approval", &["denied"]) {
         return (Expected::Disabled, Some(r));
+    }
+    // Approval and trust hold back the project's copy only: an agent's own (user or
+    // local scope) copy is used meanwhile.
+    let project_copy = matches!(entry, Some("project" | "none") | None);
+    if project_copy {
+        if let Some(r) = is("config.approval", &["declined"]) {
+            return (Expected::Disabled, Some(r));
+        }
     }
     if entry == Some("project") {
         if let Some(r) = failed("config.trust") {
             return (Expected::PendingApproval, Some(r));
         }
     }
-    if let Some(r) = failed("config.approval") {
-        return (Expected::PendingApproval, Some(r));
+    if project_copy {
+        if let Some(r) = failed("config.approval") {
+            return (Expected::PendingApproval, Some(r));
+        }
     }
     if entry == Some("none") {
         return (Expected::NotConfigured, find("config.server_entry"));
     }
+    // docker/.mcp.json's finding about this server, when its copy is the one in use.
     if entry == Some("project") {
-        if let Some(r) = failed("config.mcp_json") {
+        if let Some(r) = failed("config.mcp_json").filter(|r| r.subject.server.is_some()) {
             return (Expected::Failed, Some(r));
         }
     }
@@ -170,6 +182,11 @@ fn decide<'a>(
     // Connected", and pd-doctor says why that is wrong.
     if let Some(r) = is("config.server_entry", &["wrong-server"]) {
         return (Expected::Connected, Some(r));
+    }
+    // A 401 from a server that advertises OAuth: Claude Code offers to log in.
+    let advertised = find("server.oauth").is_some_and(|o| o.cause == "advertised");
+    if let Some(r) = is("server.mcp", &["unauthorized"]).filter(|_| advertised) {
+        return (Expected::NeedsAuthentication, Some(r));
     }
     if let Some(r) = FAILS_THE_CONNECTION.iter().find_map(|c| failed(c)) {
         return (Expected::Failed, Some(r));

@@ -148,11 +148,8 @@ fn lock_window(
     let show = crate::printable::duration;
     let left = humantime::parse_rfc3339(&c.finished_at)
         .ok()
-        .and_then(|stopped| {
-            (stopped + lock)
-                .duration_since(std::time::SystemTime::now())
-                .ok()
-        });
+        .and_then(|stopped| stopped.checked_add(lock))
+        .and_then(|ends| ends.duration_since(std::time::SystemTime::now()).ok());
     let now = match left {
         Some(left) => format!("the lock holds for {} more", show(left)),
         None => "the lock has ended since; a Claude Code started inside it may still hold the refused connection".into(),

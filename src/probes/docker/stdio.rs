@@ -191,17 +191,18 @@ fn retrying(log: &[&str]) -> Option<String> {
             let (count, error) = rest.split_once(" after error: ")?;
             let (n, retries) = count.split_once('/')?;
             let (n, retries): (u32, u32) = (n.parse().ok()?, retries.parse().ok()?);
-            (n, retries + 1, error.to_string())
+            (n, retries.checked_add(1)?, error.to_string())
         } else {
             let rest = &line[line.find("attempt ")? + "attempt ".len()..];
             let (count, rest) = rest.split_once(" failed (")?;
             let (n, total) = count.split_once('/')?;
-            let error = rest.rsplit_once("); again in ").map_or(rest, |(e, _)| e);
+            // Only a line that says when it tries again: the last attempt says no such thing.
+            let (error, _) = rest.rsplit_once("); again in ")?;
             (n.parse().ok()?, total.parse().ok()?, error.to_string())
         };
+        let next = done.checked_add(1).filter(|next| *next <= total)?;
         Some(format!(
-            "the proxy was retrying a failing upstream (attempt {} of {total} next; the last one: {error})",
-            done + 1
+            "the proxy was retrying a failing upstream (attempt {next} of {total} next; the last one: {error})"
         ))
     })
 }
@@ -227,6 +228,10 @@ mod tests {
         );
         assert_eq!(retrying(&["starting"]), None);
         assert_eq!(retrying(&["Retry x/y after error: z"]), None);
+        // Hostile or final lines: no overflow, no attempt past the last.
+        assert_eq!(retrying(&["Retry 1/4294967295 after error: x"]), None);
+        assert_eq!(retrying(&["Retry 4294967295/3 after error: x"]), None);
+        assert_eq!(retrying(&["attempt 4/4 failed (E)"]), None);
     }
     use crate::claude_config::ServerEntry;
     use crate::probes::docker::ask::argv;
