@@ -93,22 +93,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn forbidden_characters_never_reach_the_xml_and_counts_add_up() {
-        let report = Report {
+    fn report(results: Vec<CheckResult>) -> Report {
+        Report {
             layout: Default::default(),
             root_causes: Vec::new(),
             claude_code: Vec::new(),
             root: "/r".into(),
             started_at: String::new(),
             duration_ms: 2000,
-            results: vec![
-                result("a", Status::Fail, "bell \x07 and \x00 nul \"q\" <x>"),
-                result("b", Status::Skip, "skipped"),
-                result("c", Status::Warn, "warned"),
-                result("d", Status::Ok, "fine"),
-            ],
-        };
+            results,
+        }
+    }
+
+    #[test]
+    fn forbidden_characters_never_reach_the_xml_and_counts_add_up() {
+        let report = report(vec![
+            result("a", Status::Fail, "bell \x07 and \x00 nul \"q\" <x>"),
+            result("b", Status::Skip, "skipped"),
+            result("c", Status::Warn, "warned"),
+            result("d", Status::Ok, "fine"),
+        ]);
         let xml = render(&report, &Catalogue::builtin());
         assert!(!xml
             .chars()
@@ -129,16 +133,7 @@ mod tests {
     fn a_per_project_finding_about_one_server_names_it() {
         let mut one = result("config.mcp_json", Status::Fail, "git points at localhost");
         one.subject = Subject::server("git");
-        let report = Report {
-            layout: Default::default(),
-            root_causes: Vec::new(),
-            claude_code: Vec::new(),
-            root: "/r".into(),
-            started_at: String::new(),
-            duration_ms: 1,
-            results: vec![one],
-        };
-        let xml = render(&report, &Catalogue::builtin());
+        let xml = render(&report(vec![one]), &Catalogue::builtin());
         assert!(xml.contains("name=\"config.mcp_json (git)\""), "{xml}");
     }
 }
