@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the lab image's root file system from this host's own programs:
-#   build-rootfs.sh DEST [curl|wget|node|bash-only|no-sh|bare|hub]     (default: curl)
+#   build-rootfs.sh DEST [curl|wget|node|bash-only|no-sh|bare|minimal|hub]  (default: curl)
 # Copies bash, sh, coreutils and getent, plus the named HTTP client, with every library
 # `ldd` names, the NSS modules and an nsswitch.conf so names resolve. `bash-only` has no
 # HTTP client but bash; `no-sh` is that without sh (pd-doctor's per-client path); `bare`
-# has nothing but sleep: no shell and no client at all. `hub` is what the Agent Hub
-# image (docker/lab/hub) needs besides curl's: tmux (with terminfo), jq, and Debian's
-# python3.11 with its standard library and httpx from python3-httpx, the stdio proxy's
-# only dependency. Nothing is downloaded.
+# has nothing but sleep: no shell and no client at all. `minimal` is an agent image as
+# small as one can be: bash (also as /bin/sh), curl, cat, grep, getent, ls, sleep,
+# touch, rm and mkdir, and no other coreutils (no sha256sum, cksum, tr, cut, wc, env,
+# cp). `hub` is what the Agent Hub image (docker/lab/hub) needs besides curl's: tmux
+# (with terminfo), jq, and Debian's python3.11 with its standard library and httpx from
+# python3-httpx, the stdio proxy's only dependency. Nothing is downloaded.
 set -euo pipefail
 dest=$1
 variant=${2:-curl}
@@ -16,6 +18,7 @@ base=(bash sleep cat ls touch cp mkdir rm env getent)
 tools=(sh tr sha256sum cksum wc)
 case "$variant" in
   bare) programs=(sleep) ;;
+  minimal) programs=(bash curl cat grep getent ls sleep touch rm mkdir) ;;
   no-sh) programs=("${base[@]}") ;;
   bash-only) programs=("${base[@]}" "${tools[@]}") ;;
   curl|wget|node) programs=("${base[@]}" "${tools[@]}" "$variant") ;;
@@ -45,6 +48,8 @@ for p in "${programs[@]}"; do
     *) [ -e "$dest/bin/$p" ] || cp -L "$path" "$dest/bin/$p" ;;
   esac
 done
+# The minimal image's sh is bash itself, as in images whose /bin/sh is bash.
+[ "$variant" = minimal ] && cp -L "$(command -v bash)" "$dest/bin/sh"
 for lib in /lib/*/libnss_files.so.2 /lib/*/libnss_dns.so.2 /lib/*/libresolv.so.2; do
   [ -e "$lib" ] && copy_with_libs "$lib"
 done
