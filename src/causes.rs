@@ -194,6 +194,15 @@ causes! {
         NoSession = "no-session",
     }
 
+    /// `container.anthropic`.
+    AnthropicCause {
+        Dns = "dns",
+        Refused = "refused",
+        Timeout = "timeout",
+        Proxy = "proxy",
+        BadUrl = "bad-url",
+    }
+
     /// `container.config`.
     ContainerConfigCause {
         WrongWorkdir = "wrong-workdir",
@@ -418,6 +427,7 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ContainerSession => TmuxCause::CODES,
             K::ContainerIdentity => IdentityCause::CODES,
             K::ContainerConfig => ContainerConfigCause::CODES,
+            K::ContainerAnthropic => AnthropicCause::CODES,
             K::HubService => HubCause::CODES,
             K::ContainerImage => ImageCause::CODES,
             K::ContainerMounts => MountsCause::CODES,

@@ -42,6 +42,7 @@ probe_kinds! {
     ContainerSession = "container-session",
     ContainerIdentity = "container-identity",
     ContainerConfig = "container-config",
+    ContainerAnthropic = "container-anthropic",
     HubService = "hub-service",
     ContainerImage = "container-image",
     ContainerMounts = "container-mounts",

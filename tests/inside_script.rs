@@ -71,6 +71,7 @@ fn run_with_logged_curl(urls: &[&str], parallel: bool) -> Option<(Report, Vec<St
             .collect(),
         stdio: vec![None; urls.len()],
         session: String::new(),
+        api: None,
     };
     let argv = request.argv(
         &Limit::until(Instant::now() + Duration::from_secs(3)),

@@ -79,6 +79,7 @@ fn in_container(kind: ProbeKind) -> bool {
             | K::ContainerSession
             | K::ContainerIdentity
             | K::ContainerConfig
+            | K::ContainerAnthropic
             | K::ContainerImage
             | K::ContainerMounts
             | K::ContainersStale

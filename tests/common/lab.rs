@@ -15,6 +15,31 @@ pub const LABEL: &str = "pd-doctor-test";
 /// What makes host.docker.internal exist in a container on a Linux engine.
 pub const GATEWAY: &str = "--add-host=host.docker.internal:host-gateway";
 
+/// The name lab containers reach "Anthropic's API" by (see [`anthropic_args`]).
+pub const LAB_API_HOST: &str = "pd-lab-anthropic";
+
+/// Where a lab container's Claude Code would connect first, unless a test says
+/// otherwise (it names ANTHROPIC_BASE_URL, or shares another container's network): a
+/// port of this test process on the Docker bridge that accepts and closes every
+/// connection, by a name of the container's own /etc/hosts. No lookup of
+/// api.anthropic.com ever leaves the machine.
+fn anthropic_args(args: &[String]) -> Vec<String> {
+    let shares_network = args
+        .windows(2)
+        .any(|w| w[0] == "--network" && w[1].starts_with("container:"));
+    if shares_network || args.iter().any(|a| a.contains("ANTHROPIC_BASE_URL")) {
+        return Vec::new();
+    }
+    vec![
+        format!("--add-host={LAB_API_HOST}:host-gateway"),
+        "-e".into(),
+        format!(
+            "ANTHROPIC_BASE_URL=http://{LAB_API_HOST}:{}",
+            super::servers::lab_api_port()
+        ),
+    ]
+}
+
 /// The lab for one test and its image with `variant`'s client, or a skip (see
 /// [`docker_or_skip`]).
 pub fn lab_or_skip(test: &str, lab_name: &str, variant: &str) -> Option<(Lab, String)> {
@@ -299,6 +324,8 @@ impl Lab {
             all.push("-d");
         }
         all.extend(["--name", name, "--label", &label]);
+        let api = anthropic_args(args);
+        all.extend(api.iter().map(String::as_str));
         all.extend(args.iter().map(String::as_str));
         all.extend(image_and_cmd);
         docker(&all)

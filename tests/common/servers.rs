@@ -124,6 +124,24 @@ pub fn bridge_ip() -> Option<IpAddr> {
     cidr.split('/').next()?.parse().ok()
 }
 
+/// A port on the Docker bridge where this process accepts every TCP connection and
+/// closes it at once: the lab's stand-in for Anthropic's API, which pd-doctor only
+/// connects to (it sends no byte). One per test process, for its life.
+pub fn lab_api_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| {
+        let bridge = bridge_ip().expect("a Docker bridge (docker0) for the lab's API stand-in");
+        let listener = std::net::TcpListener::bind(SocketAddr::new(bridge, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                drop(stream);
+            }
+        });
+        port
+    })
+}
+
 /// Listeners for one port on each address `bind` asks for.
 pub async fn listeners(bind: Bind) -> Vec<TcpListener> {
     for _ in 0..20 {

@@ -86,7 +86,7 @@ pub struct MountInfo {
 }
 
 /// One agent container, inspected.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Container {
     pub id: String,
     pub name: String,

@@ -8,7 +8,9 @@
 #   $7 bash program  $8 how many words the URLs take (4 per URL)  $9 seconds until
 #   everything this exec started is ended  $10 the MCP messages a stdio server is sent
 #   $11 the tmux session Claude Code runs in ("" = none)  $12 how many quarter seconds
-#   more the deadline waits for processes that still use CPU
+#   more the deadline waits for processes that still use CPU  $13 $14 the host and port
+#   Claude Code opens first (Anthropic's API, or the proxy it goes through; "" = not asked)
+#   $15 $16 the python3 and node programs that open (and close) that connection
 #   then 4 per URL: url host port path (url "" = not to be reached)
 #   then the files to size and digest, one path each
 #   then per stdio server: INDEX COUNT and COUNT words, its argument vector
@@ -16,11 +18,13 @@
 # DIGEST [SIZE]" or "file INDEX missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
 # (stdout and stderr: the first lines, then the last), "r INDEX x STATUS" and
 # "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
-# "s INDEX answered", "s INDEX x STATUS"; "session 0|1|-" (tmux has-session's status); "claude COUNT PID..." (Claude Code's processes); "slow" when the deadline waits for a
+# "s INDEX answered", "s INDEX x STATUS"; "api resolve EXIT ADDR...", "api connect
+# open|refused|unreachable|timeout|error|-"; "session 0|1|-" (tmux has-session's status); "claude COUNT PID..." (Claude Code's processes); "slow" when the deadline waits for a
 # process still at work; at the deadline "deadline" and "left PID NAME" for each process
 # then ended; and "end" when everything is done.
 hn=$1 nf=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10} ss=${11} wq=${12}
-shift 12
+ah=${13} apt=${14} pyc=${15} jsc=${16}
+shift 16
 nl='
 '
 exec 5>&1
@@ -288,15 +292,63 @@ while [ "$#" -ge 2 ]; do
   shift $((n + 2))
 done
 
-out=$(getent ahosts "$hn" 2>/dev/null)
-rc=$?
-printf '%s\n' "$out" | {
-  seen=
-  while read -r a _; do
-    case " $seen " in *" $a "*) ;; *) seen="$seen $a" ;; esac
-  done
-  printf 'resolve %s%s\n' "$rc" "$seen"
+# "WHAT EXIT ADDR...": getent's exit status for NAME, then each address once.
+lookup() {
+  out=$(getent ahosts "$2" 2>/dev/null)
+  rc=$?
+  printf '%s\n' "$out" | {
+    seen=
+    while read -r a _; do
+      case " $seen " in *" $a "*) ;; *) seen="$seen $a" ;; esac
+    done
+    printf '%s %s%s\n' "$1" "$rc" "$seen"
+  }
+  return "$rc"
 }
+
+# Claude Code's first connection, to Anthropic's API (or the proxy it goes through):
+# the name resolves, and a TCP connection to the port opens. Not a byte is sent: the
+# connection is opened and closed. By bash's /dev/tcp, else python3, else node (Claude
+# Code's own runtime), each stopped after the clients' time limit.
+connect() {
+  if command -v bash >/dev/null 2>&1; then
+    set -- bash -c 'exec 3<>"/dev/tcp/$1/$2"' pd-doctor "$1" "$2"
+  elif command -v python3 >/dev/null 2>&1; then
+    set -- python3 -c "$pyc" "$1" "$2" "$t"
+  elif command -v node >/dev/null 2>&1; then
+    set -- node -e "$jsc" "$1" "$2" "$t"
+  else
+    printf 'api connect -\n'
+    return
+  fi
+  e=$({
+    "$@" </dev/null 3>&- 4>&- 5>&- &
+    p=$!
+    (sleep "$t" && kill "$p") >/dev/null 2>&1 3>&- 4>&- 5>&- &
+    k=$!
+    wait "$p"
+    x=$?
+    kill "$k" 2>/dev/null
+    echo "__pd_exit__$x"
+  } 2>&1)
+  case $e in
+    *__pd_exit__0) k=open ;;
+    *refused*) k=refused ;;
+    *nreachable* | *'No route'*) k=unreachable ;;
+    *'timed out'* | *__pd_exit__143) k=timeout ;;
+    *) k=error ;;
+  esac
+  printf 'api connect %s\n' "$k"
+}
+
+if [ -n "$ah" ]; then
+  { if lookup 'api resolve' "$ah"; then connect "$ah" "$apt"; fi; } &
+  ap=$!
+else
+  ap=
+fi
+
+lookup resolve "$hn"
 
 if [ -n "$ss" ]; then
   if command -v tmux >/dev/null 2>&1; then
@@ -322,7 +374,7 @@ for d in /proc/[0-9]*; do
 done
 printf 'claude %s%s\n' "$n" "$pids"
 
-wait "$rp" "$fp"
+wait "$rp" "$fp" $ap
 printf 'done\n'
 }
 

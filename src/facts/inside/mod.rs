@@ -20,7 +20,8 @@ use super::docker::exec::{self, ExecOutput, CLIENTS};
 
 pub use digest::{cksum, Algo, Digest, InsideFile};
 pub use request::{
-    client_argv, Limit, Request, Target, BASH, MAX_FILES, MESSAGES, NODE, PYTHON, SCRIPT,
+    client_argv, connect_argv, Endpoint, Limit, Request, Target, BASH, MAX_FILES, MESSAGES, NODE,
+    PYTHON, SCRIPT,
 };
 use request::{MAX_URLS, MIN_LIMIT};
 
@@ -144,6 +145,46 @@ impl StdioRun {
     }
 }
 
+/// How the script's try of Claude Code's first connection went: the name's lookup, then
+/// (only after it resolved) the TCP connection. `None` where no line came: not asked, or
+/// the deadline came first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Api {
+    pub resolve: Option<Resolved>,
+    pub connect: Option<Connect>,
+}
+
+impl Connect {
+    /// From a connecting program's exit status and stderr (see `connect` in inside.sh,
+    /// which reads them the same way); `None` status: it was cut off.
+    pub fn of(exit: Option<i64>, stderr: &str) -> Connect {
+        match exit {
+            Some(0) => Connect::Open,
+            None => Connect::Timeout,
+            _ if stderr.contains("refused") => Connect::Refused,
+            _ if stderr.contains("nreachable") || stderr.contains("No route") => {
+                Connect::Unreachable
+            }
+            _ if stderr.contains("timed out") => Connect::Timeout,
+            _ => Connect::Error,
+        }
+    }
+}
+
+/// How a TCP connection went; no byte was sent on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    Open,
+    Refused,
+    /// No route to the address (the network is unreachable).
+    Unreachable,
+    /// Nothing answered within the clients' time limit.
+    Timeout,
+    Error,
+    /// The image has none of bash, python3 and node to open one with.
+    Untried,
+}
+
 /// The parsed report. A field is `None` where its line never came (truncated output, or
 /// a script that could not find out): the check then takes the per-client path for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -156,6 +197,8 @@ pub struct Report {
     pub claude: Option<Vec<u32>>,
     /// Whether the tmux session runs; `None`: not asked, or the image has no tmux.
     pub session: Option<bool>,
+    /// Claude Code's first connection (see [`Request::api`]), as far as it got.
+    pub api: Api,
     /// Indexed like [`Request::files`]; `None` where no line came.
     pub files: Vec<Option<InsideFile>>,
     /// Indexed like [`Request::urls`].
@@ -271,15 +314,7 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
                     name => CLIENTS.iter().find(|c| **c == name).map(|c| Some(*c)),
                 }
             }
-            "resolve" if report.resolve.is_none() => {
-                let mut words = rest.split_whitespace();
-                if let Some(Ok(exit)) = words.next().map(str::parse) {
-                    report.resolve = Some(Resolved {
-                        exit,
-                        addrs: addresses(words),
-                    });
-                }
-            }
+            "resolve" if report.resolve.is_none() => report.resolve = resolved(rest),
             "file" => {
                 let (index, rest) = rest.split_once(' ').unwrap_or((rest, ""));
                 if let Some(i) = index.parse::<usize>().ok().filter(|i| *i < MAX_FILES) {
@@ -310,6 +345,7 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
             "pid1" if report.pid1.is_none() => {
                 report.pid1 = Some(cmdline(rest));
             }
+            "api" => api_line(&mut report.api, rest),
             "r" => reach_line(&mut report.reach, rest),
             "s" => stdio_line(&mut report.stdio, rest),
             "deadline" => report.deadline = true,
@@ -357,6 +393,36 @@ fn inside_file(rest: &str) -> InsideFile {
     InsideFile::Present {
         digest,
         size: words.next().and_then(|s| s.parse().ok()),
+    }
+}
+
+/// `EXIT ADDR...` of a lookup line.
+fn resolved(rest: &str) -> Option<Resolved> {
+    let mut words = rest.split_whitespace();
+    let exit = words.next()?.parse().ok()?;
+    Some(Resolved {
+        exit,
+        addrs: addresses(words),
+    })
+}
+
+/// `api resolve EXIT ADDR...`, `api connect KIND`; the first of each counts.
+fn api_line(api: &mut Api, rest: &str) {
+    let (kind, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    match kind {
+        "resolve" if api.resolve.is_none() => api.resolve = resolved(rest),
+        "connect" if api.connect.is_none() => {
+            api.connect = match rest.trim() {
+                "open" => Some(Connect::Open),
+                "refused" => Some(Connect::Refused),
+                "unreachable" => Some(Connect::Unreachable),
+                "timeout" => Some(Connect::Timeout),
+                "error" => Some(Connect::Error),
+                "-" => Some(Connect::Untried),
+                _ => None,
+            }
+        }
+        _ => {}
     }
 }
 
@@ -579,6 +645,7 @@ end
             urls: vec![Some(Target::new(&url)), None],
             stdio: vec![None, Some(vec!["python3".into(), "$(id)".into()])],
             session: String::new(),
+            api: None,
         };
         let argv = request.argv(
             &Limit::of(Duration::from_millis(1750)),
@@ -593,14 +660,25 @@ end
         assert_eq!(argv[13], MESSAGES);
         assert_eq!(argv[14], "", "no tmux session asked for");
         assert_eq!(argv[15], "8", "two seconds' grace in quarters");
-        assert_eq!(argv[16], url.as_str());
-        assert_eq!(argv[17], "host.docker.internal");
+        assert_eq!(&argv[16..18], &["", ""], "no API connection asked for");
+        assert_eq!(argv[20], url.as_str());
+        assert_eq!(argv[21], "host.docker.internal");
         assert_eq!(argv[5], "1", "one file");
-        assert_eq!(argv.len(), 16 + 8 + 1 + 4);
-        assert!(argv[20..24].iter().all(String::is_empty));
-        assert_eq!(argv[24], "/entrypoint.sh");
+        assert_eq!(argv.len(), 20 + 8 + 1 + 4);
+        assert!(argv[24..28].iter().all(String::is_empty));
+        assert_eq!(argv[28], "/entrypoint.sh");
         // The stdio server's argument vector, whole, after its index and length.
-        assert_eq!(&argv[25..], &["1", "2", "python3", "$(id)"]);
+        assert_eq!(&argv[29..], &["1", "2", "python3", "$(id)"]);
+        let api = Request {
+            api: Endpoint::new("[::1]", 443),
+            ..request.clone()
+        };
+        let argv = api.argv(
+            &Limit::of(Duration::from_secs(2)),
+            Duration::from_secs(2),
+            0,
+        );
+        assert_eq!(&argv[16..18], &["::1", "443"]);
         let curl = client_argv(
             "curl",
             &Target::new(&url),
@@ -671,6 +749,7 @@ end
             urls: vec![Some(Target::new(&url))],
             stdio: vec![None],
             session: String::new(),
+            api: None,
         };
         let argv = request.argv(
             &Limit::of(Duration::from_secs(2)),

@@ -84,6 +84,36 @@ impl Target {
     }
 }
 
+/// Opens a TCP connection to HOST PORT within SECONDS and closes it; sends nothing.
+/// What bash's `exec 3<>/dev/tcp/HOST/PORT` does, where there is no bash.
+pub const PYTHON_CONNECT: &str = "import socket,sys
+socket.create_connection((sys.argv[1],int(sys.argv[2])),float(sys.argv[3])).close()";
+
+/// The same for node, saying on stderr what bash and python3 would have said.
+pub const NODE_CONNECT: &str = r#"const s=require("net").connect(+process.argv[2],process.argv[1]);
+s.setTimeout(1000*process.argv[3],()=>{console.error("timed out");process.exit(3)});
+s.on("connect",()=>{s.destroy();process.exit(0)});
+s.on("error",e=>{console.error(e.code==="ECONNREFUSED"?"Connection refused":/UNREACH/.test(e.code)?"Network is unreachable":"error");process.exit(1)})"#;
+
+/// The argv that opens (and closes) a connection to `to` with `program` (bash, python3
+/// or node): the per-client path's, where the image has no sh.
+pub fn connect_argv(program: &str, to: &Endpoint, limit: &Limit) -> Vec<String> {
+    let (host, port) = (to.host().to_string(), to.port().to_string());
+    let v: Vec<&str> = match program {
+        "python3" => vec!["python3", "-c", PYTHON_CONNECT, &host, &port, &limit.secs],
+        "node" => vec!["node", "-e", NODE_CONNECT, &host, &port, &limit.secs],
+        _ => vec![
+            "bash",
+            "-c",
+            r#"exec 3<>"/dev/tcp/$1/$2""#,
+            "pd-doctor",
+            &host,
+            &port,
+        ],
+    };
+    v.into_iter().map(String::from).collect()
+}
+
 /// The argv of one client fetching `target`: every value one argument, after the options.
 pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
     let u = target.url.as_str();
@@ -154,6 +184,48 @@ pub struct Request {
     pub stdio: Vec<Option<Vec<String>>>,
     /// The tmux session Claude Code runs in, to look for ("" = none).
     pub session: String,
+    /// Where Claude Code connects first (Anthropic's API, or its proxy): resolved, and
+    /// a TCP connection opened and closed. `None`: not asked.
+    pub api: Option<Endpoint>,
+}
+
+/// A host name (or IP address, without brackets) and a port, checked to be only that:
+/// they reach bash's `/dev/tcp/HOST/PORT` inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    pub fn new(host: &str, port: u16) -> Option<Endpoint> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let fine = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_');
+        (!host.is_empty() && host.len() <= 253 && host.bytes().all(fine) && port > 0).then(|| {
+            Endpoint {
+                host: host.to_ascii_lowercase(),
+                port,
+            }
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl Request {
@@ -183,6 +255,13 @@ impl Request {
             MESSAGES,
             &self.session,
             &grace_steps.to_string(),
+            self.api.as_ref().map_or("", |e| e.host()),
+            &self
+                .api
+                .as_ref()
+                .map_or(String::new(), |e| e.port().to_string()),
+            PYTHON_CONNECT,
+            NODE_CONNECT,
         ]
         .map(String::from)
         .to_vec();

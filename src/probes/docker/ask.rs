@@ -53,6 +53,9 @@ pub(super) async fn request(f: &Facts, c: &Container) -> inside::Request {
         },
         urls,
         stdio: stdio_runs,
+        api: super::anthropic::route(c)
+            .ok()
+            .map(|r| r.first_hop().clone()),
     }
 }
 

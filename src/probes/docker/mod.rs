@@ -21,6 +21,7 @@ use crate::project::Agent;
 use crate::safefs;
 use ask::{entrypoint_script, image_files, image_reader, inside, is_shell, ImageFile};
 
+mod anthropic;
 mod ask;
 pub(crate) mod network;
 pub(crate) mod reach;
@@ -81,6 +82,7 @@ pub async fn probe(f: &Facts, kind: K, subject: &Subject) -> Finding {
                 K::ContainerMounts => mounts(f, c, a).await,
                 K::ContainerIdentity => identity(f, c, a),
                 K::ContainerConfig => started::probe(f, c, a).await,
+                K::ContainerAnthropic => anthropic::probe(f, c).await,
                 K::ContainerSession => session(f, c).await,
                 _ => Finding::internal(format!("unknown container probe {}", kind.name())),
             }
