@@ -156,9 +156,29 @@ pub struct DockerFacts {
     pub clients: HashMap<String, tokio::sync::OnceCell<Option<&'static str>>>,
     /// What the one-exec script reported from inside each container, on first use.
     pub inside: HashMap<String, tokio::sync::OnceCell<Gathered>>,
+    /// Files read out of images through the archive endpoint, by image id and path:
+    /// once per image, whatever the number of its containers.
+    image_files: std::sync::Mutex<HashMap<(String, String), ImageFileCell>>,
 }
 
+type ImageFileCell = std::sync::Arc<tokio::sync::OnceCell<Option<Vec<u8>>>>;
+
 impl DockerFacts {
+    /// `path` as `c`'s image has it, read through the archive endpoint from `c` (a
+    /// stopped container too) the first time any container of that image asks.
+    pub async fn image_file(&self, c: &Container, path: &str) -> Option<Vec<u8>> {
+        let cell = {
+            let mut files = self.image_files.lock().unwrap_or_else(|e| e.into_inner());
+            files
+                .entry((c.image_id.clone(), path.to_string()))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_init(|| super::archive::read_file(&self.client, &c.id, path))
+            .await
+            .clone()
+    }
+
     /// The container the agent works in: a running one first, then the most recently
     /// started.
     pub fn container_of(&self, agent: &str) -> Option<&Container> {
@@ -205,6 +225,7 @@ pub async fn gather(project: &Project, timeout: Duration) -> Result<DockerFacts,
             engine,
             clients: cells(&containers),
             inside: cells(&containers),
+            image_files: Default::default(),
             containers,
         })
     };

@@ -299,7 +299,8 @@ async fn resolve(f: &Facts, d: &DockerFacts, c: &Container) -> Option<inside::Re
 /// Whether the image's copy of `file` differs from the host's `on_host`; `None` when it
 /// cannot be told (not in the image). The report of the image's reader answers by size
 /// and digest; without one (a stopped container, an image without `sh`, or without
-/// `sha256sum` and `cksum`), `c`'s copy is read through the archive endpoint.
+/// `sha256sum` and `cksum`), the image's copy is read through the archive endpoint, once
+/// per image: from the image's reader, else from `c`.
 async fn file_differs(
     d: &DockerFacts,
     c: &Container,
@@ -315,7 +316,8 @@ async fn file_differs(
             return Some(answer);
         }
     }
-    let copy = docker::read_file(&d.client, &c.id, &file.dest).await?;
+    let from = image_reader(d, c).unwrap_or(c);
+    let copy = d.image_file(from, &file.dest).await?;
     Some(copy != on_host)
 }
 
