@@ -187,6 +187,7 @@ causes! {
         Timeout = "timeout",
         NotMcp = "not-mcp",
         RpcError = "rpc-error",
+        SlowStart = "slow-start",
     }
 
     /// `container.session`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context as _};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use comfy_table::{presets, Table};
 
 use crate::catalogue::Catalogue;
@@ -55,6 +55,9 @@ pub struct Cli {
     /// Per-probe deadline, e.g. 2s, 500ms
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION", global = true)]
     pub timeout: Duration,
+    /// The run's deadline when `--timeout` was given: that long after pd-doctor began.
+    #[arg(skip)]
+    pub deadline: Option<tokio::time::Instant>,
     /// Same as --format json
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
@@ -149,8 +152,22 @@ fn out_of_range() -> String {
 }
 
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let began = tokio::time::Instant::now();
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let cli = match parsed {
+        Ok((cli, matches)) => {
+            let given = |m: &clap::ArgMatches| {
+                m.value_source("timeout") == Some(clap::parser::ValueSource::CommandLine)
+            };
+            let timeout_given =
+                given(&matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub));
+            Cli {
+                deadline: timeout_given.then(|| began + cli.timeout),
+                ..cli
+            }
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
@@ -321,6 +338,7 @@ fn prepare(cli: &Cli) -> anyhow::Result<Runner> {
         project,
         catalogue,
         timeout: cli.timeout,
+        deadline: cli.deadline,
         only: cli.only.clone(),
         skip: cli.skip.clone(),
         agents: cli.agents.clone(),

@@ -16,6 +16,9 @@ pub struct Runner {
     pub project: Arc<Project>,
     pub catalogue: Catalogue,
     pub timeout: Duration,
+    /// The user's deadline for the first diagnosis: `--timeout` given, counted from the
+    /// start of pd-doctor. `None`: one timeout per diagnosis, slow starts waited for.
+    pub deadline: Option<tokio::time::Instant>,
     pub only: Vec<String>,
     pub skip: Vec<String>,
     /// `--agent`: only these agents, also among those found in containers.
@@ -28,12 +31,21 @@ impl Runner {
         Arc::new(Facts::new(self.project.clone(), self.timeout))
     }
 
+    /// The same for the first diagnosis, which keeps the user's deadline (both its passes).
+    fn first_facts(&self) -> Arc<Facts> {
+        Arc::new(Facts::until(
+            self.project.clone(),
+            self.timeout,
+            self.deadline,
+        ))
+    }
+
     /// The first diagnosis of a run. Agents seen only in containers (no config dir under
     /// `.claude/users/`) become known when the engine answers, alongside the host probes;
     /// they join the project and get their checks in a second pass, merged into
     /// checklist order.
     pub async fn first_diagnosis(&mut self) -> Vec<CheckResult> {
-        let facts = self.facts();
+        let facts = self.first_facts();
         let mut results = Engine::new(&self.catalogue, facts.clone())
             .run(&self.only, &self.skip)
             .await;
@@ -57,7 +69,7 @@ impl Runner {
             return results;
         }
         self.project = Arc::new(project);
-        let facts = self.facts();
+        let facts = self.first_facts();
         let engine = Engine::new(&self.catalogue, facts.clone());
         let theirs = |inst: &Instance| {
             inst.subject

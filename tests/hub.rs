@@ -151,7 +151,9 @@ async fn a_proxy_whose_upstream_refuses_its_key_is_traced_to_the_401() {
         &mcp.replace("X-API-Key=qms-internal", "X-API-Key=wrong-key"),
     );
     lab.start_hub_agent(&t, "qa", &image, &[]);
-    let run = run_json(t.root(), &["--timeout", "2s"]).await;
+    // The default timeout: a proxy's cold start is waited for (a given --timeout is kept
+    // to the letter, slow start or not).
+    let run = run_json(t.root(), &[]).await;
     // The host probes the proxy's upstream with the proxy's own headers.
     let mcp = run.expect("server.mcp[qms]", "fail", "unauthorized");
     assert!(
@@ -179,7 +181,9 @@ async fn a_hung_stdio_server_is_ended_at_the_deadline() {
     doc["mcpServers"]["git"] = serde_json::json!({"command": "sleep", "args": ["4242"]});
     t.write("agent-hub/docker/.mcp.json", &doc.to_string());
     lab.start_hub_agent(&t, "qa", &image, &[]);
-    let run = run_json(t.root(), &["--timeout", "1s"]).await;
+    // The default timeout (2 s), which waits for qms's proxy's cold start, not for git's
+    // program, which sleeps.
+    let run = run_json(t.root(), &[]).await;
     run.expect("container.stdio[qa,git]", "fail", "timeout");
     run.expect("container.stdio[qa,qms]", "ok", "ok");
     assert!(run.elapsed < WALL_AT_1S, "{:?}", run.elapsed);
@@ -202,6 +206,9 @@ async fn a_proxy_retrying_a_refused_upstream_is_ended_at_the_deadline() {
     let image = hub_image();
     lab.configure_hub(&t, &image, free_port());
     lab.start_hub_agent(&t, "qa", &image, &[]);
+    // A first run warms the container (Python's files in the page cache): a given
+    // --timeout is kept to the letter, and a cold start on a busy machine may not fit.
+    let _ = run_json(t.root(), &[]).await;
     let run = run_json(t.root(), &["--timeout", "4s"]).await;
     run.expect("server.listen[git]", "fail", "not-listening");
     let stdio = run.expect_saying(
@@ -213,8 +220,8 @@ async fn a_proxy_retrying_a_refused_upstream_is_ended_at_the_deadline() {
     assert_eq!(stdio["explained_by"], "server.listen[git]", "{stdio}");
     run.expect("container.stdio[qa,qms]", "ok", "ok");
     // The deadline, not the proxy's back-off: a run at --timeout 4s used to take twice
-    // that.
-    assert!(run.elapsed < Duration::from_secs(7), "{:?}", run.elapsed);
+    // that (the benchmark holds the real figure: cargo bench -- hub-failing).
+    assert!(run.elapsed < Duration::from_secs(6), "{:?}", run.elapsed);
     let verdict = run.client("qa", "git");
     assert_eq!(verdict["expected"], "failed", "{verdict}");
     assert_eq!(verdict["because"], "server.listen[git]", "{verdict}");
@@ -314,11 +321,9 @@ async fn programs_that_flood_and_hang_are_ended_and_leave_nothing_behind() {
     ]);
 
     let root = t.root().to_path_buf();
-    let (run, peak) = tokio::task::spawn_blocking(move || {
-        measured(&root, &["--json", "--timeout", "1s"], |_| {})
-    })
-    .await
-    .unwrap();
+    let (run, peak) = tokio::task::spawn_blocking(move || measured(&root, &["--json"], |_| {}))
+        .await
+        .unwrap();
     eprintln!("{:?}, peak RSS {peak} KiB", run.elapsed);
     for id in ["container.reach[qa,qms]", "container.reach[qa,git]"] {
         let check = run.expect(id, "fail", "timeout");

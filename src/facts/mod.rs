@@ -2,6 +2,7 @@
 //! on first use and memoised, so ten probes that need the socket table read it once, and
 //! `server.mcp` and `server.session` share one handshake.
 
+pub mod api_route;
 pub mod docker;
 pub mod http;
 pub mod inside;
@@ -37,6 +38,8 @@ pub struct Facts {
     pub project: Arc<Project>,
     /// Per-probe deadline.
     pub timeout: Duration,
+    /// The user's deadline for the whole run (see [`Facts::until`]).
+    user_deadline: Option<Instant>,
     /// When this diagnosis began: the shared deadline of the container execs counts from it.
     started: Instant,
     listeners: OnceLock<Option<Vec<Listener>>>,
@@ -53,7 +56,16 @@ pub struct Facts {
 
 impl Facts {
     pub fn new(project: Arc<Project>, timeout: Duration) -> Facts {
+        Facts::until(project, timeout, None)
+    }
+
+    /// Facts for a run that must end by `deadline`, the user's (`--timeout`, counted from
+    /// the start of pd-doctor): nothing waits past it, not even a stdio server still at
+    /// work (it is ended, and said to be slow). `None`: one timeout from now, with the
+    /// slow-start allowance.
+    pub fn until(project: Arc<Project>, timeout: Duration, deadline: Option<Instant>) -> Facts {
         Facts {
+            user_deadline: deadline,
             claude_json: project
                 .agents
                 .iter()
@@ -404,7 +416,7 @@ impl Facts {
                     let grace = if request.has_stdio() {
                         self.stdio_grace(container)
                     } else {
-                        Duration::ZERO
+                        inside::AtDeadline::End
                     };
                     let exec_deadline = self.exec_deadline();
                     inside::gather(
@@ -425,13 +437,17 @@ impl Facts {
     /// The deadline for network work started now: a little inside the engine's own, so
     /// the probe can name what it was waiting for.
     pub fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout.mul_f32(0.95)
+        let own = Instant::now() + self.timeout.mul_f32(0.95);
+        match self.user_deadline {
+            Some(run) => own.min(run - HOST_MARGIN),
+            None => own,
+        }
     }
 
     /// One timeout after the diagnosis began: the clients inside containers give up by
     /// then, however late their exec started, so a hung server costs one timeout in all.
     pub fn run_deadline(&self) -> Instant {
-        self.started + self.timeout
+        self.user_deadline.unwrap_or(self.started + self.timeout)
     }
 
     /// How much longer than the run's deadline a stdio server that is still at work at
@@ -443,11 +459,22 @@ impl Facts {
     /// a failing upstream is ended at the deadline, as the user asked (`--timeout`). It
     /// waits up to what Claude Code itself waits in that container (`MCP_TIMEOUT`, 30 s
     /// when unset), counted from now, and at least [`STDIO_GRACE_TIMEOUTS`] timeouts.
-    pub fn stdio_grace(&self, container: &docker::Container) -> Duration {
+    pub fn stdio_grace(&self, container: &docker::Container) -> inside::AtDeadline {
+        if self.user_deadline.is_some() {
+            return inside::AtDeadline::End;
+        }
         let claude_waits = claude_waits(container).min(MAX_STDIO_WAIT);
-        (Instant::now() + claude_waits)
-            .saturating_duration_since(self.run_deadline())
-            .max(STDIO_GRACE_TIMEOUTS * self.timeout)
+        inside::AtDeadline::Wait(
+            (Instant::now() + claude_waits)
+                .saturating_duration_since(self.run_deadline())
+                .max(STDIO_GRACE_TIMEOUTS * self.timeout),
+        )
+    }
+
+    /// Whether this run keeps the user's deadline (`--timeout` given), slow starts and
+    /// all.
+    pub fn keeps_user_deadline(&self) -> bool {
+        self.user_deadline.is_some()
     }
 
     /// When pd-doctor stops reading a container exec: the run's deadline and the moment
@@ -477,6 +504,10 @@ pub fn claude_waits(container: &docker::Container) -> Duration {
 
 /// See [`Facts::exec_deadline`].
 const EXEC_SLACK: Duration = Duration::from_millis(100);
+
+/// A host probe under the user's deadline gives up this much before it, to say what it
+/// was waiting for by then.
+const HOST_MARGIN: Duration = Duration::from_millis(30);
 
 /// The address to dial for a server bound to `bound`: 127.0.0.1 when it listens there or
 /// on every IPv4 address, ::1 likewise for IPv6, else the first address it is bound to

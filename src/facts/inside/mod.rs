@@ -20,8 +20,8 @@ use super::docker::exec::{self, ExecOutput, CLIENTS};
 
 pub use digest::{cksum, Algo, Digest, InsideFile};
 pub use request::{
-    client_argv, connect_argv, Endpoint, Limit, Request, Target, BASH, MAX_FILES, MESSAGES, NODE,
-    PYTHON, SCRIPT,
+    client_argv, connect_argv, Endpoint, KernelClock, Limit, Request, Target, BASH, MAX_FILES,
+    MESSAGES, NODE, PYTHON, SCRIPT,
 };
 use request::{MAX_URLS, MIN_LIMIT};
 
@@ -57,6 +57,11 @@ pub const GRACE_STEP: Duration = Duration::from_millis(250);
 
 /// The script's own deadline comes this long before pd-doctor stops reading it.
 const END_MARGIN: Duration = Duration::from_millis(60);
+
+/// At a deadline kept to the letter, how much longer pd-doctor still reads for the
+/// script's last words ("slow", "deadline", what it ended): its wake-up from a quarter
+/// second's sleep can come late on a busy machine.
+const LAST_WORDS: Duration = Duration::from_millis(80);
 
 /// `getent ahosts NAME` inside: its exit status and every address, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,32 +488,52 @@ pub type Gathered = Result<Report, String>;
 /// Runs the script in `container` and reads its report. The clients' time limit comes
 /// from `deadline`, the run's; the exec is read until `exec_deadline` and then cut, and
 /// what came until then still counts.
+/// What the script does with processes still at work (using CPU or the disk) at its
+/// deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtDeadline {
+    /// Ends them on time, having watched them for the last [`GRACE_STEP`] before it to
+    /// say whether they were at work (`slow`): the user's `--timeout` is kept.
+    End,
+    /// Waits for them, a [`GRACE_STEP`] at a time, up to this much longer: slow is not
+    /// hung.
+    Wait(Duration),
+}
+
 pub async fn gather(
     client: &Docker,
     container: &str,
     request: &Request,
     deadline: Instant,
     exec_deadline: Instant,
-    grace: Duration,
+    at_deadline: AtDeadline,
 ) -> Gathered {
     if std::env::var(DISABLE_ENV).as_deref() == Ok("1") {
         return Err(format!("{DISABLE_ENV}=1"));
     }
     let started = Instant::now();
+    // The script's first look at how much CPU its processes use takes one step: it
+    // begins a step early, so that a hung process still ends on time.
+    let (steps, grace, margin) = match at_deadline {
+        AtDeadline::End => (1, LAST_WORDS, END_MARGIN + LAST_WORDS),
+        AtDeadline::Wait(g) => (
+            (g.as_millis() / GRACE_STEP.as_millis()).max(1) as u32,
+            g,
+            END_MARGIN,
+        ),
+    };
     // The script ends what it started a little before pd-doctor stops reading, so that
     // what it says of it still comes.
     let end_in = exec_deadline
         .saturating_duration_since(started)
-        .saturating_sub(END_MARGIN)
+        .saturating_sub(margin)
         .max(MIN_LIMIT);
-    // With a grace, the script's first look at how much CPU its processes use takes
-    // one step: it begins a step early, so that a hung process still ends on time.
-    let steps = (grace.as_millis() / GRACE_STEP.as_millis()) as u32;
     let first_look = match steps {
         0 => end_in,
         _ => end_in.saturating_sub(GRACE_STEP).max(MIN_LIMIT),
     };
-    let argv = request.argv(&Limit::until(deadline), first_look, steps);
+    let clock = KernelClock::now();
+    let argv = request.argv_at(&Limit::until(deadline), first_look, steps, clock.as_ref());
     let run = exec::exec_until(client, container, argv, exec_deadline + grace, MAX_OUTPUT).await?;
     let mut report =
         parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
@@ -661,14 +686,14 @@ end
         assert_eq!(argv[14], "", "no tmux session asked for");
         assert_eq!(argv[15], "8", "two seconds' grace in quarters");
         assert_eq!(&argv[16..18], &["", ""], "no API connection asked for");
-        assert_eq!(argv[20], url.as_str());
-        assert_eq!(argv[21], "host.docker.internal");
+        assert_eq!(argv[22], url.as_str());
+        assert_eq!(argv[23], "host.docker.internal");
         assert_eq!(argv[5], "1", "one file");
-        assert_eq!(argv.len(), 20 + 8 + 1 + 4);
-        assert!(argv[24..28].iter().all(String::is_empty));
-        assert_eq!(argv[28], "/entrypoint.sh");
+        assert_eq!(argv.len(), 22 + 8 + 1 + 4);
+        assert!(argv[26..30].iter().all(String::is_empty));
+        assert_eq!(argv[30], "/entrypoint.sh");
         // The stdio server's argument vector, whole, after its index and length.
-        assert_eq!(&argv[29..], &["1", "2", "python3", "$(id)"]);
+        assert_eq!(&argv[31..], &["1", "2", "python3", "$(id)"]);
         let api = Request {
             api: Endpoint::new("[::1]", 443),
             ..request.clone()

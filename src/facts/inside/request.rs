@@ -189,6 +189,42 @@ pub struct Request {
     pub api: Option<Endpoint>,
 }
 
+/// The kernel's own clock as pd-doctor's host reads it: its boot id and the time since
+/// boot (/proc/uptime) in centiseconds. A container on this very kernel (Docker Engine on
+/// Linux) reads the same; one in Docker Desktop's VM has another boot id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelClock {
+    pub boot_id: String,
+    pub uptime_cs: u64,
+}
+
+impl KernelClock {
+    /// Now, or `None` where the host has no such clock (not Linux, or unreadable).
+    pub fn now() -> Option<KernelClock> {
+        #[cfg(target_os = "linux")]
+        {
+            let read = |p: &str| {
+                crate::safefs::read(std::path::Path::new(p), 128, crate::safefs::Links::Refuse)
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            };
+            let boot_id = read("/proc/sys/kernel/random/boot_id")?;
+            let uptime = read("/proc/uptime")?;
+            let (secs, cs) = uptime.split_whitespace().next()?.split_once('.')?;
+            let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !ok(&boot_id.replace('-', "")) || !ok(secs) || cs.len() != 2 || !ok(cs) {
+                return None;
+            }
+            Some(KernelClock {
+                boot_id,
+                uptime_cs: secs.parse::<u64>().ok()? * 100 + cs.parse::<u64>().ok()?,
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+}
+
 /// A host name (or IP address, without brackets) and a port, checked to be only that:
 /// they reach bash's `/dev/tcp/HOST/PORT` inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +273,18 @@ impl Request {
     /// exec starts is ended, or first looked at when there are `grace_steps`: that many
     /// [`GRACE_STEP`]s more for processes that still use CPU.
     pub fn argv(&self, limit: &Limit, end_in: Duration, grace_steps: u32) -> Vec<String> {
+        self.argv_at(limit, end_in, grace_steps, None)
+    }
+
+    /// The same, with `end_in` also as a moment of the kernel's clock (`clock`, read
+    /// now), which the script keeps where it runs on that kernel.
+    pub fn argv_at(
+        &self,
+        limit: &Limit,
+        end_in: Duration,
+        grace_steps: u32,
+        clock: Option<&KernelClock>,
+    ) -> Vec<String> {
         let urls = self.urls.len().min(MAX_URLS);
         let mut argv: Vec<String> = [
             "sh",
@@ -262,6 +310,10 @@ impl Request {
                 .map_or(String::new(), |e| e.port().to_string()),
             PYTHON_CONNECT,
             NODE_CONNECT,
+            clock.map_or("", |c| c.boot_id.as_str()),
+            &clock.map_or(String::new(), |c| {
+                (c.uptime_cs + end_in.as_millis() as u64 / 10).to_string()
+            }),
         ]
         .map(String::from)
         .to_vec();

@@ -53,7 +53,7 @@ pub(super) async fn request(f: &Facts, c: &Container) -> inside::Request {
         },
         urls,
         stdio: stdio_runs,
-        api: super::anthropic::route(c)
+        api: crate::facts::api_route::route(c)
             .ok()
             .map(|r| r.first_hop().clone()),
     }

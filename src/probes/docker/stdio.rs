@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::causes::{CommonCause, StdioCause as C};
+use crate::causes::{Cause, CommonCause, StdioCause as C};
 use crate::facts::docker::Container;
 use crate::facts::inside::{self, StdioRun};
 use crate::facts::Facts;
@@ -50,10 +50,31 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> 
     if !report.slow {
         return finding;
     }
+    let waits = crate::facts::claude_waits(c).as_secs();
+    if f.keeps_user_deadline() {
+        // Ended on time at the user's deadline while still at work: slow, not hung. A
+        // proxy between retries sleeps, and is judged by what it was retrying.
+        let starting = finding.cause == Cause::from(C::Timeout) && retrying(&run.log()).is_none();
+        if !starting {
+            return finding;
+        }
+        return Finding::warn(
+            C::SlowStart,
+            format!(
+                "{}'s stdio command was still starting at the deadline in {}: its processes were using CPU, a slow start, not a hung one",
+                server.name, c.name
+            ),
+        )
+        .evidence_all(finding.evidence)
+        .hint(format!(
+            "run again with a longer --timeout (Claude Code waits {waits} s for it in {}), or without one: pd-doctor then waits for a slow start",
+            c.name
+        ));
+    }
     finding.evidence(format!(
         "a slow start, not a hung one: at the deadline the exec's processes were still at work, so it waited for them, up to what Claude Code waits in {} ({} s); {} ms in all",
         c.name,
-        crate::facts::claude_waits(c).as_secs(),
+        waits,
         report.took.as_millis()
     ))
 }
