@@ -112,6 +112,9 @@ causes! {
         ProtocolError = "protocol-error",
         MissingTools = "missing-tools",
         BadUrl = "bad-url",
+        // A note (ok), asked for by `--compat`: the server answers 406 to a POST that
+        // does not accept both JSON and SSE, which older clients send.
+        StrictAccept = "strict-accept",
     }
 
     /// `server.session`.

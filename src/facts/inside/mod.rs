@@ -456,6 +456,8 @@ pub async fn gather(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::Secret;
+    use request::{ACCEPT, CONTENT_TYPE, INITIALIZE};
 
     const GOOD: &str = "pd-doctor-inside 1
 client curl
@@ -588,7 +590,7 @@ end
         assert_eq!(&argv[..3], &["sh", "-c", SCRIPT]);
         assert_eq!(argv[6], "1.75");
         assert_eq!(argv[7], "2");
-        assert_eq!(argv[11], "8", "two URLs, four words each");
+        assert_eq!(argv[11], "10", "two URLs, five words each");
         assert_eq!(argv[12], "2.00");
         assert_eq!(argv[13], MESSAGES);
         assert_eq!(argv[14], "", "no tmux session asked for");
@@ -596,11 +598,12 @@ end
         assert_eq!(argv[16], url.as_str());
         assert_eq!(argv[17], "host.docker.internal");
         assert_eq!(argv[5], "1", "one file");
-        assert_eq!(argv.len(), 16 + 8 + 1 + 4);
-        assert!(argv[20..24].iter().all(String::is_empty));
-        assert_eq!(argv[24], "/entrypoint.sh");
+        assert_eq!(argv[20], "", "no headers");
+        assert_eq!(argv.len(), 16 + 10 + 1 + 4);
+        assert!(argv[21..26].iter().all(String::is_empty));
+        assert_eq!(argv[26], "/entrypoint.sh");
         // The stdio server's argument vector, whole, after its index and length.
-        assert_eq!(&argv[25..], &["1", "2", "python3", "$(id)"]);
+        assert_eq!(&argv[27..], &["1", "2", "python3", "$(id)"]);
         let curl = client_argv(
             "curl",
             &Target::new(&url),
@@ -615,6 +618,41 @@ end
         );
         assert_eq!(&bash[..3], &["bash", "-c", BASH]);
         assert_eq!(bash[4], "host.docker.internal");
+        // The entry's headers: one word, one a line; one that could not be one line of a
+        // request is left out.
+        let keyed = Target::new(&url).with_headers(&[
+            ("X-API-Key".into(), Secret::new("k1")),
+            ("Bad Name".into(), Secret::new("x")),
+            ("Authorization".into(), Secret::new("Bearer t\r\nX: y")),
+            ("Authorization".into(), Secret::new("Bearer t")),
+        ]);
+        assert_eq!(
+            keyed.header_lines(),
+            "X-API-Key: k1\nAuthorization: Bearer t"
+        );
+        let request = Request {
+            urls: vec![Some(keyed.clone())],
+            ..Default::default()
+        };
+        assert_eq!(
+            request.argv(
+                &Limit::of(Duration::from_secs(1)),
+                Duration::from_secs(1),
+                0
+            )[20],
+            keyed.header_lines()
+        );
+        let curl = client_argv("curl", &keyed, &Limit::of(Duration::from_secs(2)));
+        for h in [ACCEPT, CONTENT_TYPE, "X-API-Key: k1"] {
+            assert!(
+                curl.windows(2).any(|w| w[0] == "-H" && w[1] == h),
+                "{curl:?}"
+            );
+        }
+        assert!(curl
+            .windows(2)
+            .any(|w| w[0] == "--data-raw" && w[1] == INITIALIZE));
+        assert_eq!(MESSAGES.lines().next(), Some(INITIALIZE));
         assert_eq!(Limit::of(Duration::from_millis(100)).whole, "1");
     }
 

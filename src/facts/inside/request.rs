@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::redact::Secret;
+
 /// The script. Fixed text: nothing is ever spliced into it.
 pub const SCRIPT: &str = include_str!("inside.sh");
 /// At most this many URLs (and stdio servers) are asked per exec.
@@ -16,11 +18,35 @@ pub const MIN_LIMIT: Duration = Duration::from_millis(100);
 /// At most this many files are sized and digested per exec.
 pub const MAX_FILES: usize = crate::dockerfile::MAX_FILES;
 
+/// The `initialize` a real MCP client opens with (the first of [`MESSAGES`]): what every
+/// client from inside POSTs, so that a healthy server logs a 200, never a 4xx.
+macro_rules! initialize {
+    () => {
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#
+    };
+}
+pub const INITIALIZE: &str = initialize!();
+/// The headers of a Streamable HTTP POST, as every MCP client sends them.
+pub const ACCEPT: &str = "Accept: application/json, text/event-stream";
+pub const CONTENT_TYPE: &str = "Content-Type: application/json";
+
+/// Each program POSTs `initialize` (argv: URL, limit, the entry's headers one
+/// `Name: value` a line, the body) and prints `STATUS CODE`, `SESSION ID` when the server
+/// keeps sessions (pd-doctor ends it), then the first 300 bytes of the answer; or
+/// `ERR dns|refused|timeout|other`.
 pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
+h={"Accept":"application/json, text/event-stream","Content-Type":"application/json"}
+for l in sys.argv[3].splitlines():
+    k,_,v=l.partition(":")
+    if k.strip(): h[k.strip()]=v.strip()
+def say(code,hs,body):
+    print("STATUS",code); s=hs.get("Mcp-Session-Id") if hs is not None else None
+    if s: print("SESSION",s)
+    print(body.decode("utf-8","replace"))
 try:
-    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
+    r=urllib.request.urlopen(urllib.request.Request(sys.argv[1],data=sys.argv[4].encode(),headers=h,method="POST"),timeout=float(sys.argv[2])); say(r.status,r.headers,r.read(300))
 except urllib.error.HTTPError as e:
-    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
+    say(e.code,e.headers,e.read(300))
 except urllib.error.URLError as e:
     r=e.reason
     print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
@@ -28,15 +54,27 @@ except (socket.timeout,TimeoutError):
     print("ERR timeout")
 "#;
 
-pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
-const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
+pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);const d=process.argv[4];
+const h={'Accept':'application/json, text/event-stream','Content-Type':'application/json','Content-Length':Buffer.byteLength(d)};
+for(const l of process.argv[3].split('\n')){const i=l.indexOf(':');if(i>0)h[l.slice(0,i).trim()]=l.slice(i+1).trim()}
+const q=require(u.protocol==='https:'?'https':'http').request(u,{method:'POST',headers:h,timeout:t},r=>{let b='';r.on('data',x=>{if(b.length<300)b+=x});r.on('end',()=>{console.log('STATUS '+r.statusCode);const s=r.headers['mcp-session-id'];if(s)console.log('SESSION '+s);console.log(b)})});
 q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
 q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
+q.end(d);
 "#;
 
+/// bash's /dev/tcp: $1 host, $2 port, $3 path, $4 limit, $5 the entry's headers (one a
+/// line), $6 the body. The whole answer, its head first, comes back.
 pub const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
-printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
+printf 'POST %s HTTP/1.0\r\nHost: %s:%s\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n' "$3" "$1" "$2" "${#6}" >&3
+h=$5; while [ -n "$h" ]; do printf '%s\r\n' "${h%%$'\n'*}" >&3; case $h in *$'\n'*) h=${h#*$'\n'} ;; *) h= ;; esac; done
+printf '\r\n%s' "$6" >&3
 n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
+
+/// curl's `-w`: the session the server opened (when it keeps sessions, pd-doctor ends
+/// it), then the status, last.
+pub const CURL_WRITE_OUT: &str =
+    "\n__pd_session__%header{mcp-session-id}\n__pd_status__%{http_code}";
 
 /// The client's own time limit, from the time left to the shared deadline: decimal
 /// seconds for curl, python3, node and bash; whole seconds for wget (busybox's takes no
@@ -64,13 +102,15 @@ impl Limit {
     }
 }
 
-/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts.
+/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts; and the
+/// headers the agent's entry sends (its key: without it a keyed server logs a 401).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub url: String,
     pub host: String,
     pub port: String,
     pub path: String,
+    pub headers: Vec<(String, Secret)>,
 }
 
 impl Target {
@@ -80,42 +120,84 @@ impl Target {
             host: url.host_str().unwrap_or("").to_string(),
             port: url.port_or_known_default().unwrap_or(80).to_string(),
             path: url.path().to_string(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same, sending `headers` as the agent's Claude Code does. A header that could
+    /// not travel as one line of a request (a name that is not a token, a value with a
+    /// control character) is left out: Claude Code could not send it either.
+    pub fn with_headers(mut self, headers: &[(String, Secret)]) -> Target {
+        self.headers = headers
+            .iter()
+            .filter(|(n, v)| {
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+                    && !v.expose().chars().any(|c| c.is_control())
+            })
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// The headers, one `Name: value` a line: the one word the script and each client
+    /// read them from.
+    pub fn header_lines(&self) -> String {
+        self.headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.expose()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
-/// The argv of one client fetching `target`: every value one argument, after the options.
+/// The argv of one client POSTing `initialize` to `target` with the MCP headers and the
+/// entry's own: every value one argument, after the options.
 pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
-    let u = target.url.as_str();
-    let t = limit.secs.as_str();
-    let v: Vec<&str> = match client {
-        "curl" => vec![
-            "curl",
-            "-sS",
-            "--max-time",
-            t,
-            "-o",
-            "-",
-            "-w",
-            "\n__pd_status__%{http_code}",
-            "--",
-            u,
-        ],
-        "wget" => vec![
-            "wget",
-            "-q",
-            "-S",
-            "-O",
-            "-",
-            "-T",
-            &limit.whole,
-            "-t",
-            "1",
-            u,
-        ],
-        "python3" => vec!["python3", "-c", PYTHON, u, t],
-        "node" => vec!["node", "-e", NODE, u, t],
-        _ => vec![
+    let u = target.url.clone();
+    let t = limit.secs.clone();
+    let lines = target.header_lines();
+    let own = target
+        .headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {}", v.expose()));
+    let s = |v: &[&str]| v.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    match client {
+        "curl" => {
+            let mut v = s(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                &t,
+                "-o",
+                "-",
+                "-w",
+                CURL_WRITE_OUT,
+            ]);
+            for h in [ACCEPT.to_string(), CONTENT_TYPE.to_string()]
+                .into_iter()
+                .chain(own)
+            {
+                v.extend(["-H".to_string(), h]);
+            }
+            v.extend(s(&["--data-raw", INITIALIZE, "--", &u]));
+            v
+        }
+        "wget" => {
+            let mut v = s(&["wget", "-q", "-S", "-O", "-", "-T", &limit.whole, "-t", "1"]);
+            for h in [ACCEPT.to_string(), CONTENT_TYPE.to_string()]
+                .into_iter()
+                .chain(own)
+            {
+                v.push(format!("--header={h}"));
+            }
+            v.extend(s(&["--post-data", INITIALIZE, &u]));
+            v
+        }
+        "python3" => s(&["python3", "-c", PYTHON, &u, &t, &lines, INITIALIZE]),
+        "node" => s(&["node", "-e", NODE, &u, &t, &lines, INITIALIZE]),
+        _ => s(&[
             "bash",
             "-c",
             BASH,
@@ -123,17 +205,18 @@ pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> 
             &target.host,
             &target.port,
             &target.path,
-            t,
-        ],
-    };
-    v.into_iter().map(String::from).collect()
+            &t,
+            &lines,
+            INITIALIZE,
+        ]),
+    }
 }
 
 /// What a stdio server is sent, as Claude Code starts one: `initialize`, then
 /// `notifications/initialized` and `tools/list`. Never `tools/call`: through the proxy a
 /// call would take the agent's identity lock on the server.
 pub const MESSAGES: &str = concat!(
-    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#,
+    initialize!(),
     "\n",
     r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     "\n",
@@ -178,7 +261,7 @@ impl Request {
             PYTHON,
             NODE,
             BASH,
-            &(4 * urls).to_string(),
+            &(5 * urls).to_string(),
             &format!("{:.2}", end_in.as_secs_f64()),
             MESSAGES,
             &self.session,
@@ -193,8 +276,9 @@ impl Request {
                     t.host.clone(),
                     t.port.clone(),
                     t.path.clone(),
+                    t.header_lines(),
                 ]),
-                None => argv.extend(std::iter::repeat_n(String::new(), 4)),
+                None => argv.extend(std::iter::repeat_n(String::new(), 5)),
             }
         }
         argv.extend(self.files.iter().take(MAX_FILES).cloned());
