@@ -399,6 +399,9 @@ macro_rules! from_net {
 
 from_net!(McpCause, SessionCause, OauthCause, HttpCause);
 
+/// Causes of `ok` results that are advice, not a pass: the human report shows them.
+pub const NOTES: &[&str] = &["strict-accept"];
+
 /// Every cause code a check with this probe may end with, [`CommonCause`] first, each
 /// once.
 pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {

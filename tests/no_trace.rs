@@ -157,6 +157,15 @@ async fn compat_names_a_strict_server_and_leaves_nothing_unasked() {
     assert_eq!(r.code, 0);
     let after = lines(&log)[before..].to_vec();
     assert_eq!(client_errors(&after).len(), 1, "{after:#?}");
+    // The human report shows the note, where it hides passing checks, with its advice.
+    let human = common::run(t.root(), &["--compat", "--only", "server.mcp[qms]"]).await;
+    assert_eq!(human.code, 0, "{}", human.stdout);
+    assert!(human.stdout.contains("(strict-accept)"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("→ nothing to do for Claude Code"),
+        "{}",
+        human.stdout
+    );
     // A lenient server (hand-written: any POST is served) gets no note.
     let init = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"lenient","version":"1"}}}"#;
     let lenient = servers::session_echo_server(init).await;
