@@ -88,6 +88,7 @@ fn run_with_logged_curl_targets(
     );
     let out = std::process::Command::new(&argv[0])
         .args(&argv[1..])
+        .envs(request.env().iter().filter_map(|v| v.split_once('=')))
         .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
         .output()
         .unwrap();
@@ -190,12 +191,14 @@ fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 /// and the entry's own, never a GET; and each says the session the server opened.
 #[test]
 fn every_client_posts_initialize_with_the_entrys_headers_and_says_its_session() {
-    use pd_doctor::facts::inside::client_argv;
+    use pd_doctor::facts::inside::{client_argv, client_env};
     use pd_doctor::redact::Secret;
     let (port, seen) = recording_server();
     let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).unwrap();
     let target = Target::new(&url).with_headers(&[("X-API-Key".into(), Secret::new("k-1"))]);
-    let check = |what: &str, requests: Vec<String>| {
+    // keyed: whether the entry's own header is sent (curl and wget on an exec of their
+    // own, in an image without sh, go without: it would be on the exec's command line).
+    let check = |what: &str, keyed: bool, requests: Vec<String>| {
         assert!(!requests.is_empty(), "{what}: no request");
         for r in requests {
             let lower = r.to_ascii_lowercase();
@@ -208,7 +211,7 @@ fn every_client_posts_initialize_with_the_entrys_headers_and_says_its_session() 
                 lower.contains("content-type: application/json"),
                 "{what}: {r}"
             );
-            assert!(lower.contains("x-api-key: k-1"), "{what}: {r}");
+            assert_eq!(lower.contains("x-api-key: k-1"), keyed, "{what}: {r}");
             assert!(r.contains(r#""method":"initialize""#), "{what}: {r}");
         }
     };
@@ -220,13 +223,14 @@ fn every_client_posts_initialize_with_the_entrys_headers_and_says_its_session() 
         );
         let Ok(out) = std::process::Command::new(&argv[0])
             .args(&argv[1..])
+            .envs(client_env(&target).iter().filter_map(|v| v.split_once('=')))
             .output()
         else {
             eprintln!("{client}: not on this host");
             continue;
         };
         let requests = std::mem::take(&mut *seen.lock().unwrap());
-        check(client, requests);
+        check(client, !matches!(client, "curl" | "wget"), requests);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -241,11 +245,69 @@ fn every_client_posts_initialize_with_the_entrys_headers_and_says_its_session() 
         else {
             return;
         };
-        check("the script", std::mem::take(&mut *seen.lock().unwrap()));
+        check(
+            "the script",
+            true,
+            std::mem::take(&mut *seen.lock().unwrap()),
+        );
         let out = report.reach(0).unwrap();
         assert!(
             out.stdout.contains("__pd_session__sid-7\n__pd_status__200"),
             "{out:?}"
         );
+    }
+}
+
+/// The script with only `sh` and one client on PATH: python3, or bash's /dev/tcp; each
+/// gets the entry's headers from the exec's environment.
+#[test]
+fn the_script_hands_each_client_the_entrys_headers() {
+    use pd_doctor::redact::Secret;
+    let (port, seen) = recording_server();
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).unwrap();
+    let target = Target::new(&url).with_headers(&[("X-API-Key".into(), Secret::new("k-2"))]);
+    for client in ["python3", "bash"] {
+        let Some(program) = ["/usr/bin/", "/bin/", "/usr/local/bin/"]
+            .iter()
+            .map(|d| format!("{d}{client}"))
+            .find(|p| std::path::Path::new(p).exists())
+        else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&program, dir.path().join(client)).unwrap();
+        std::os::unix::fs::symlink("/bin/sh", dir.path().join("sh")).unwrap();
+        let request = Request {
+            host_name: "localhost".into(),
+            files: Vec::new(),
+            urls: vec![Some(target.clone())],
+            stdio: vec![None],
+            session: String::new(),
+        };
+        let argv = request.argv(
+            &Limit::until(Instant::now() + Duration::from_secs(3)),
+            Duration::from_secs(4),
+            0,
+        );
+        let out = std::process::Command::new(dir.path().join("sh"))
+            .args(&argv[1..])
+            .env_clear()
+            .envs(request.env().iter().filter_map(|v| v.split_once('=')))
+            .env("PATH", dir.path())
+            .output()
+            .unwrap();
+        let report = parse(&String::from_utf8_lossy(&out.stdout), 1).unwrap();
+        assert_eq!(report.client, Some(Some(client)), "{report:?}");
+        let requests = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(requests.len(), 1, "{client}: {requests:?}");
+        let lower = requests[0].to_ascii_lowercase();
+        assert!(requests[0].starts_with("POST /mcp "), "{client}: {lower}");
+        assert!(lower.contains("x-api-key: k-2"), "{client}: {lower}");
+        assert!(
+            lower.contains("accept: application/json, text/event-stream"),
+            "{client}: {lower}"
+        );
+        let answer = report.reach(0).unwrap();
+        assert!(answer.stdout.contains("sid-7"), "{client}: {answer:?}");
     }
 }

@@ -9,8 +9,9 @@
 #   everything this exec started is ended  $10 the MCP messages a stdio server is sent
 #   $11 the tmux session Claude Code runs in ("" = none)  $12 how many quarter seconds
 #   more the deadline waits for processes that still use CPU
-#   then 5 per URL: url host port path headers (url "" = not to be reached; headers: the
-#   entry's own, one "Name: value" a line)
+#   then 4 per URL: url host port path (url "" = not to be reached)
+#   In the environment, PD_HEADERS: the entries' own headers, one "INDEX Name: value" a
+#   line (never on the command line, which the engine's events show).
 #   then the files to size and digest, one path each
 #   then per stdio server: INDEX COUNT and COUNT words, its argument vector
 # Output, after the header: "client NAME|-", "resolve EXIT ADDR...", per file "file INDEX ALGO
@@ -124,10 +125,25 @@ job() {
 # of the stdio messages) that accepts JSON and SSE, with the entry's own headers.
 ib=${msgs%%"$nl"*}
 mh="Accept: application/json, text/event-stream${nl}Content-Type: application/json"
+# The entries' headers, kept from every process this exec starts (a stdio server too).
+hs=${PD_HEADERS-}
+unset PD_HEADERS
 
-# Starts one client on one URL in the background: fetch INDEX URL HOST PORT PATH HEADERS.
+# The headers of URL $1, one "Name: value" a line, from PD_HEADERS into $hv.
+headers_of() {
+  hv= r=$hs
+  while [ -n "$r" ]; do
+    case ${r%%"$nl"*} in "$1 "*) l=${r%%"$nl"*} && hv="$hv${hv:+$nl}${l#"$1 "}" ;; esac
+    case $r in *"$nl"*) r=${r#*"$nl"} ;; *) r= ;; esac
+  done
+}
+
+# Starts one client on one URL in the background: fetch INDEX URL HOST PORT PATH. curl
+# and wget get the headers as options; python3, node and bash in PD_H.
 fetch() {
-  fi_=$1 fu=$2 fh=$3 fo=$4 fa=$5 fe=$6
+  fi_=$1 fu=$2 fh=$3 fo=$4 fa=$5
+  headers_of "$1"
+  fe=$hv
   hd="$mh${fe:+$nl$fe}"
   set --
   while [ -n "$hd" ]; do
@@ -140,9 +156,9 @@ fetch() {
   case $client in
     curl) job "$fi_" curl -sS --max-time "$t" -o - -w '\n__pd_session__%header{mcp-session-id}\n__pd_status__%{http_code}' "$@" --data-raw "$ib" -- "$fu" & ;;
     wget) job "$fi_" wget -q -S -O - -T "$tw" -t 1 "$@" --post-data "$ib" "$fu" & ;;
-    python3) job "$fi_" python3 -c "$py" "$fu" "$t" "$fe" "$ib" & ;;
-    node) job "$fi_" node -e "$js" "$fu" "$t" "$fe" "$ib" & ;;
-    bash) job "$fi_" bash -c "$bp" pd-doctor "$fh" "$fo" "$fa" "$t" "$fe" "$ib" & ;;
+    python3) (PD_H=$fe && export PD_H && job "$fi_" python3 -c "$py" "$fu" "$t" "$ib") & ;;
+    node) (PD_H=$fe && export PD_H && job "$fi_" node -e "$js" "$fu" "$t" "$ib") & ;;
+    bash) (PD_H=$fe && export PD_H && job "$fi_" bash -c "$bp" pd-doctor "$fh" "$fo" "$fa" "$t" "$ib") & ;;
   esac
 }
 
@@ -150,10 +166,10 @@ fetch() {
 one_by_one() {
   seen=$1 i=0
   shift
-  while [ "$#" -ge 5 ]; do
-    case $seen in *" $i "*) ;; *) if [ -n "$1" ]; then fetch "$i" "$1" "$2" "$3" "$4" "$5"; fi ;; esac
+  while [ "$#" -ge 4 ]; do
+    case $seen in *" $i "*) ;; *) if [ -n "$1" ]; then fetch "$i" "$1" "$2" "$3" "$4"; fi ;; esac
     i=$((i + 1))
-    shift 5
+    shift 4
   done
 }
 
@@ -163,22 +179,20 @@ one_by_one() {
 # stderr (unbuffered) the moment that transfer ends: "NUMBER CODE EXIT s=SESSION
 # MESSAGE". Each URL is a group of its own (--next), with its own headers.
 together() {
-  k=0 u= g=
+  k=0 g=
   for a in "$@"; do
-    case $((k % 5)) in
-      0) u=$a ;;
-      4) if [ -n "$u" ]; then
-        set -- "$@" ${g:+--next} -s --no-progress-meter --max-time "$t" -o /dev/null \
-          -w '%{stderr}%{urlnum} %{http_code} %{exitcode} s=%header{mcp-session-id} %{errormsg}\n'
-        hd="$mh${a:+$nl$a}"
-        while [ -n "$hd" ]; do
-          set -- "$@" -H "${hd%%"$nl"*}"
-          case $hd in *"$nl"*) hd=${hd#*"$nl"} ;; *) hd= ;; esac
-        done
-        set -- "$@" --data-raw "$ib" --url "$u"
-        g=1
-      fi ;;
-    esac
+    if [ $((k % 4)) -eq 0 ] && [ -n "$a" ]; then
+      set -- "$@" ${g:+--next} -s --no-progress-meter --max-time "$t" -o /dev/null \
+        -w '%{stderr}%{urlnum} %{http_code} %{exitcode} s=%header{mcp-session-id} %{errormsg}\n'
+      headers_of $((k / 4))
+      hd="$mh${hv:+$nl$hv}"
+      while [ -n "$hd" ]; do
+        set -- "$@" -H "${hd%%"$nl"*}"
+        case $hd in *"$nl"*) hd=${hd#*"$nl"} ;; *) hd= ;; esac
+      done
+      set -- "$@" --data-raw "$ib" --url "$a"
+      g=1
+    fi
     k=$((k + 1))
   done
   shift "$k"
@@ -198,19 +212,13 @@ verdicts() {
     case $x in '' | *[!0-9]*) continue ;; esac
     k=0 j=0
     for a in "$@"; do
-      if [ $((k % 5)) -eq 0 ] && [ -n "$a" ]; then
+      if [ $((k % 4)) -eq 0 ] && [ -n "$a" ]; then
         if [ "$j" -eq "$n" ]; then
-          i=$((k / 5))
+          i=$((k / 4))
           case $seen in *" $i "*) break ;; esac
           seen="$seen$i "
           if [ "$code" = 403 ]; then
-            # The URL's headers: its fifth word.
-            m=0
-            for e in "$@"; do
-              if [ "$m" -eq $((k + 4)) ]; then break; fi
-              m=$((m + 1))
-            done
-            fetch "$i" "$a" '' '' '' "$e"
+            fetch "$i" "$a"
           else
             if [ "$x" -ne 0 ]; then printf 'r %s e curl: (%s) %.200s\n' "$i" "$x" "$msg"; fi
             case ${sid#s=} in '' | *[!A-Za-z0-9._~+/=:-]*) ;; *) printf 'r %s o __pd_session__%s\n' "$i" "${sid#s=}" ;; esac

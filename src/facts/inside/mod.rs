@@ -20,7 +20,8 @@ use super::docker::exec::{self, ExecOutput, CLIENTS};
 
 pub use digest::{cksum, Algo, Digest, InsideFile};
 pub use request::{
-    client_argv, Limit, Request, Target, BASH, MAX_FILES, MESSAGES, NODE, PYTHON, SCRIPT,
+    client_argv, client_env, Limit, Request, Target, BASH, MAX_FILES, MESSAGES, NODE, PYTHON,
+    SCRIPT,
 };
 use request::{MAX_URLS, MIN_LIMIT};
 
@@ -443,7 +444,15 @@ pub async fn gather(
         _ => end_in.saturating_sub(GRACE_STEP).max(MIN_LIMIT),
     };
     let argv = request.argv(&Limit::until(deadline), first_look, steps);
-    let run = exec::exec_until(client, container, argv, exec_deadline + grace, MAX_OUTPUT).await?;
+    let run = exec::exec_until_env(
+        client,
+        container,
+        argv,
+        request.env(),
+        exec_deadline + grace,
+        MAX_OUTPUT,
+    )
+    .await?;
     let mut report =
         parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
             Some(126 | 127) => "the image has no sh".to_string(),
@@ -590,7 +599,7 @@ end
         assert_eq!(&argv[..3], &["sh", "-c", SCRIPT]);
         assert_eq!(argv[6], "1.75");
         assert_eq!(argv[7], "2");
-        assert_eq!(argv[11], "10", "two URLs, five words each");
+        assert_eq!(argv[11], "8", "two URLs, four words each");
         assert_eq!(argv[12], "2.00");
         assert_eq!(argv[13], MESSAGES);
         assert_eq!(argv[14], "", "no tmux session asked for");
@@ -598,12 +607,11 @@ end
         assert_eq!(argv[16], url.as_str());
         assert_eq!(argv[17], "host.docker.internal");
         assert_eq!(argv[5], "1", "one file");
-        assert_eq!(argv[20], "", "no headers");
-        assert_eq!(argv.len(), 16 + 10 + 1 + 4);
-        assert!(argv[21..26].iter().all(String::is_empty));
-        assert_eq!(argv[26], "/entrypoint.sh");
+        assert_eq!(argv.len(), 16 + 8 + 1 + 4);
+        assert!(argv[20..24].iter().all(String::is_empty));
+        assert_eq!(argv[24], "/entrypoint.sh");
         // The stdio server's argument vector, whole, after its index and length.
-        assert_eq!(&argv[27..], &["1", "2", "python3", "$(id)"]);
+        assert_eq!(&argv[25..], &["1", "2", "python3", "$(id)"]);
         let curl = client_argv(
             "curl",
             &Target::new(&url),
@@ -630,20 +638,30 @@ end
             keyed.header_lines(),
             "X-API-Key: k1\nAuthorization: Bearer t"
         );
+        // They travel in the exec's environment, never on its command line (the
+        // engine's events show an exec's argv).
         let request = Request {
-            urls: vec![Some(keyed.clone())],
+            urls: vec![None, Some(keyed.clone())],
+            stdio: vec![None, None],
             ..Default::default()
         };
         assert_eq!(
-            request.argv(
-                &Limit::of(Duration::from_secs(1)),
-                Duration::from_secs(1),
-                0
-            )[20],
-            keyed.header_lines()
+            request.env(),
+            ["PD_HEADERS=1 X-API-Key: k1\n1 Authorization: Bearer t"]
+        );
+        let argv = request.argv(
+            &Limit::of(Duration::from_secs(1)),
+            Duration::from_secs(1),
+            0,
+        );
+        assert!(!argv.iter().any(|a| a.contains("k1")), "{argv:?}");
+        assert_eq!(
+            client_env(&keyed),
+            ["PD_H=X-API-Key: k1\nAuthorization: Bearer t"]
         );
         let curl = client_argv("curl", &keyed, &Limit::of(Duration::from_secs(2)));
-        for h in [ACCEPT, CONTENT_TYPE, "X-API-Key: k1"] {
+        assert!(!curl.iter().any(|a| a.contains("k1")), "{curl:?}");
+        for h in [ACCEPT, CONTENT_TYPE] {
             assert!(
                 curl.windows(2).any(|w| w[0] == "-H" && w[1] == h),
                 "{curl:?}"

@@ -30,13 +30,14 @@ pub const INITIALIZE: &str = initialize!();
 pub const ACCEPT: &str = "Accept: application/json, text/event-stream";
 pub const CONTENT_TYPE: &str = "Content-Type: application/json";
 
-/// Each program POSTs `initialize` (argv: URL, limit, the entry's headers one
-/// `Name: value` a line, the body) and prints `STATUS CODE`, `SESSION ID` when the server
+/// Each program POSTs `initialize` (argv: URL, limit, the body; the entry's headers in
+/// the environment, `PD_H`, one `Name: value` a line: never on a command line) and prints `STATUS CODE`, `SESSION ID` when the server
 /// keeps sessions (pd-doctor ends it), then the first 300 bytes of the answer; or
 /// `ERR dns|refused|timeout|other`.
 pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
 h={"Accept":"application/json, text/event-stream","Content-Type":"application/json"}
-for l in sys.argv[3].splitlines():
+import os
+for l in os.environ.get("PD_H","").splitlines():
     k,_,v=l.partition(":")
     if k.strip(): h[k.strip()]=v.strip()
 def say(code,hs,body):
@@ -44,7 +45,7 @@ def say(code,hs,body):
     if s: print("SESSION",s)
     print(body.decode("utf-8","replace"))
 try:
-    r=urllib.request.urlopen(urllib.request.Request(sys.argv[1],data=sys.argv[4].encode(),headers=h,method="POST"),timeout=float(sys.argv[2])); say(r.status,r.headers,r.read(300))
+    r=urllib.request.urlopen(urllib.request.Request(sys.argv[1],data=sys.argv[3].encode(),headers=h,method="POST"),timeout=float(sys.argv[2])); say(r.status,r.headers,r.read(300))
 except urllib.error.HTTPError as e:
     say(e.code,e.headers,e.read(300))
 except urllib.error.URLError as e:
@@ -54,21 +55,21 @@ except (socket.timeout,TimeoutError):
     print("ERR timeout")
 "#;
 
-pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);const d=process.argv[4];
+pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);const d=process.argv[3];
 const h={'Accept':'application/json, text/event-stream','Content-Type':'application/json','Content-Length':Buffer.byteLength(d)};
-for(const l of process.argv[3].split('\n')){const i=l.indexOf(':');if(i>0)h[l.slice(0,i).trim()]=l.slice(i+1).trim()}
+for(const l of (process.env.PD_H||'').split('\n')){const i=l.indexOf(':');if(i>0)h[l.slice(0,i).trim()]=l.slice(i+1).trim()}
 const q=require(u.protocol==='https:'?'https':'http').request(u,{method:'POST',headers:h,timeout:t},r=>{let b='';r.on('data',x=>{if(b.length<300)b+=x});r.on('end',()=>{console.log('STATUS '+r.statusCode);const s=r.headers['mcp-session-id'];if(s)console.log('SESSION '+s);console.log(b)})});
 q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
 q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
 q.end(d);
 "#;
 
-/// bash's /dev/tcp: $1 host, $2 port, $3 path, $4 limit, $5 the entry's headers (one a
-/// line), $6 the body. The whole answer, its head first, comes back.
+/// bash's /dev/tcp: $1 host, $2 port, $3 path, $4 limit, $5 the body; the entry's
+/// headers in `PD_H`, one a line. The whole answer, its head first, comes back.
 pub const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
-printf 'POST %s HTTP/1.0\r\nHost: %s:%s\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n' "$3" "$1" "$2" "${#6}" >&3
-h=$5; while [ -n "$h" ]; do printf '%s\r\n' "${h%%$'\n'*}" >&3; case $h in *$'\n'*) h=${h#*$'\n'} ;; *) h= ;; esac; done
-printf '\r\n%s' "$6" >&3
+printf 'POST %s HTTP/1.0\r\nHost: %s:%s\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n' "$3" "$1" "$2" "${#5}" >&3
+h=${PD_H-}; while [ -n "$h" ]; do printf '%s\r\n' "${h%%$'\n'*}" >&3; case $h in *$'\n'*) h=${h#*$'\n'} ;; *) h= ;; esac; done
+printf '\r\n%s' "$5" >&3
 n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
 
 /// curl's `-w`: the session the server opened (when it keeps sessions, pd-doctor ends
@@ -141,8 +142,7 @@ impl Target {
         self
     }
 
-    /// The headers, one `Name: value` a line: the one word the script and each client
-    /// read them from.
+    /// The headers, one `Name: value` a line: `PD_H` of a client's own exec.
     pub fn header_lines(&self) -> String {
         self.headers
             .iter()
@@ -152,52 +152,54 @@ impl Target {
     }
 }
 
-/// The argv of one client POSTing `initialize` to `target` with the MCP headers and the
-/// entry's own: every value one argument, after the options.
+/// The argv of one client POSTing `initialize` to `target` with the MCP headers: every
+/// value one argument, after the options. The entry's own headers are not on it (an
+/// exec's argv is in the engine's events): python3, node and bash read them from the
+/// exec's environment ([`client_env`]); curl and wget, in an image without `sh`, go
+/// without them (a keyed server answers 401, still proof of the path).
 pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
-    let u = target.url.clone();
-    let t = limit.secs.clone();
-    let lines = target.header_lines();
-    let own = target
-        .headers
-        .iter()
-        .map(|(n, v)| format!("{n}: {}", v.expose()));
-    let s = |v: &[&str]| v.iter().map(|w| w.to_string()).collect::<Vec<_>>();
-    match client {
-        "curl" => {
-            let mut v = s(&[
-                "curl",
-                "-sS",
-                "--max-time",
-                &t,
-                "-o",
-                "-",
-                "-w",
-                CURL_WRITE_OUT,
-            ]);
-            for h in [ACCEPT.to_string(), CONTENT_TYPE.to_string()]
-                .into_iter()
-                .chain(own)
-            {
-                v.extend(["-H".to_string(), h]);
-            }
-            v.extend(s(&["--data-raw", INITIALIZE, "--", &u]));
-            v
-        }
-        "wget" => {
-            let mut v = s(&["wget", "-q", "-S", "-O", "-", "-T", &limit.whole, "-t", "1"]);
-            for h in [ACCEPT.to_string(), CONTENT_TYPE.to_string()]
-                .into_iter()
-                .chain(own)
-            {
-                v.push(format!("--header={h}"));
-            }
-            v.extend(s(&["--post-data", INITIALIZE, &u]));
-            v
-        }
-        "python3" => s(&["python3", "-c", PYTHON, &u, &t, &lines, INITIALIZE]),
-        "node" => s(&["node", "-e", NODE, &u, &t, &lines, INITIALIZE]),
-        _ => s(&[
+    let u = target.url.as_str();
+    let t = limit.secs.as_str();
+    let v: Vec<&str> = match client {
+        "curl" => vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            t,
+            "-o",
+            "-",
+            "-w",
+            CURL_WRITE_OUT,
+            "-H",
+            ACCEPT,
+            "-H",
+            CONTENT_TYPE,
+            "--data-raw",
+            INITIALIZE,
+            "--",
+            u,
+        ],
+        "wget" => vec![
+            "wget",
+            "-q",
+            "-S",
+            "-O",
+            "-",
+            "-T",
+            &limit.whole,
+            "-t",
+            "1",
+            "--header",
+            ACCEPT,
+            "--header",
+            CONTENT_TYPE,
+            "--post-data",
+            INITIALIZE,
+            u,
+        ],
+        "python3" => vec!["python3", "-c", PYTHON, u, t, INITIALIZE],
+        "node" => vec!["node", "-e", NODE, u, t, INITIALIZE],
+        _ => vec![
             "bash",
             "-c",
             BASH,
@@ -205,10 +207,18 @@ pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> 
             &target.host,
             &target.port,
             &target.path,
-            &t,
-            &lines,
+            t,
             INITIALIZE,
-        ]),
+        ],
+    };
+    v.into_iter().map(String::from).collect()
+}
+
+/// The environment of a client's own exec: its target's headers in `PD_H`.
+pub fn client_env(target: &Target) -> Vec<String> {
+    match target.header_lines() {
+        lines if lines.is_empty() => Vec::new(),
+        lines => vec![format!("PD_H={lines}")],
     }
 }
 
@@ -244,6 +254,29 @@ impl Request {
         self.stdio.iter().any(Option::is_some)
     }
 
+    /// The exec's environment: every URL's headers in `PD_HEADERS`, one `INDEX Name:
+    /// value` a line. Not on the command line: the engine's events name an exec's argv.
+    pub fn env(&self) -> Vec<String> {
+        let lines: Vec<String> = self
+            .urls
+            .iter()
+            .take(MAX_URLS)
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.as_ref()?)))
+            .flat_map(|(i, t)| {
+                t.header_lines()
+                    .lines()
+                    .map(|l| format!("{i} {l}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if lines.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("PD_HEADERS={}", lines.join("\n"))]
+        }
+    }
+
     /// `sh -c SCRIPT` and the values, each one argument; `end_in`: when everything the
     /// exec starts is ended, or first looked at when there are `grace_steps`: that many
     /// [`GRACE_STEP`]s more for processes that still use CPU.
@@ -261,7 +294,7 @@ impl Request {
             PYTHON,
             NODE,
             BASH,
-            &(5 * urls).to_string(),
+            &(4 * urls).to_string(),
             &format!("{:.2}", end_in.as_secs_f64()),
             MESSAGES,
             &self.session,
@@ -276,9 +309,8 @@ impl Request {
                     t.host.clone(),
                     t.port.clone(),
                     t.path.clone(),
-                    t.header_lines(),
                 ]),
-                None => argv.extend(std::iter::repeat_n(String::new(), 5)),
+                None => argv.extend(std::iter::repeat_n(String::new(), 4)),
             }
         }
         argv.extend(self.files.iter().take(MAX_FILES).cloned());

@@ -265,7 +265,8 @@ pub async fn probe(
             let target =
                 Target::new(&url).with_headers(&configured_headers(f, agent, server).await);
             let argv = inside::client_argv(client, &target, &Limit::until(f.run_deadline()));
-            match docker::exec(&d.client, &c.id, argv, f.exec_deadline()).await {
+            let env = inside::client_env(&target);
+            match docker::exec_env(&d.client, &c.id, argv, env, f.exec_deadline()).await {
                 Ok(out) => {
                     let took = started.elapsed().as_millis();
                     (
