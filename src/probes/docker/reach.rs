@@ -115,7 +115,9 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
 }
 
 /// The `Mcp-Session-Id` the server gave the client, as the client said it: only a
-/// plausible id (visible ASCII, at most 256 bytes), never anything else it said.
+/// plausible id (letters, digits and `._~+/=:-`, as the script keeps them; at most 256
+/// bytes), never anything else it said. A curl older than 7.84 writes its `-w`
+/// variable `%header{...}` as it is: not an id.
 pub(crate) fn session_of(client: &str, out: &docker::ExecOutput) -> Option<String> {
     let header = |text: &str| {
         text.lines().find_map(|l| {
@@ -152,8 +154,8 @@ pub(crate) fn session_of(client: &str, out: &docker::ExecOutput) -> Option<Strin
             .map(str::to_string),
     }?;
     let id = id.trim();
-    (!id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| id.to_string())
+    let plausible = |b: u8| b.is_ascii_alphanumeric() || b"._~+/=:-".contains(&b);
+    (!id.is_empty() && id.len() <= 256 && id.bytes().all(plausible)).then(|| id.to_string())
 }
 
 /// Ends the session a client from inside opened, from the host: the URL and the agent's
@@ -351,7 +353,13 @@ mod tests {
     /// The session a client was given, as each says it; nothing else it said.
     #[test]
     fn each_clients_session_is_read_and_only_a_plausible_one() {
-        let cases: [(&str, &str, &str, Option<&str>); 8] = [
+        let cases: [(&str, &str, &str, Option<&str>); 9] = [
+            (
+                "curl",
+                "{}\n__pd_session__%header{mcp-session-id}\n__pd_status__200",
+                "",
+                None,
+            ),
             (
                 "curl",
                 "data: {}\n__pd_session__abc-1\n__pd_status__200",
