@@ -112,6 +112,9 @@ causes! {
         ProtocolError = "protocol-error",
         MissingTools = "missing-tools",
         BadUrl = "bad-url",
+        // A note (ok), asked for by `--compat`: the server answers 406 to a POST that
+        // does not accept both JSON and SSE, which older clients send.
+        StrictAccept = "strict-accept",
     }
 
     /// `server.session`.
@@ -405,6 +408,9 @@ macro_rules! from_net {
 }
 
 from_net!(McpCause, SessionCause, OauthCause, HttpCause);
+
+/// Causes of `ok` results that are advice, not a pass: the human report shows them.
+pub const NOTES: &[&str] = &["strict-accept"];
 
 /// Every cause code a check with this probe may end with, [`CommonCause`] first, each
 /// once.

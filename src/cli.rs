@@ -86,6 +86,10 @@ pub struct Cli {
     /// after a repair their entrypoint must act on (their Claude session ends)
     #[arg(long, requires = "fix")]
     pub force: bool,
+    /// Also probe how servers treat older clients: a POST of initialize that does not
+    /// accept both JSON and SSE. Leaves one 406 in a strict server's log
+    #[arg(long)]
+    pub compat: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -342,6 +346,7 @@ fn prepare(cli: &Cli) -> anyhow::Result<Runner> {
         only: cli.only.clone(),
         skip: cli.skip.clone(),
         agents: cli.agents.clone(),
+        compat: cli.compat,
     })
 }
 

@@ -233,6 +233,12 @@ impl CheckResult {
     pub fn is_problem(&self) -> bool {
         matches!(self.status, Status::Fail | Status::Warn)
     }
+
+    /// A note: advice (ok, exit 0) under a cause of its own, which the report shows
+    /// where it hides other passing checks.
+    pub fn is_note(&self) -> bool {
+        self.status == Status::Ok && crate::causes::NOTES.contains(&self.cause.as_str())
+    }
 }
 
 impl Summary {

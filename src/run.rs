@@ -23,21 +23,23 @@ pub struct Runner {
     pub skip: Vec<String>,
     /// `--agent`: only these agents, also among those found in containers.
     pub agents: Vec<String>,
+    /// `--compat`: also the probes that leave a 4xx line in a strict server's log.
+    pub compat: bool,
 }
 
 impl Runner {
     /// Facts read afresh: nothing memoised from before.
     pub fn facts(&self) -> Arc<Facts> {
-        Arc::new(Facts::new(self.project.clone(), self.timeout))
+        let mut facts = Facts::new(self.project.clone(), self.timeout);
+        facts.compat = self.compat;
+        Arc::new(facts)
     }
 
     /// The same for the first diagnosis, which keeps the user's deadline (both its passes).
     fn first_facts(&self) -> Arc<Facts> {
-        Arc::new(Facts::until(
-            self.project.clone(),
-            self.timeout,
-            self.deadline,
-        ))
+        let mut facts = Facts::until(self.project.clone(), self.timeout, self.deadline);
+        facts.compat = self.compat;
+        Arc::new(facts)
     }
 
     /// The first diagnosis of a run. Agents seen only in containers (no config dir under

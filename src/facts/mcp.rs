@@ -185,6 +185,26 @@ impl Exchange<'_> {
     }
 }
 
+impl Exchange<'_> {
+    /// `DELETE` of a session, as a real client ends one: its status.
+    async fn end_session(&self, id: &str, protocol: Option<&str>) -> Result<u16, NetError> {
+        let mut h = self.headers(Some(id), protocol);
+        h.remove(CONTENT_TYPE);
+        let req = self.client.delete(self.target.url.clone()).headers(h);
+        http::send(req, self.deadline)
+            .await
+            .map(|r| r.status().as_u16())
+    }
+}
+
+/// Ends a session someone else opened as `target`'s client (`container.reach`'s, from
+/// inside a container): a session left open is a trace in the server too.
+pub async fn end_session(target: &McpTarget, id: &str, deadline: Instant) -> Result<u16, NetError> {
+    Exchange::new(target, &target.url, deadline)
+        .end_session(id, None)
+        .await
+}
+
 fn request(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
@@ -303,9 +323,7 @@ async fn run(
     let elapsed_ms = http::millis_since(started);
     if let Some(id) = session {
         // Be a good client: end the session we opened. Best effort, inside the deadline.
-        let mut h = c.headers(Some(&id), Some(&protocol));
-        h.remove(CONTENT_TYPE);
-        let _ = http::send(c.client.delete(url.clone()).headers(h), c.deadline).await;
+        let _ = c.end_session(&id, Some(&protocol)).await;
     }
     Ok(ServerInfo {
         name,
@@ -446,6 +464,44 @@ fn authority(url: &Url) -> String {
         (Some(h), None) => h.to_string(),
         _ => url.to_string(),
     }
+}
+
+/// `--compat`: `initialize` as an older client POSTs it, accepting neither JSON nor SSE
+/// by name (`Accept: */*`, reqwest's own). Returns the status and its evidence line; a
+/// session it opens is ended.
+pub async fn accept_less_status(
+    target: &McpTarget,
+    deadline: Instant,
+) -> (Result<u16, NetError>, String) {
+    let c = Exchange::new(target, &target.url, deadline);
+    let mut headers = c.headers(None, None);
+    headers.remove(ACCEPT);
+    let started = Instant::now();
+    let req = c
+        .client
+        .post(target.url.clone())
+        .headers(headers)
+        .body(initialize().to_string());
+    let result = c.receive(req, None).await;
+    let took = http::millis_since(started);
+    let shown = crate::redact::display_url(target.url.as_str());
+    let line = match &result {
+        Ok(a) => format!(
+            "POST {shown} initialize with Accept: */* -> {} in {took} ms",
+            a.status
+        ),
+        Err(e) => format!(
+            "POST {shown} initialize with Accept: */* -> {} after {took} ms",
+            e.describe()
+        ),
+    };
+    if let Ok(Answer {
+        session: Some(id), ..
+    }) = &result
+    {
+        let _ = c.end_session(id, None).await;
+    }
+    (result.map(|a| a.status), line)
 }
 
 /// The stale-session test: a request carrying a session id the server never issued.

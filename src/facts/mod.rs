@@ -40,6 +40,9 @@ pub struct Facts {
     pub timeout: Duration,
     /// The user's deadline for the whole run (see [`Facts::until`]).
     user_deadline: Option<Instant>,
+    /// `--compat`: also ask what older clients would get (one 406 in a strict server's
+    /// log); off, every request is one a current MCP client makes.
+    pub compat: bool,
     /// When this diagnosis began: the shared deadline of the container execs counts from it.
     started: Instant,
     listeners: OnceLock<Option<Vec<Listener>>>,
@@ -83,6 +86,7 @@ impl Facts {
                 .collect(),
             project,
             timeout,
+            compat: false,
             started: Instant::now(),
             listeners: OnceLock::new(),
             processes: OnceLock::new(),

@@ -53,17 +53,19 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
                 .evidence(format!("tools: {}", info.tools.join(", ")))
                 .hint("another server, or an older build, is on this port: restart the right one")
             } else {
-                Finding::ok(
-                    CommonCause::Ok,
-                    format!(
-                        "{} {} speaks MCP {}, {} tools, {} ms",
-                        info.name,
-                        info.version,
-                        info.protocol,
-                        info.tools.len(),
-                        info.elapsed_ms
-                    ),
-                )
+                let spoken = format!(
+                    "{} {} speaks MCP {}, {} tools, {} ms",
+                    info.name,
+                    info.version,
+                    info.protocol,
+                    info.tools.len(),
+                    info.elapsed_ms
+                );
+                if f.compat {
+                    compat(f, server, spoken).await
+                } else {
+                    Finding::ok(CommonCause::Ok, spoken)
+                }
             }
         }
         Err(e) => {
@@ -84,6 +86,31 @@ pub async fn handshake(f: &Facts, server: &Server) -> Finding {
         }
     };
     finding.evidence_all(h.evidence.clone()).evidence_all(note)
+}
+
+/// `--compat`: what an older client gets, one that POSTs without accepting both JSON and
+/// SSE by name. A 406 is a note (advice, exit 0): the server is right by the spec, and
+/// Claude Code sends the header, but an older client fails on it.
+async fn compat(f: &Facts, server: &Server, spoken: String) -> Finding {
+    let Some(target) = f.mcp_target(server).await else {
+        return Finding::ok(CommonCause::Ok, spoken);
+    };
+    let (status, line) = mcp::accept_less_status(&target, f.deadline()).await;
+    match status {
+        Ok(406) => Finding::ok(
+            McpCause::StrictAccept,
+            format!(
+                "{spoken}; strict: it answers 406 to a client that does not accept both JSON and SSE"
+            ),
+        )
+        .evidence(line)
+        .evidence("Claude Code sends Accept: application/json, text/event-stream and is served; an older MCP client (or a plain HTTP client) that sends Accept: */* or none is refused")
+        .hint(format!(
+            "nothing to do for Claude Code; for an older client, update it (it must accept application/json and text/event-stream), or let {} accept */*",
+            server.name
+        )),
+        _ => Finding::ok(CommonCause::Ok, spoken).evidence(line),
+    }
 }
 
 fn join(items: &[&String]) -> String {

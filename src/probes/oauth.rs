@@ -1,5 +1,8 @@
 //! `server.oauth`: the well-known OAuth paths on the server's origin advertise nothing,
 //! or something valid; never junk or a redirect that sends Claude Code's discovery astray.
+//! Claude Code looks there only when `initialize` fails (a 401 first of all); on a server
+//! that completes the handshake the lookups are not made: on a healthy server each would
+//! be a 404 line in its log, and nothing could follow from them.
 
 use reqwest::header::LOCATION;
 
@@ -21,6 +24,17 @@ pub async fn probe(f: &Facts, server: &Server) -> Finding {
     let Ok(url) = reqwest::Url::parse(&server.container_url(&f.project.layout)) else {
         return Finding::skip(format!("the URL for {} does not parse", server.name));
     };
+    if let Some(h) = f.handshake(server).await.filter(|h| h.result.is_ok()) {
+        return Finding::ok(
+            CommonCause::Ok,
+            "initialize succeeds, so Claude Code never looks for OAuth metadata: not looked up",
+        )
+        .evidence(format!(
+            "{} completes the MCP handshake ({})",
+            server.name,
+            h.evidence.first().cloned().unwrap_or_default()
+        ));
+    }
     let client = http::client_for(&url, Some(f.connect_addr(server)));
     let deadline = f.deadline();
     let lookups = PATHS.iter().map(|(path, field)| {

@@ -274,8 +274,9 @@ fn collapse(ids: &[String]) -> Vec<String> {
 /// problems and repairs one line each, its skipped checks one line per reason, and a
 /// count of the rest.
 fn compact_section(out: &mut String, p: &Painter, title: &str, results: &[&CheckResult]) {
+    let notes = results.iter().filter(|r| r.is_note()).count();
     let ok = results.iter().filter(|r| r.status == Status::Ok).count();
-    if ok == results.len() {
+    if ok == results.len() && notes == 0 {
         let checks = if ok == 1 { "check" } else { "checks" };
         let _ = writeln!(
             out,
@@ -288,7 +289,7 @@ fn compact_section(out: &mut String, p: &Painter, title: &str, results: &[&Check
     let _ = writeln!(out, "\n{}", p.paint(title, Style::new().bold().underline()));
     let listed = results
         .iter()
-        .filter(|r| !matches!(r.status, Status::Ok | Status::Skip));
+        .filter(|r| r.is_note() || !matches!(r.status, Status::Ok | Status::Skip));
     let width = id_width(listed.map(|r| r.id.as_str()));
     let mut skip_groups: Vec<(&str, Vec<String>)> = Vec::new();
     for r in results.iter().filter(|r| r.status == Status::Skip) {
@@ -300,6 +301,10 @@ fn compact_section(out: &mut String, p: &Painter, title: &str, results: &[&Check
     let mut skips_shown = 0;
     for r in results {
         match r.status {
+            Status::Ok if r.is_note() => {
+                line(out, p, r, width, false);
+                repair(out, p, r.hint.as_deref(), &[]);
+            }
             Status::Ok => {}
             Status::Skip => {
                 // Each reason once, where its first check stands.
@@ -318,6 +323,7 @@ fn compact_section(out: &mut String, p: &Painter, title: &str, results: &[&Check
             _ => line(out, p, r, width, false),
         }
     }
+    let ok = ok - notes;
     if ok > 0 {
         let more = if ok == 1 {
             "1 other check ok".to_string()
@@ -337,7 +343,7 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, full: bool
     };
     let message = match r.status {
         Status::Skip => format!("skipped: {}", r.message),
-        Status::Ok => r.message.clone(),
+        Status::Ok if !r.is_note() => r.message.clone(),
         Status::Fixed => format!(
             "{} {}",
             r.message,
@@ -367,7 +373,7 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, full: bool
             p.paint(label, Style::new().green())
         );
     }
-    if full && r.is_problem() {
+    if full && (r.is_problem() || r.is_note()) {
         let plan: &[String] = if r.fix.outcome.is_none() {
             &r.fix.plan
         } else {

@@ -269,14 +269,19 @@ pub fn proxy_args(tree: &Tree, server: &str) -> Vec<String> {
 /// The two servers as the hub layout runs them, reachable from containers: qms and git,
 /// each requiring its X-API-Key and the shared Authorization. Returns (qms, git) ports.
 pub async fn hub_servers() -> (u16, u16) {
+    hub_servers_logged(None).await
+}
+
+/// The same, both writing their answers to `log` when there is one.
+pub async fn hub_servers_logged(log: Option<servers::AccessLog>) -> (u16, u16) {
     let server = |key: &str| McpOptions {
         key: Some(key.into()),
         authorization: Some(AUTHORIZATION.into()),
         bind: Bind::Reachable,
         ..Default::default()
     };
-    let qms = servers::mcp_server(server(QMS_KEY)).await;
-    let git = servers::mcp_server(server(GIT_KEY)).await;
+    let qms = servers::logged_mcp_server(server(QMS_KEY), log.clone()).await;
+    let git = servers::logged_mcp_server(server(GIT_KEY), log).await;
     (qms.port, git.port)
 }
 

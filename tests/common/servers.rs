@@ -165,12 +165,63 @@ pub struct Served {
 
 /// A real MCP server (rmcp Streamable HTTP) at `/mcp`.
 pub async fn mcp_server(opts: McpOptions) -> Served {
+    logged_mcp_server(opts, None).await
+}
+
+/// What a server answered: one line of its access log.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub user_agent: String,
+}
+
+impl std::fmt::Display for Logged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} ({})",
+            self.method, self.path, self.status, self.user_agent
+        )
+    }
+}
+
+/// A server's access log, shared with the test.
+pub type AccessLog = Arc<std::sync::Mutex<Vec<Logged>>>;
+
+async fn log_access(State(log): State<AccessLog>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = next.run(req).await;
+    log.lock().unwrap().push(Logged {
+        method,
+        path,
+        status: response.status().as_u16(),
+        user_agent,
+    });
+    response
+}
+
+/// A real MCP server, as [`mcp_server`], that writes every answer (its auth layer's too)
+/// to `log` when there is one, as a server's access log does.
+pub async fn logged_mcp_server(opts: McpOptions, log: Option<AccessLog>) -> Served {
     let ls = listeners(opts.bind).await;
-    mcp_server_on(opts, ls)
+    serve_mcp(opts, ls, log)
 }
 
 /// The same on listeners the caller bound (their `bind` is ignored).
 pub fn mcp_server_on(opts: McpOptions, ls: Vec<TcpListener>) -> Served {
+    serve_mcp(opts, ls, None)
+}
+
+fn serve_mcp(opts: McpOptions, ls: Vec<TcpListener>, log: Option<AccessLog>) -> Served {
     let mut config = StreamableHttpServerConfig::default().with_legacy_session_mode(opts.stateful);
     if opts.allow_docker_host {
         config = config.with_allowed_hosts(["localhost", "127.0.0.1", "host.docker.internal"]);
@@ -194,6 +245,9 @@ pub fn mcp_server_on(opts: McpOptions, ls: Vec<TcpListener>) -> Served {
             Arc::new(required),
             require_headers,
         ));
+    }
+    if let Some(log) = log {
+        router = router.layer(axum::middleware::from_fn_with_state(log, log_access));
     }
     let port = ls[0].local_addr().unwrap().port();
     for l in ls {
@@ -391,16 +445,27 @@ pub async fn reachable_pair() -> (u16, u16) {
 
 /// qms (keyed) and git (open) bound as `bind` says; their ports.
 pub async fn pair(bind: Bind) -> (u16, u16) {
-    let qms = mcp_server(McpOptions {
-        key: Some("qms-internal".into()),
-        bind,
-        ..Default::default()
-    })
+    pair_logged(bind, None).await
+}
+
+/// The same, both writing their answers to `log` when there is one.
+pub async fn pair_logged(bind: Bind, log: Option<AccessLog>) -> (u16, u16) {
+    let qms = logged_mcp_server(
+        McpOptions {
+            key: Some("qms-internal".into()),
+            bind,
+            ..Default::default()
+        },
+        log.clone(),
+    )
     .await;
-    let git = mcp_server(McpOptions {
-        bind,
-        ..Default::default()
-    })
+    let git = logged_mcp_server(
+        McpOptions {
+            bind,
+            ..Default::default()
+        },
+        log,
+    )
     .await;
     (qms.port, git.port)
 }

@@ -49,7 +49,19 @@ pub async fn exec(
     argv: Vec<String>,
     deadline: Instant,
 ) -> Result<ExecOutput, ExecError> {
-    let run = exec_until(client, container, argv, deadline, MAX_EXEC_OUTPUT).await?;
+    exec_env(client, container, argv, Vec::new(), deadline).await
+}
+
+/// The same with `env` (`NAME=VALUE`) added to the process's environment: how values
+/// that must not be on a command line (the engine's events name an exec's argv) travel.
+pub async fn exec_env(
+    client: &Docker,
+    container: &str,
+    argv: Vec<String>,
+    env: Vec<String>,
+    deadline: Instant,
+) -> Result<ExecOutput, ExecError> {
+    let run = exec_until_env(client, container, argv, env, deadline, MAX_EXEC_OUTPUT).await?;
     if run.finished {
         Ok(run.output)
     } else {
@@ -65,6 +77,18 @@ pub async fn exec_until(
     deadline: Instant,
     cap: usize,
 ) -> Result<ExecRun, ExecError> {
+    exec_until_env(client, container, argv, Vec::new(), deadline, cap).await
+}
+
+/// [`exec_until`] with `env` added to the process's environment.
+pub async fn exec_until_env(
+    client: &Docker,
+    container: &str,
+    argv: Vec<String>,
+    env: Vec<String>,
+    deadline: Instant,
+    cap: usize,
+) -> Result<ExecRun, ExecError> {
     let (mut stdout, mut stderr, mut exit_code) = (Vec::new(), Vec::new(), None);
     let run = async {
         let created = client
@@ -72,6 +96,7 @@ pub async fn exec_until(
                 container,
                 CreateExecOptions {
                     cmd: Some(argv),
+                    env: (!env.is_empty()).then_some(env),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..Default::default()

@@ -25,4 +25,7 @@ pub use discover::{
     entrypoint_script, gather, mounted_at, pid1_command, Container, DockerFacts, Engine, MountInfo,
     NetSetup, NetworkInfo,
 };
-pub use exec::{detect_client, exec, exec_until, ExecError, ExecOutput, ExecRun, CLIENTS};
+pub use exec::{
+    detect_client, exec, exec_env, exec_until, exec_until_env, ExecError, ExecOutput, ExecRun,
+    CLIENTS,
+};

@@ -14,11 +14,14 @@
 #   $17 $18 the moment of $9 on the kernel's clock: its boot id, and /proc/uptime in
 #   centiseconds ("" = not known)
 #   then 4 per URL: url host port path (url "" = not to be reached)
+#   In the environment, PD_HEADERS: the entries' own headers, one "INDEX Name: value" a
+#   line (never on the command line, which the engine's events show).
 #   then the files to size and digest, one path each
 #   then per stdio server: INDEX COUNT and COUNT words, its argument vector
 # Output, after the header: "client NAME|-", "resolve EXIT ADDR...", per file "file INDEX ALGO
 # DIGEST [SIZE]" or "file INDEX missing", "pid1 CMDLINE", per URL "r INDEX o|O|e|E LINE"
-# (stdout and stderr: the first lines, then the last), "r INDEX x STATUS" and
+# (stdout and stderr: the first lines, then the last; curl's say "__pd_session__ID" when
+# the server opened a session, then "__pd_status__CODE"), "r INDEX x STATUS" and
 # "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
 # "s INDEX answered", "s INDEX x STATUS"; "api resolve EXIT ADDR...", "api connect
 # open|refused|unreachable|timeout|error|-"; "session 0|1|-" (tmux has-session's status); "claude COUNT PID..." (Claude Code's processes); "slow" when the deadline waits for a
@@ -138,14 +141,45 @@ job() {
   printf 'r %s end\n' "$i"
 }
 
-# Starts one client on one URL in the background: fetch INDEX URL HOST PORT PATH.
+# What every client sends, as a real MCP client does (a GET, or a POST without these
+# headers, is a 4xx line in a healthy server's log): a POST of initialize (the first
+# of the stdio messages) that accepts JSON and SSE, with the entry's own headers.
+ib=${msgs%%"$nl"*}
+mh="Accept: application/json, text/event-stream${nl}Content-Type: application/json"
+# The entries' headers, kept from every process this exec starts (a stdio server too).
+hs=${PD_HEADERS-}
+unset PD_HEADERS
+
+# The headers of URL $1, one "Name: value" a line, from PD_HEADERS into $hv.
+headers_of() {
+  hv= r=$hs
+  while [ -n "$r" ]; do
+    case ${r%%"$nl"*} in "$1 "*) l=${r%%"$nl"*} && hv="$hv${hv:+$nl}${l#"$1 "}" ;; esac
+    case $r in *"$nl"*) r=${r#*"$nl"} ;; *) r= ;; esac
+  done
+}
+
+# Starts one client on one URL in the background: fetch INDEX URL HOST PORT PATH. curl
+# and wget get the headers as options; python3, node and bash in PD_H.
 fetch() {
+  fi_=$1 fu=$2 fh=$3 fo=$4 fa=$5
+  headers_of "$1"
+  fe=$hv
+  hd="$mh${fe:+$nl$fe}"
+  set --
+  while [ -n "$hd" ]; do
+    case $client in
+      curl) set -- "$@" -H "${hd%%"$nl"*}" ;;
+      wget) set -- "$@" "--header=${hd%%"$nl"*}" ;;
+    esac
+    case $hd in *"$nl"*) hd=${hd#*"$nl"} ;; *) hd= ;; esac
+  done
   case $client in
-    curl) job "$1" curl -sS --max-time "$t" -o - -w '\n__pd_status__%{http_code}' -- "$2" & ;;
-    wget) job "$1" wget -q -S -O - -T "$tw" -t 1 "$2" & ;;
-    python3) job "$1" python3 -c "$py" "$2" "$t" & ;;
-    node) job "$1" node -e "$js" "$2" "$t" & ;;
-    bash) job "$1" bash -c "$bp" pd-doctor "$3" "$4" "$5" "$t" & ;;
+    curl) job "$fi_" curl -sS --max-time "$t" -o - -w '\n__pd_session__%header{mcp-session-id}\n__pd_status__%{http_code}' "$@" --data-raw "$ib" -- "$fu" & ;;
+    wget) job "$fi_" wget -q -S -O - -T "$tw" -t 1 "$@" --post-data "$ib" "$fu" & ;;
+    python3) (PD_H=$fe && export PD_H && job "$fi_" python3 -c "$py" "$fu" "$t" "$ib") & ;;
+    node) (PD_H=$fe && export PD_H && job "$fi_" node -e "$js" "$fu" "$t" "$ib") & ;;
+    bash) (PD_H=$fe && export PD_H && job "$fi_" bash -c "$bp" pd-doctor "$fh" "$fo" "$fa" "$t" "$ib") & ;;
   esac
 }
 
@@ -163,17 +197,28 @@ one_by_one() {
 # curl 7.75 and later fetch every URL in one process: one start of curl per container
 # instead of one per URL, which is what a busy engine host feels (a start costs some
 # 20 ms of CPU). It writes each transfer's verdict, "NUMBER CODE EXIT MESSAGE", to
-# stderr (unbuffered) the moment that transfer ends.
+# stderr (unbuffered) the moment that transfer ends: "NUMBER CODE EXIT s=SESSION
+# MESSAGE". Each URL is a group of its own (--next), with its own headers.
 together() {
-  k=0
+  k=0 g=
   for a in "$@"; do
-    if [ $((k % 4)) -eq 0 ] && [ -n "$a" ]; then set -- "$@" -o /dev/null --url "$a"; fi
+    if [ $((k % 4)) -eq 0 ] && [ -n "$a" ]; then
+      set -- "$@" ${g:+--next} -s --no-progress-meter --max-time "$t" -o /dev/null \
+        -w '%{stderr}%{urlnum} %{http_code} %{exitcode} s=%header{mcp-session-id} %{errormsg}\n'
+      headers_of $((k / 4))
+      hd="$mh${hv:+$nl$hv}"
+      while [ -n "$hd" ]; do
+        set -- "$@" -H "${hd%%"$nl"*}"
+        case $hd in *"$nl"*) hd=${hd#*"$nl"} ;; *) hd= ;; esac
+      done
+      set -- "$@" --data-raw "$ib" --url "$a"
+      g=1
+    fi
     k=$((k + 1))
   done
   shift "$k"
   [ "$#" -gt 0 ] || return 0
-  curl -s --no-progress-meter --parallel --parallel-immediate --parallel-max 64 \
-    --max-time "$t" -w '%{stderr}%{urlnum} %{http_code} %{exitcode} %{errormsg}\n' "$@"
+  curl --parallel --parallel-immediate --parallel-max 64 "$@"
 }
 
 # Writes each verdict as a run of its own would have (NUMBER counts the URLs curl was
@@ -182,7 +227,7 @@ together() {
 # knows no --parallel or %{urlnum}) gets one after curl ends.
 verdicts() {
   seen=' '
-  while read -r n code x msg; do
+  while read -r n code x sid msg; do
     case $n in '' | *[!0-9]*) continue ;; esac
     case $code in '' | *[!0-9]*) continue ;; esac
     case $x in '' | *[!0-9]*) continue ;; esac
@@ -197,6 +242,7 @@ verdicts() {
             fetch "$i" "$a"
           else
             if [ "$x" -ne 0 ]; then printf 'r %s e curl: (%s) %.200s\n' "$i" "$x" "$msg"; fi
+            case ${sid#s=} in '' | *[!A-Za-z0-9._~+/=:-]*) ;; *) printf 'r %s o __pd_session__%s\n' "$i" "${sid#s=}" ;; esac
             printf 'r %s o __pd_status__%s\nr %s x %s\nr %s end\n' "$i" "$code" "$i" "$x" "$i"
           fi
           break

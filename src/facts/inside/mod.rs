@@ -20,8 +20,8 @@ use super::docker::exec::{self, ExecOutput, CLIENTS};
 
 pub use digest::{cksum, Algo, Digest, InsideFile};
 pub use request::{
-    client_argv, connect_argv, Endpoint, KernelClock, Limit, Request, Target, BASH, MAX_FILES,
-    MESSAGES, NODE, PYTHON, SCRIPT,
+    client_argv, client_env, connect_argv, Endpoint, KernelClock, Limit, Request, Target, BASH,
+    MAX_FILES, MESSAGES, NODE, PYTHON, SCRIPT,
 };
 use request::{MAX_URLS, MIN_LIMIT};
 
@@ -534,7 +534,15 @@ pub async fn gather(
     };
     let clock = KernelClock::now();
     let argv = request.argv_at(&Limit::until(deadline), first_look, steps, clock.as_ref());
-    let run = exec::exec_until(client, container, argv, exec_deadline + grace, MAX_OUTPUT).await?;
+    let run = exec::exec_until_env(
+        client,
+        container,
+        argv,
+        request.env(),
+        exec_deadline + grace,
+        MAX_OUTPUT,
+    )
+    .await?;
     let mut report =
         parse(&run.output.stdout, request.urls.len()).map_err(|e| match run.output.exit_code {
             Some(126 | 127) => "the image has no sh".to_string(),
@@ -547,6 +555,8 @@ pub async fn gather(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::Secret;
+    use request::{ACCEPT, CONTENT_TYPE, INITIALIZE};
 
     const GOOD: &str = "pd-doctor-inside 1
 client curl
@@ -718,6 +728,51 @@ end
         );
         assert_eq!(&bash[..3], &["bash", "-c", BASH]);
         assert_eq!(bash[4], "host.docker.internal");
+        // The entry's headers: one word, one a line; one that could not be one line of a
+        // request is left out.
+        let keyed = Target::new(&url).with_headers(&[
+            ("X-API-Key".into(), Secret::new("k1")),
+            ("Bad Name".into(), Secret::new("x")),
+            ("Authorization".into(), Secret::new("Bearer t\r\nX: y")),
+            ("Authorization".into(), Secret::new("Bearer t")),
+        ]);
+        assert_eq!(
+            keyed.header_lines(),
+            "X-API-Key: k1\nAuthorization: Bearer t"
+        );
+        // They travel in the exec's environment, never on its command line (the
+        // engine's events show an exec's argv).
+        let request = Request {
+            urls: vec![None, Some(keyed.clone())],
+            stdio: vec![None, None],
+            ..Default::default()
+        };
+        assert_eq!(
+            request.env(),
+            ["PD_HEADERS=1 X-API-Key: k1\n1 Authorization: Bearer t"]
+        );
+        let argv = request.argv(
+            &Limit::of(Duration::from_secs(1)),
+            Duration::from_secs(1),
+            0,
+        );
+        assert!(!argv.iter().any(|a| a.contains("k1")), "{argv:?}");
+        assert_eq!(
+            client_env(&keyed),
+            ["PD_H=X-API-Key: k1\nAuthorization: Bearer t"]
+        );
+        let curl = client_argv("curl", &keyed, &Limit::of(Duration::from_secs(2)));
+        assert!(!curl.iter().any(|a| a.contains("k1")), "{curl:?}");
+        for h in [ACCEPT, CONTENT_TYPE] {
+            assert!(
+                curl.windows(2).any(|w| w[0] == "-H" && w[1] == h),
+                "{curl:?}"
+            );
+        }
+        assert!(curl
+            .windows(2)
+            .any(|w| w[0] == "--data-raw" && w[1] == INITIALIZE));
+        assert_eq!(MESSAGES.lines().next(), Some(INITIALIZE));
         assert_eq!(Limit::of(Duration::from_millis(100)).whole, "1");
     }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::redact::Secret;
+
 /// The script. Fixed text: nothing is ever spliced into it.
 pub const SCRIPT: &str = include_str!("inside.sh");
 /// At most this many URLs (and stdio servers) are asked per exec.
@@ -16,11 +18,36 @@ pub const MIN_LIMIT: Duration = Duration::from_millis(100);
 /// At most this many files are sized and digested per exec.
 pub const MAX_FILES: usize = crate::dockerfile::MAX_FILES;
 
+/// The `initialize` a real MCP client opens with (the first of [`MESSAGES`]): what every
+/// client from inside POSTs, so that a healthy server logs a 200, never a 4xx.
+macro_rules! initialize {
+    () => {
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#
+    };
+}
+pub const INITIALIZE: &str = initialize!();
+/// The headers of a Streamable HTTP POST, as every MCP client sends them.
+pub const ACCEPT: &str = "Accept: application/json, text/event-stream";
+pub const CONTENT_TYPE: &str = "Content-Type: application/json";
+
+/// Each program POSTs `initialize` (argv: URL, limit, the body; the entry's headers in
+/// the environment, `PD_H`, one `Name: value` a line: never on a command line) and prints `STATUS CODE`, `SESSION ID` when the server
+/// keeps sessions (pd-doctor ends it), then the first 300 bytes of the answer; or
+/// `ERR dns|refused|timeout|other`.
 pub const PYTHON: &str = r#"import sys,socket,urllib.request,urllib.error
+h={"Accept":"application/json, text/event-stream","Content-Type":"application/json"}
+import os
+for l in os.environ.get("PD_H","").splitlines():
+    k,_,v=l.partition(":")
+    if k.strip(): h[k.strip()]=v.strip()
+def say(code,hs,body):
+    print("STATUS",code); s=hs.get("Mcp-Session-Id") if hs is not None else None
+    if s: print("SESSION",s)
+    print(body.decode("utf-8","replace"))
 try:
-    r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2])); print("STATUS",r.status); print(r.read(300).decode("utf-8","replace"))
+    r=urllib.request.urlopen(urllib.request.Request(sys.argv[1],data=sys.argv[3].encode(),headers=h,method="POST"),timeout=float(sys.argv[2])); say(r.status,r.headers,r.read(300))
 except urllib.error.HTTPError as e:
-    print("STATUS",e.code); print(e.read(300).decode("utf-8","replace"))
+    say(e.code,e.headers,e.read(300))
 except urllib.error.URLError as e:
     r=e.reason
     print("ERR dns" if isinstance(r,socket.gaierror) else "ERR refused" if isinstance(r,ConnectionRefusedError) else "ERR timeout" if isinstance(r,(socket.timeout,TimeoutError)) else "ERR other")
@@ -28,15 +55,27 @@ except (socket.timeout,TimeoutError):
     print("ERR timeout")
 "#;
 
-pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);
-const q=require(u.protocol==='https:'?'https':'http').get(u,{timeout:t},r=>{let b='';r.on('data',d=>{if(b.length<300)b+=d});r.on('end',()=>{console.log('STATUS '+r.statusCode);console.log(b)})});
+pub const NODE: &str = r#"const u=new URL(process.argv[1]);const t=1000*Number(process.argv[2]);const d=process.argv[3];
+const h={'Accept':'application/json, text/event-stream','Content-Type':'application/json','Content-Length':Buffer.byteLength(d)};
+for(const l of (process.env.PD_H||'').split('\n')){const i=l.indexOf(':');if(i>0)h[l.slice(0,i).trim()]=l.slice(i+1).trim()}
+const q=require(u.protocol==='https:'?'https':'http').request(u,{method:'POST',headers:h,timeout:t},r=>{let b='';r.on('data',x=>{if(b.length<300)b+=x});r.on('end',()=>{console.log('STATUS '+r.statusCode);const s=r.headers['mcp-session-id'];if(s)console.log('SESSION '+s);console.log(b)})});
 q.on('timeout',()=>{console.log('ERR timeout');q.destroy()});
 q.on('error',e=>{if(e.code==='ENOTFOUND'||e.code==='EAI_AGAIN')console.log('ERR dns');else if(e.code==='ECONNREFUSED')console.log('ERR refused');else console.log('ERR other')});
+q.end(d);
 "#;
 
+/// bash's /dev/tcp: $1 host, $2 port, $3 path, $4 limit, $5 the body; the entry's
+/// headers in `PD_H`, one a line. The whole answer, its head first, comes back.
 pub const BASH: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 7
-printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$3" "$1" "$2" >&3
+printf 'POST %s HTTP/1.0\r\nHost: %s:%s\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n' "$3" "$1" "$2" "${#5}" >&3
+h=${PD_H-}; while [ -n "$h" ]; do printf '%s\r\n' "${h%%$'\n'*}" >&3; case $h in *$'\n'*) h=${h#*$'\n'} ;; *) h= ;; esac; done
+printf '\r\n%s' "$5" >&3
 n=0; while IFS= read -r -t "$4" line <&3; do printf '%s\n' "$line"; n=$((n+1)); [ $n -gt 30 ] && break; done"#;
+
+/// curl's `-w`: the session the server opened (when it keeps sessions, pd-doctor ends
+/// it), then the status, last.
+pub const CURL_WRITE_OUT: &str =
+    "\n__pd_session__%header{mcp-session-id}\n__pd_status__%{http_code}";
 
 /// The client's own time limit, from the time left to the shared deadline: decimal
 /// seconds for curl, python3, node and bash; whole seconds for wget (busybox's takes no
@@ -64,13 +103,15 @@ impl Limit {
     }
 }
 
-/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts.
+/// One URL to try from inside: the URL and, for bash's /dev/tcp, its parts; and the
+/// headers the agent's entry sends (its key: without it a keyed server logs a 401).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub url: String,
     pub host: String,
     pub port: String,
     pub path: String,
+    pub headers: Vec<(String, Secret)>,
 }
 
 impl Target {
@@ -80,7 +121,34 @@ impl Target {
             host: url.host_str().unwrap_or("").to_string(),
             port: url.port_or_known_default().unwrap_or(80).to_string(),
             path: url.path().to_string(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same, sending `headers` as the agent's Claude Code does. A header that could
+    /// not travel as one line of a request (a name that is not a token, a value with a
+    /// control character) is left out: Claude Code could not send it either.
+    pub fn with_headers(mut self, headers: &[(String, Secret)]) -> Target {
+        self.headers = headers
+            .iter()
+            .filter(|(n, v)| {
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+                    && !v.expose().chars().any(|c| c.is_control())
+            })
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// The headers, one `Name: value` a line: `PD_H` of a client's own exec.
+    pub fn header_lines(&self) -> String {
+        self.headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.expose()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -114,7 +182,11 @@ pub fn connect_argv(program: &str, to: &Endpoint, limit: &Limit) -> Vec<String> 
     v.into_iter().map(String::from).collect()
 }
 
-/// The argv of one client fetching `target`: every value one argument, after the options.
+/// The argv of one client POSTing `initialize` to `target` with the MCP headers: every
+/// value one argument, after the options. The entry's own headers are not on it (an
+/// exec's argv is in the engine's events): python3, node and bash read them from the
+/// exec's environment ([`client_env`]); curl and wget, in an image without `sh`, go
+/// without them (a keyed server answers 401, still proof of the path).
 pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> {
     let u = target.url.as_str();
     let t = limit.secs.as_str();
@@ -127,7 +199,13 @@ pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> 
             "-o",
             "-",
             "-w",
-            "\n__pd_status__%{http_code}",
+            CURL_WRITE_OUT,
+            "-H",
+            ACCEPT,
+            "-H",
+            CONTENT_TYPE,
+            "--data-raw",
+            INITIALIZE,
             "--",
             u,
         ],
@@ -141,10 +219,16 @@ pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> 
             &limit.whole,
             "-t",
             "1",
+            "--header",
+            ACCEPT,
+            "--header",
+            CONTENT_TYPE,
+            "--post-data",
+            INITIALIZE,
             u,
         ],
-        "python3" => vec!["python3", "-c", PYTHON, u, t],
-        "node" => vec!["node", "-e", NODE, u, t],
+        "python3" => vec!["python3", "-c", PYTHON, u, t, INITIALIZE],
+        "node" => vec!["node", "-e", NODE, u, t, INITIALIZE],
         _ => vec![
             "bash",
             "-c",
@@ -154,16 +238,25 @@ pub fn client_argv(client: &str, target: &Target, limit: &Limit) -> Vec<String> 
             &target.port,
             &target.path,
             t,
+            INITIALIZE,
         ],
     };
     v.into_iter().map(String::from).collect()
+}
+
+/// The environment of a client's own exec: its target's headers in `PD_H`.
+pub fn client_env(target: &Target) -> Vec<String> {
+    match target.header_lines() {
+        lines if lines.is_empty() => Vec::new(),
+        lines => vec![format!("PD_H={lines}")],
+    }
 }
 
 /// What a stdio server is sent, as Claude Code starts one: `initialize`, then
 /// `notifications/initialized` and `tools/list`. Never `tools/call`: through the proxy a
 /// call would take the agent's identity lock on the server.
 pub const MESSAGES: &str = concat!(
-    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pd-doctor","version":"0"}}}"#,
+    initialize!(),
     "\n",
     r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     "\n",
@@ -267,6 +360,29 @@ impl std::fmt::Display for Endpoint {
 impl Request {
     pub fn has_stdio(&self) -> bool {
         self.stdio.iter().any(Option::is_some)
+    }
+
+    /// The exec's environment: every URL's headers in `PD_HEADERS`, one `INDEX Name:
+    /// value` a line. Not on the command line: the engine's events name an exec's argv.
+    pub fn env(&self) -> Vec<String> {
+        let lines: Vec<String> = self
+            .urls
+            .iter()
+            .take(MAX_URLS)
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.as_ref()?)))
+            .flat_map(|(i, t)| {
+                t.header_lines()
+                    .lines()
+                    .map(|l| format!("{i} {l}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if lines.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("PD_HEADERS={}", lines.join("\n"))]
+        }
     }
 
     /// `sh -c SCRIPT` and the values, each one argument; `end_in`: when everything the

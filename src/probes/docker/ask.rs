@@ -24,11 +24,17 @@ pub(super) async fn inside<'a>(f: &'a Facts, c: &Container) -> Option<&'a inside
 pub(super) async fn request(f: &Facts, c: &Container) -> inside::Request {
     let mut urls = Vec::new();
     for server in &f.project.servers {
-        let url = match f.project.agent(&c.agent) {
-            Some(agent) => target(&configured_url(f, agent, server).await),
+        let target = match f.project.agent(&c.agent) {
+            Some(agent) => match target(&configured_url(f, agent, server).await) {
+                Some(url) => Some(
+                    inside::Target::new(&url)
+                        .with_headers(&configured_headers(f, agent, server).await),
+                ),
+                None => None,
+            },
             None => None,
         };
-        urls.push(url.as_ref().map(inside::Target::new));
+        urls.push(target);
     }
     let mut stdio_runs = Vec::new();
     for server in &f.project.servers {
@@ -137,6 +143,30 @@ pub(super) async fn configured_url(f: &Facts, agent: &Agent, server: &Server) ->
         }
         _ => url,
     }
+}
+
+/// The headers an agent's Claude Code sends to a server: those of the copy it uses (for
+/// a stdio proxy, its `--header` pairs for the upstream), else the project's, expanded in
+/// its container's environment. `container.reach` sends them, as a real client does: a
+/// keyed server would log the 401 of a request without its key. Secrets: they travel
+/// only as argv elements of the one exec, into the container that already holds them.
+pub(crate) async fn configured_headers(
+    f: &Facts,
+    agent: &Agent,
+    server: &Server,
+) -> Vec<(String, crate::redact::Secret)> {
+    let entry = match server_entry::in_use(f, agent, server).await {
+        InUse::Local(e) | InUse::User(e) => e,
+        InUse::Project | InUse::Untrusted | InUse::None => match &server.expected {
+            Some(e) => e.clone(),
+            None => return Vec::new(),
+        },
+    };
+    if !entry.has_references() {
+        return entry.headers;
+    }
+    let env = f.env_of(agent).await;
+    entry.expanded(&env, &f.project.secrets).0.headers
 }
 
 /// A file of the image that the host has too.

@@ -2,9 +2,12 @@
 //! with answers. Uses whatever client the image has, run by the container's one-exec
 //! script or, in an image without `sh`, by an exec of its own; either way every value
 //! travels as one argv element of a fixed program (never a shell line built from
-//! config), no auth headers are sent, and the client's words are read the same way.
+//! config), and the client's words are read the same way. Each client does what a real
+//! MCP client does, and nothing a healthy server would log as a 4xx: it POSTs
+//! `initialize` with the MCP headers and the agent's own; a session the server opens for
+//! it, pd-doctor ends from the host with a DELETE.
 
-use super::ask::{configured_url, inside, target};
+use super::ask::{configured_headers, configured_url, inside, target};
 use crate::causes::{CommonCause, ReachCause};
 use crate::facts::docker::{self, Container, DockerFacts};
 use crate::facts::inside::{self, Limit, Target};
@@ -40,6 +43,7 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
     match client {
         "curl" => {
             if let Some((body, status)) = out.stdout.rsplit_once("__pd_status__") {
+                let body = body.rsplit_once("__pd_session__").map_or(body, |(b, _)| b);
                 if let Ok(s) = status.trim().parse::<u16>() {
                     if s > 0 {
                         return Answer::Status(s, body.chars().take(300).collect());
@@ -107,6 +111,78 @@ pub(crate) fn interpret(client: &str, out: &docker::ExecOutput) -> Answer {
                 Answer::Failed(kind, format!("{client}: {}", first.trim()))
             }
         }
+    }
+}
+
+/// The `Mcp-Session-Id` the server gave the client, as the client said it: only a
+/// plausible id (letters, digits and `._~+/=:-`, as the script keeps them; at most 256
+/// bytes), never anything else it said. A curl older than 7.84 writes its `-w`
+/// variable `%header{...}` as it is: not an id.
+pub(crate) fn session_of(client: &str, out: &docker::ExecOutput) -> Option<String> {
+    let header = |text: &str| {
+        text.lines().find_map(|l| {
+            let (name, value) = l.trim().split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("mcp-session-id")
+                .then(|| value.trim().to_string())
+        })
+    };
+    let id = match client {
+        "curl" => out
+            .stdout
+            .rsplit_once("__pd_status__")?
+            .0
+            .rsplit_once("__pd_session__")?
+            .1
+            .lines()
+            .next()
+            .map(str::to_string),
+        "wget" => header(&out.stderr),
+        // Only the answer's head: the lines before the first empty one.
+        "bash" => header(
+            &out.stdout
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => out
+            .stdout
+            .lines()
+            .take(2)
+            .find_map(|l| l.strip_prefix("SESSION "))
+            .map(str::to_string),
+    }?;
+    let id = id.trim();
+    let plausible = |b: u8| b.is_ascii_alphanumeric() || b"._~+/=:-".contains(&b);
+    (!id.is_empty() && id.len() <= 256 && id.bytes().all(plausible)).then(|| id.to_string())
+}
+
+/// Ends the session a client from inside opened, from the host: the URL and the agent's
+/// headers, sent to the server's own port (when the URL names another port, the session
+/// is left to the server's expiry, and the evidence says so).
+async fn end_session(
+    f: &Facts,
+    server: &Server,
+    url: &reqwest::Url,
+    headers: Vec<(String, crate::redact::Secret)>,
+    id: &str,
+) -> String {
+    if url.port_or_known_default() != Some(server.port) {
+        return format!(
+            "the server opened a session; {} is not {}'s port, so it was left to expire",
+            crate::redact::display_url(url.as_str()),
+            server.name
+        );
+    }
+    let target = crate::facts::mcp::McpTarget {
+        url: url.clone(),
+        connect: f.connect_addr(server),
+        headers,
+    };
+    match crate::facts::mcp::end_session(&target, id, f.deadline()).await {
+        Ok(s) => format!("ended the session it opened: DELETE -> {s}"),
+        Err(e) => format!("the session it opened could not be ended: {}", e.describe()),
     }
 }
 
@@ -188,9 +264,11 @@ pub async fn probe(
         ),
         None => {
             let started = tokio::time::Instant::now();
-            let argv =
-                inside::client_argv(client, &Target::new(&url), &Limit::until(f.run_deadline()));
-            match docker::exec(&d.client, &c.id, argv, f.exec_deadline()).await {
+            let target =
+                Target::new(&url).with_headers(&configured_headers(f, agent, server).await);
+            let argv = inside::client_argv(client, &target, &Limit::until(f.run_deadline()));
+            let env = inside::client_env(&target);
+            match docker::exec_env(&d.client, &c.id, argv, env, f.exec_deadline()).await {
                 Ok(out) => {
                     let took = started.elapsed().as_millis();
                     (
@@ -208,24 +286,39 @@ pub async fn probe(
             }
         }
     };
-    match interpret(client, &out) {
+    let answer = interpret(client, &out);
+    let evidence = match (&answer, session_of(client, &out)) {
+        (Answer::Status(..), Some(id)) => {
+            let ended = end_session(
+                f,
+                server,
+                &url,
+                configured_headers(f, agent, server).await,
+                &id,
+            )
+            .await;
+            vec![evidence, ended]
+        }
+        _ => vec![evidence],
+    };
+    match answer {
         Answer::Status(421, _) => Finding::fail(ReachCause::HostRejected, format!("{shown} answers 421 to Host {}", url.host_str().unwrap_or("")))
-            .evidence(evidence)
+            .evidence_all(evidence)
             .hint("the server's DNS-rebinding protection refuses host.docker.internal: add it to its allowed hosts"),
         Answer::Status(403, body) if body.to_lowercase().contains("host") => {
             Finding::fail(ReachCause::HostRejected, format!("{shown} answers 403: the server refuses Host {}", url.host_str().unwrap_or("")))
-                .evidence(evidence)
+                .evidence_all(evidence)
                 .hint("the server's DNS-rebinding protection refuses host.docker.internal: add it to its allowed hosts")
         }
-        Answer::Status(s, _) if s >= 500 => Finding::fail(ReachCause::ServerError, format!("{shown} answers {s} from inside {}", c.name)).evidence(evidence),
-        Answer::Status(s, _) => Finding::ok(CommonCause::Ok, format!("{} reaches {shown}: HTTP {s}", c.name)).evidence(evidence),
+        Answer::Status(s, _) if s >= 500 => Finding::fail(ReachCause::ServerError, format!("{shown} answers {s} from inside {}", c.name)).evidence_all(evidence),
+        Answer::Status(s, _) => Finding::ok(CommonCause::Ok, format!("{} reaches {shown}: HTTP {s}", c.name)).evidence_all(evidence),
         Answer::Failed(cause, detail) => {
             let hint = match cause {
                 ReachCause::Dns => format!("{} does not resolve inside {}: add --add-host=host.docker.internal:host-gateway", url.host_str().unwrap_or(""), c.name),
                 ReachCause::Refused => format!("nothing answers {shown} from the container: is the server bound to 0.0.0.0, and is the port right? ({})", server.start),
                 _ => NO_ANSWER.into(),
             };
-            Finding::fail(cause, format!("{} cannot reach {shown}: {}", c.name, cause_text(cause))).evidence(evidence).evidence(detail).hint(hint)
+            Finding::fail(cause, format!("{} cannot reach {shown}: {}", c.name, cause_text(cause))).evidence_all(evidence).evidence(detail).hint(hint)
         }
     }
 }
@@ -254,6 +347,66 @@ mod tests {
         match a {
             Answer::Status(s, _) => format!("status {s}"),
             Answer::Failed(c, _) => c.to_string(),
+        }
+    }
+
+    /// The session a client was given, as each says it; nothing else it said.
+    #[test]
+    fn each_clients_session_is_read_and_only_a_plausible_one() {
+        let cases: [(&str, &str, &str, Option<&str>); 9] = [
+            (
+                "curl",
+                "{}\n__pd_session__%header{mcp-session-id}\n__pd_status__200",
+                "",
+                None,
+            ),
+            (
+                "curl",
+                "data: {}\n__pd_session__abc-1\n__pd_status__200",
+                "",
+                Some("abc-1"),
+            ),
+            (
+                "curl",
+                "data: {}\n__pd_session__\n__pd_status__200",
+                "",
+                None,
+            ),
+            ("curl", "{}\n__pd_status__200", "", None),
+            (
+                "wget",
+                "",
+                "  HTTP/1.1 200 OK\n  mcp-session-id: s-9\n",
+                Some("s-9"),
+            ),
+            ("python3", "STATUS 200\nSESSION s 1\n{}", "", None),
+            ("node", "STATUS 200\nSESSION s1\n{}", "", Some("s1")),
+            (
+                "bash",
+                "HTTP/1.0 200 OK\r\nMcp-Session-Id: u-2\r\n\r\nMcp-Session-Id: body",
+                "",
+                Some("u-2"),
+            ),
+            (
+                "bash",
+                "HTTP/1.0 200 OK\r\n\r\nMcp-Session-Id: body",
+                "",
+                None,
+            ),
+        ];
+        for (client, stdout, stderr, want) in cases {
+            assert_eq!(
+                session_of(client, &out(0, stdout, stderr)).as_deref(),
+                want,
+                "{client} {stdout:?}"
+            );
+        }
+        match interpret(
+            "curl",
+            &out(0, "403 Host\n__pd_session__abc\n__pd_status__403", ""),
+        ) {
+            Answer::Status(403, body) => assert_eq!(body, "403 Host\n"),
+            _ => panic!("not a status"),
         }
     }
 
