@@ -157,6 +157,7 @@ causes! {
     /// `container.entrypoint`.
     EntrypointCause {
         Bypassed = "bypassed",
+        DestroysConfig = "destroys-config",
     }
 
     /// `container.host_gateway`.
@@ -192,6 +193,7 @@ causes! {
     /// `container.session`.
     TmuxCause {
         NoSession = "no-session",
+        PaneTooSmall = "pane-too-small",
     }
 
     /// `container.config`.
@@ -199,6 +201,7 @@ causes! {
         WrongWorkdir = "wrong-workdir",
         McpTimeoutShort = "mcp-timeout-short",
         TwoClients = "two-clients",
+        NoDebugDir = "no-debug-dir",
     }
 
     /// `container.identity`.
