@@ -19,7 +19,7 @@ use crate::plan::{Action, FixPlan};
 use crate::probe_kind::ProbeKind as K;
 use crate::project::Agent;
 use crate::safefs;
-use ask::{entrypoint_script, image_files, image_reader, inside, is_shell, ImageFile};
+use ask::{bypassed, entrypoint_script, image_files, image_reader, inside, ImageFile};
 
 mod ask;
 pub(crate) mod destroys;
@@ -333,15 +333,6 @@ async fn file_differs(
     }
     let copy = docker::read_file(&d.client, &c.id, &file.dest).await?;
     Some(copy != on_host)
-}
-
-/// Whether `c` was started so that its image's entrypoint never ran: another
-/// `--entrypoint`, or a shell told to sleep.
-pub(crate) fn bypassed(c: &Container) -> bool {
-    let overridden = !c.image_entrypoint.is_empty() && c.entrypoint != c.image_entrypoint;
-    let shell_sleep = c.entrypoint.first().is_some_and(|e| is_shell(e))
-        && c.cmd.iter().any(|a| a.contains("sleep"));
-    overridden || shell_sleep
 }
 
 async fn entrypoint(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {

@@ -79,7 +79,7 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
 /// Claude Code crashes with ENOENT without it. Read on the host through the config
 /// mount's source (a link there is not followed, only seen), else from the one exec.
 async fn no_debug_dir(f: &Facts, c: &Container, agent: &Agent) -> Option<Finding> {
-    if !c.running || super::bypassed(c) {
+    if !c.running || super::ask::bypassed(c) {
         return None;
     }
     let report = super::ask::inside(f, c).await;
