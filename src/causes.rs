@@ -311,6 +311,11 @@ causes! {
         SecondServer = "second-server",
     }
 
+    /// `config.transport`: a note, never a failure.
+    TransportCause {
+        DirectHttp = "direct-http",
+    }
+
     /// `config.approval`.
     ApprovalCause {
         Pending = "pending",
@@ -431,6 +436,7 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ScopeConflict => ScopeConflictCause::CODES,
             K::McpJson => McpJsonCause::CODES,
             K::HostMcpJson => HostMcpJsonCause::CODES,
+            K::Transport => TransportCause::CODES,
             K::Approval => ApprovalCause::CODES,
             K::Trust => TrustCause::CODES,
             K::Permissions => PermissionsCause::CODES,
