@@ -962,3 +962,34 @@ async fn an_entrypoint_that_deletes_only_history_is_a_warning() {
     r.expect("container.config[qa]", "ok", "ok");
     r.expect("container.image[qa]", "fail", "entrypoint-differs");
 }
+
+/// With no config mount to look through from the host, the one exec tells whether the
+/// container's config dir has debug/.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_debug_dir_is_seen_from_inside_without_a_config_mount() {
+    let Some((lab, t, tag, _)) = destroying_lab(
+        "a_missing_debug_dir_is_seen_from_inside_without_a_config_mount",
+        "debugexec",
+        "rm -rf /claude-config/debug",
+    )
+    .await
+    else {
+        return;
+    };
+    let root = t.root().display().to_string();
+    let cfg = format!("{root}/.claude/users/qa/container:/claude-config:rw");
+    let mut args = without(Lab::standard_args(&t, "qa"), &cfg);
+    args.push(GATEWAY.into());
+    lab.start(&lab.name("qa"), true, &args, &[&tag]);
+    let r = diagnose(&t).await;
+    r.expect("container.mounts[qa]", "fail", "missing-config-mount");
+    r.expect("container.entrypoint[qa]", "fail", "destroys-config");
+    let c = r.expect("container.config[qa]", "warn", "no-debug-dir");
+    assert!(
+        c["evidence"]
+            .to_string()
+            .contains("the container's config dir"),
+        "{c}"
+    );
+    assert_eq!(c["explained_by"], "container.entrypoint[qa]", "{c}");
+}
