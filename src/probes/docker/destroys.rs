@@ -29,6 +29,13 @@ const CLOSE: char = '\u{8}';
 /// At most this many lines are read, and words per command kept.
 const MAX_LINES: usize = 5_000;
 const MAX_WORDS: usize = 200;
+/// A word, or a variable's value, grows no longer than this; a path component longer
+/// than a file name can be matches nothing; `${...}` nests this deep at most; a brace
+/// expansion makes this many words at most.
+const MAX_WORD: usize = 4096;
+const MAX_NAME: usize = 255;
+const MAX_DEPTH: u8 = 8;
+const MAX_BRACES: usize = 64;
 
 /// What Claude Code keeps in its config dir, and what losing it costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,7 +96,9 @@ pub fn scan(script: &str, config_dirs: &[&str]) -> Vec<Removal> {
                 // Only assignments: the script's own variables.
                 for word in &cmd.words {
                     if let Some((name, value)) = assignment(word) {
-                        vars.insert(name.to_string(), value.to_string());
+                        if value.len() <= MAX_WORD {
+                            vars.insert(name.to_string(), value.to_string());
+                        }
                     }
                 }
                 continue;
@@ -100,7 +109,9 @@ pub fn scan(script: &str, config_dirs: &[&str]) -> Vec<Removal> {
                 "export" | "readonly" | "local" | "declare" | "typeset" => {
                     for word in &args {
                         if let Some((name, value)) = assignment(word) {
-                            vars.insert(name.to_string(), value.to_string());
+                            if value.len() <= MAX_WORD {
+                                vars.insert(name.to_string(), value.to_string());
+                            }
                         }
                     }
                 }
@@ -274,16 +285,29 @@ fn glob(pattern: &str, name: &str) -> bool {
         return false;
     }
     let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    fn at(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(&STAR) => (0..=n.len()).any(|i| at(&p[1..], &n[i..])),
-            Some(&ONE) => !n.is_empty() && at(&p[1..], &n[1..]),
-            Some(c) => n.first() == Some(c) && at(&p[1..], &n[1..]),
-        }
+    if p.len() > MAX_NAME {
+        return false;
     }
-    at(&p, &n)
+    let n: Vec<char> = name.chars().collect();
+    // reach[j]: the pattern so far matches the first j characters of the name.
+    let mut reach = vec![false; n.len() + 1];
+    reach[0] = true;
+    for c in p {
+        let mut next = vec![false; n.len() + 1];
+        let mut any = false;
+        for j in 0..=n.len() {
+            next[j] = match c {
+                STAR => {
+                    any |= reach[j];
+                    any
+                }
+                ONE => j > 0 && reach[j - 1],
+                c => j > 0 && reach[j - 1] && n[j - 1] == c,
+            };
+        }
+        reach = next;
+    }
+    reach[n.len()]
 }
 
 /// `word` relative to the config dir ("" for the dir itself), normalised; `None` when it
@@ -500,7 +524,9 @@ fn commands(line: &str, vars: &BTreeMap<String, String>) -> Vec<Command> {
                     i += 1;
                 }
                 let inner: String = chars[start..i.min(chars.len())].iter().collect();
-                word.push_str(&expand_quoted(&inner, vars));
+                if word.len() < MAX_WORD {
+                    word.push_str(&expand_quoted(&inner, vars, 0));
+                }
             }
             '\\' => {
                 in_word = true;
@@ -511,8 +537,10 @@ fn commands(line: &str, vars: &BTreeMap<String, String>) -> Vec<Command> {
             }
             '$' | '`' => {
                 in_word = true;
-                let (value, used) = dollar(&chars[i..], vars);
-                word.push_str(&value);
+                let (value, used) = dollar(&chars[i..], vars, 0);
+                if word.len() < MAX_WORD {
+                    word.push_str(&value);
+                }
                 i += used;
                 continue;
             }
@@ -575,7 +603,10 @@ fn braces(word: &str) -> Vec<String> {
         let open = w.find(OPEN);
         let close = open.and_then(|o| w[o..].find(CLOSE).map(|c| o + c));
         match (open, close) {
-            (Some(o), Some(c)) if w[o..c].contains(COMMA) && out.len() + todo.len() < 64 => {
+            (Some(o), Some(c))
+                if w[o..c].contains(COMMA)
+                    && out.len() + todo.len() + w[o..c].matches(COMMA).count() < MAX_BRACES =>
+            {
                 for alt in w[o + OPEN.len_utf8()..c].split(COMMA) {
                     todo.push(format!("{}{alt}{}", &w[..o], &w[c + CLOSE.len_utf8()..]));
                 }
@@ -588,15 +619,17 @@ fn braces(word: &str) -> Vec<String> {
 }
 
 /// The inside of double quotes: `$` expanded, the rest literal.
-fn expand_quoted(inner: &str, vars: &BTreeMap<String, String>) -> String {
+fn expand_quoted(inner: &str, vars: &BTreeMap<String, String>, depth: u8) -> String {
     let chars: Vec<char> = inner.chars().collect();
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
             '$' | '`' => {
-                let (value, used) = dollar(&chars[i..], vars);
-                out.push_str(&value);
+                let (value, used) = dollar(&chars[i..], vars, depth);
+                if out.len() < MAX_WORD {
+                    out.push_str(&value);
+                }
                 i += used;
             }
             '\\' if chars
@@ -617,7 +650,7 @@ fn expand_quoted(inner: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// A `$...` or backquote expansion at the start of `chars`: its value and how many
 /// characters it took.
-fn dollar(chars: &[char], vars: &BTreeMap<String, String>) -> (String, usize) {
+fn dollar(chars: &[char], vars: &BTreeMap<String, String>, depth: u8) -> (String, usize) {
     let lookup = |name: &str| -> Option<String> {
         vars.get(name).cloned().or(match name {
             "CLAUDE_CONFIG_DIR" => Some(CFG.to_string()),
@@ -646,7 +679,8 @@ fn dollar(chars: &[char], vars: &BTreeMap<String, String>) -> (String, usize) {
                 .find_map(|p| op.strip_prefix(p));
             let value = match (op.is_empty(), default) {
                 (true, _) => lookup(name),
-                (false, Some(d)) => lookup(name).or_else(|| Some(expand_quoted(d, vars))),
+                (false, Some(d)) => lookup(name)
+                    .or_else(|| (depth < MAX_DEPTH).then(|| expand_quoted(d, vars, depth + 1))),
                 _ => None,
             };
             (value.unwrap_or(UNKNOWN.to_string()), end + 1)
@@ -793,6 +827,31 @@ printf '%s}\n' "$body" > "$config/.claude.json"
         ] {
             let _ = scan(script, &DIRS);
         }
+        // Deep nesting, long globs, doubling variables and wide braces stay small.
+        let deep = format!(
+            "rm -rf {}/claude-config/projects{}\n",
+            "${a:-".repeat(100_000),
+            "}".repeat(100_000)
+        );
+        assert!(scan(&deep, &DIRS).is_empty(), "past the depth: unknown");
+        let nested = "rm -rf ${a:-${b:-${c:-/claude-config/projects}}}\n";
+        assert_eq!(scan(nested, &DIRS).len(), 1);
+        let stars = format!("rm -rf /claude-config/{}x\n", "*a".repeat(100_000));
+        assert!(scan(&stars, &DIRS).is_empty());
+        let doubling = "a=/claude-config/\n".to_string() + &"a=$a$a\n".repeat(64) + "rm -rf $a\n";
+        let _ = scan(&doubling, &DIRS);
+        let wide = format!(
+            "rm -rf /claude-config/{{{}projects}}\n",
+            "x,".repeat(100_000)
+        );
+        let _ = scan(&wide, &DIRS);
+        let g = |p: &str| {
+            p.replace('*', &STAR.to_string())
+                .replace('?', &ONE.to_string())
+        };
+        assert!(glob(&g("*y*"), "history.jsonl") && glob(&g("h?story.*"), "history.jsonl"));
+        assert!(!glob(&g("*"), ".claude.json") && glob(&g(".claude*"), ".claude.json"));
+        assert!(!glob(&g("*a*a*b"), "aaaaaaaaaaaaaaaa") && glob(&g("*a*a"), "aaaa"));
         let many = "rm -rf /claude-config/{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}\n";
         assert!(scan(many, &DIRS).is_empty());
         assert!(scan("cat <<EOF\nrm -rf /claude-config\nEOF\n", &DIRS).is_empty());
