@@ -1,5 +1,6 @@
 #!/bin/bash
 # Pipe Dream lab entrypoint, modelled on the primer's Chapter 3:
+#   0. make $CLAUDE_CONFIG_DIR/debug, which Claude Code needs
 #   1. wait for the MCP servers (up to PD_WAIT_SECONDS, default 30)
 #   2. for each server whose marker is missing: register it, then write the marker
 #   3. exec the command (Claude Code in the real image; `sleep infinity` here)
@@ -10,6 +11,9 @@
 set -u
 config=${CLAUDE_CONFIG_DIR:-/claude-config}
 mcp=/pipe-dream/.mcp.json
+# Claude Code crashes with ENOENT without debug/ in its config dir (the Hub's entrypoint
+# makes it again after clearing it); made first, before the wait.
+mkdir -p "$config/debug"
 
 # PD_WAIT_FOR: "host:port host:port" of the servers to wait for.
 deadline=$((SECONDS + ${PD_WAIT_SECONDS:-30}))

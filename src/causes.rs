@@ -160,6 +160,7 @@ causes! {
     /// `container.entrypoint`.
     EntrypointCause {
         Bypassed = "bypassed",
+        DestroysConfig = "destroys-config",
     }
 
     /// `container.host_gateway`.
@@ -196,6 +197,7 @@ causes! {
     /// `container.session`.
     TmuxCause {
         NoSession = "no-session",
+        PaneTooSmall = "pane-too-small",
     }
 
     /// `container.anthropic`.
@@ -212,6 +214,7 @@ causes! {
         WrongWorkdir = "wrong-workdir",
         McpTimeoutShort = "mcp-timeout-short",
         TwoClients = "two-clients",
+        NoDebugDir = "no-debug-dir",
     }
 
     /// `container.identity`.
@@ -319,6 +322,11 @@ causes! {
     /// `config.host_mcp_json`.
     HostMcpJsonCause {
         SecondServer = "second-server",
+    }
+
+    /// `config.transport`: a note, never a failure.
+    TransportCause {
+        DirectHttp = "direct-http",
     }
 
     /// `config.approval`.
@@ -445,6 +453,7 @@ pub fn codes(probe: &ProbeSpec) -> Vec<&'static str> {
             K::ScopeConflict => ScopeConflictCause::CODES,
             K::McpJson => McpJsonCause::CODES,
             K::HostMcpJson => HostMcpJsonCause::CODES,
+            K::Transport => TransportCause::CODES,
             K::Approval => ApprovalCause::CODES,
             K::Trust => TrustCause::CODES,
             K::Permissions => PermissionsCause::CODES,

@@ -84,6 +84,10 @@ fn applies(applies: Applies, subject: &Subject, project: &Project) -> bool {
             Some(name) => project.server(name).is_some_and(stdio),
             None => project.servers.iter().any(stdio),
         },
+        Applies::HttpServers => project
+            .servers
+            .iter()
+            .any(crate::project::Server::is_direct_http),
         Applies::WithHub => !project.layout.hub.is_empty(),
         Applies::WithSession => !project.layout.session.is_empty(),
     }

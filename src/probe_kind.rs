@@ -53,6 +53,7 @@ probe_kinds! {
     ScopeConflict = "scope-conflict",
     McpJson = "mcp-json",
     HostMcpJson = "host-mcp-json",
+    Transport = "transport",
     Approval = "approval",
     Trust = "trust",
     Permissions = "permissions",

@@ -257,6 +257,14 @@ impl Server {
             None => format!("http://{}:{}{}", layout.host_name, self.port, self.path),
         }
     }
+
+    /// The containers reach it over HTTP straight from Claude Code: its entry in
+    /// `docker/.mcp.json` has a URL and is no stdio program (no proxy).
+    pub fn is_direct_http(&self) -> bool {
+        self.expected
+            .as_ref()
+            .is_some_and(|e| !e.is_stdio() && e.url.is_some())
+    }
 }
 
 #[derive(Debug, Clone)]

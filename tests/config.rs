@@ -669,3 +669,39 @@ async fn an_identity_lock_past_ten_minutes_is_a_usage_error() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("identity_lock"), "{}", r.stderr);
 }
+
+/// Direct HTTP from the containers (the primer's `type: http` entries) is said once per
+/// run, as a note with Pipe Dream's figures and the stdio proxy as the way out; the hub
+/// layout's stdio proxy entries say nothing of it.
+#[tokio::test]
+async fn direct_http_from_the_containers_is_a_note_once_per_run() {
+    let t = Tree::new(free_port(), free_port());
+    for agent in ["qa", "bu"] {
+        t.agent(agent, "healthy");
+    }
+    t.config("");
+    let r = run_json(t.root(), &["--only", "config.*"]).await;
+    let doc = r.json();
+    let notes = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cause"] == "direct-http")
+        .count();
+    assert_eq!(notes, 1, "{}", r.stdout);
+    let c = r.expect_saying(
+        "config.transport",
+        "ok",
+        "direct-http",
+        &["qms, git", "27 of 30", "40 of 40", "1 start in 10"],
+    );
+    assert!(c["hint"].to_string().contains("mcp_proxy.py"), "{c}");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+
+    let (qms, git) = (free_port(), free_port());
+    let hub = common::hub::hub_tree(qms, git, &["qa"]);
+    let r = run_json(hub.root(), &["--only", "config.*"]).await;
+    assert_eq!(r.json()["layout"]["name"], "hub", "{}", r.stdout);
+    assert!(!r.stdout.contains("config.transport"), "{}", r.stdout);
+    assert!(!r.stdout.contains("direct-http"), "{}", r.stdout);
+}

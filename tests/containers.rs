@@ -844,3 +844,152 @@ async fn the_current_docker_context_is_followed_as_the_cli_does() {
         );
     }
 }
+
+/// A lab with agent qa and an image whose entrypoint is the lab's with `lines` before its
+/// `exec`: the lab, its tree, the image's tag and the entrypoint's text.
+async fn destroying_lab(
+    test: &str,
+    name: &str,
+    lines: &str,
+) -> Option<(Lab, Tree, String, String)> {
+    let (lab, _curl) = lab_or_skip(test, name, "curl")?;
+    let (qms, git) = servers::reachable_pair().await;
+    let t = tree(&lab, qms, git, &["qa"]);
+    t.approve();
+    let destroying = lab::ENTRYPOINT.replace("\nexec \"$@\"", &format!("\n{lines}\nexec \"$@\""));
+    assert_ne!(destroying, lab::ENTRYPOINT);
+    let tag = format!("pdt-{}-img", lab.id);
+    lab::build_image(&tag, "curl", &destroying);
+    Some((lab, t, tag, destroying))
+}
+
+/// An entrypoint of Pipe Dream's history, built into the image and in the project: it
+/// "clears the state" at every start, memory and history with it, and debug/ (after which
+/// Claude Code crashed with ENOENT). Its real run deletes them; pd-doctor names the
+/// lines, and the missing debug/ has the entrypoint as its likely root cause.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entrypoint_that_deletes_memory_and_debug_is_named_by_its_lines() {
+    let Some((lab, t, tag, destroying)) = destroying_lab(
+        "an_entrypoint_that_deletes_memory_and_debug_is_named_by_its_lines",
+        "destroys",
+        "# Start clean every time.\nrm -rf \"$config/projects\" \"$config/history.jsonl\"\nrm -rf /claude-config/debug 2>/dev/null",
+    )
+    .await
+    else {
+        return;
+    };
+    let line_of = |text: &str| {
+        destroying
+            .lines()
+            .position(|l| l.starts_with(text))
+            .expect("the line")
+            + 1
+    };
+    let (memory, debug) = (
+        line_of("rm -rf \"$config/projects\""),
+        line_of("rm -rf /claude-config/debug"),
+    );
+    t.write("docker/entrypoint.sh", &destroying);
+    std::fs::File::options()
+        .write(true)
+        .open(t.path("docker/entrypoint.sh"))
+        .unwrap()
+        .set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000),
+        )
+        .unwrap();
+    let config = t.path(".claude/users/qa/container");
+    std::fs::create_dir_all(config.join("projects/-pipe-dream")).unwrap();
+    std::fs::write(config.join("projects/-pipe-dream/session.jsonl"), "{}\n").unwrap();
+    std::fs::write(config.join("history.jsonl"), "{}\n").unwrap();
+    lab.start_agent(&t, "qa", &tag, &[]);
+    // The real entrypoint did what it says.
+    for gone in ["projects", "history.jsonl", "debug"] {
+        assert!(!config.join(gone).exists(), "{gone} survived the start");
+    }
+    let r = diagnose(&t).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let e = r.expect_saying(
+        "container.entrypoint[qa]",
+        "fail",
+        "destroys-config",
+        &["projects, history.jsonl, debug", "ENOENT", "memory"],
+    );
+    let evidence = e["evidence"].to_string();
+    for needle in [
+        format!("docker/entrypoint.sh (and /entrypoint.sh in the image) line {memory}: rm -rf \\\"$config/projects\\\""),
+        "(/claude-config/projects)".to_string(),
+        "(/claude-config/history.jsonl)".to_string(),
+        format!("line {debug}: rm -rf /claude-config/debug 2>/dev/null (/claude-config/debug)"),
+    ] {
+        assert!(evidence.contains(&needle), "{needle} in {evidence}");
+    }
+    let c = r.expect("container.config[qa]", "warn", "no-debug-dir");
+    assert_eq!(c["explained_by"], "container.entrypoint[qa]", "{c}");
+    r.expect("container.image[qa]", "ok", "ok");
+}
+
+/// An entrypoint that deletes only memory is a warning: Claude Code still starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entrypoint_that_deletes_only_history_is_a_warning() {
+    // The image's copy alone: the project's was mended, the image not rebuilt.
+    let Some((lab, t, tag, _)) = destroying_lab(
+        "an_entrypoint_that_deletes_only_history_is_a_warning",
+        "history",
+        "rm -f \"${CLAUDE_CONFIG_DIR:-/claude-config}\"/*.jsonl",
+    )
+    .await
+    else {
+        return;
+    };
+    let config = t.path(".claude/users/qa/container");
+    std::fs::write(config.join("history.jsonl"), "{}\n").unwrap();
+    lab.start_agent(&t, "qa", &tag, &[]);
+    assert!(!config.join("history.jsonl").exists());
+    let r = diagnose(&t).await;
+    let e = r.expect_saying(
+        "container.entrypoint[qa]",
+        "warn",
+        "destroys-config",
+        &["history.jsonl", "memory"],
+    );
+    let evidence = e["evidence"].to_string();
+    assert!(
+        evidence.contains("/entrypoint.sh in the image line")
+            && !evidence.contains("docker/entrypoint.sh"),
+        "{evidence}"
+    );
+    r.expect("container.config[qa]", "ok", "ok");
+    r.expect("container.image[qa]", "fail", "entrypoint-differs");
+}
+
+/// With no config mount to look through from the host, the one exec tells whether the
+/// container's config dir has debug/.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_debug_dir_is_seen_from_inside_without_a_config_mount() {
+    let Some((lab, t, tag, _)) = destroying_lab(
+        "a_missing_debug_dir_is_seen_from_inside_without_a_config_mount",
+        "debugexec",
+        "rm -rf /claude-config/debug",
+    )
+    .await
+    else {
+        return;
+    };
+    let root = t.root().display().to_string();
+    let cfg = format!("{root}/.claude/users/qa/container:/claude-config:rw");
+    let mut args = without(Lab::standard_args(&t, "qa"), &cfg);
+    args.push(GATEWAY.into());
+    lab.start(&lab.name("qa"), true, &args, &[&tag]);
+    let r = diagnose(&t).await;
+    r.expect("container.mounts[qa]", "fail", "missing-config-mount");
+    r.expect("container.entrypoint[qa]", "fail", "destroys-config");
+    let c = r.expect("container.config[qa]", "warn", "no-debug-dir");
+    assert!(
+        c["evidence"]
+            .to_string()
+            .contains("the container's config dir"),
+        "{c}"
+    );
+    assert_eq!(c["explained_by"], "container.entrypoint[qa]", "{c}");
+}

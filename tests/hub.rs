@@ -624,3 +624,38 @@ async fn each_way_a_container_is_started_wrong_is_named() {
     );
     run.expect("container.config[claude]", "ok", "ok");
 }
+
+/// The Hub starts Claude Code's session at 120x30; one started again by hand without
+/// `-x 120 -y 30` renders it at tmux's 80x24.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_started_without_the_hubs_size_is_a_pane_too_small() {
+    let Some((lab, t, image)) = hub_lab("hub_pane", &["qa", "bu"]).await else {
+        return;
+    };
+    let hub = hub_api(&["qa", "bu"]).await;
+    lab.configure_hub(&t, &image, hub);
+    lab.start_hub_agent(&t, "qa", &image, &[]);
+    lab.start_hub_agent(&t, "bu", &image, &[]);
+    let name = lab.name("qa");
+    docker(&["exec", &name, "tmux", "kill-server"]);
+    docker(&[
+        "exec",
+        &name,
+        "tmux",
+        "new-session",
+        "-d",
+        "-s",
+        "agent",
+        "claude",
+    ]);
+    let run = run_json(t.root(), &[]).await;
+    assert_eq!(run.code, 0, "a warning: {}", run.stdout);
+    let c = run.expect_saying(
+        "container.session[qa]",
+        "warn",
+        "pane-too-small",
+        &["80x24", "120x30"],
+    );
+    assert!(c["hint"].to_string().contains("resize-window"), "{c}");
+    run.expect("container.session[bu]", "ok", "ok");
+}

@@ -17,6 +17,9 @@ pub enum Applies {
     Always,
     /// Servers whose project entry is a stdio entry (per agent: any such server).
     StdioServers,
+    /// Servers whose project entry (the containers' `.mcp.json`) is direct HTTP, not a
+    /// stdio program: once per run when any is.
+    HttpServers,
     /// A layout with the Agent Hub.
     WithHub,
     /// A layout that runs Claude Code in a tmux session.
@@ -132,6 +135,10 @@ pub struct CheckDef {
     pub restart_when: Vec<String>,
     #[serde(default)]
     pub explain: String,
+    /// An ok result of this check is advice worth reading: the human report shows its
+    /// message and hint under "Notes" (exit 0 all the same).
+    #[serde(default)]
+    pub note: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,7 @@ use crate::model::{Finding, Subject};
 
 use super::{
     approval, auth, claude_json, docker, generic, host_mcp_json, hub, isolation, listen, marker,
-    mcp, mcp_json, oauth, permissions, pidfile, scope_conflict, server_entry, trust,
+    mcp, mcp_json, oauth, permissions, pidfile, scope_conflict, server_entry, transport, trust,
 };
 
 /// Time a probe needs beyond the per-probe timeout: a `docker exec` pays for starting a
@@ -52,6 +52,7 @@ pub async fn run(def: Arc<CheckDef>, subject: Subject, facts: Arc<Facts>) -> Fin
         (K::ScopeConflict, Some(s), Some(a)) => scope_conflict::probe(f, a, s).await,
         (K::McpJson, _, _) => mcp_json::probe(f).await,
         (K::HostMcpJson, _, _) => host_mcp_json::probe(f),
+        (K::Transport, _, _) => transport::probe(f),
         (K::Approval, Some(s), Some(a)) => approval::probe(f, a, s).await,
         (K::Permissions, Some(s), Some(a)) => permissions::probe(f, a, s).await,
         (K::Auth, _, Some(a)) => auth::probe(f, a).await,

@@ -20,4 +20,5 @@ mod permissions;
 mod pidfile;
 mod scope_conflict;
 mod server_entry;
+mod transport;
 mod trust;

@@ -53,12 +53,18 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
     if !report.root_causes.is_empty() {
         problems(&mut out, &p, report, opts.verbose);
     }
-    let mut sections: Vec<&str> = report.results.iter().map(|r| r.section.as_str()).collect();
+    // Notes are listed under Notes, not counted with the checks.
+    let checks: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| !is_note(r, catalogue))
+        .collect();
+    let mut sections: Vec<&str> = checks.iter().map(|r| r.section.as_str()).collect();
     sections.dedup();
     for section in sections {
-        let results: Vec<&CheckResult> = report
-            .results
+        let results: Vec<&CheckResult> = checks
             .iter()
+            .copied()
             .filter(|r| r.section == section)
             .collect();
         let title = format!("{section} {}", catalogue.section_title(section));
@@ -76,11 +82,36 @@ pub fn render(report: &Report, catalogue: &Catalogue, header: &str, opts: &Optio
             compact_section(&mut out, &p, &title, &results);
         }
     }
+    notes(&mut out, &p, report, catalogue);
     out.push('\n');
-    out.push_str(&table(report, catalogue));
+    out.push_str(&table(&checks, catalogue));
     out.push('\n');
     out.push_str(&verdict(&p, report));
     out
+}
+
+/// The ok results of checks whose ok is advice (`note = true` in the catalogue): each
+/// once, with its hint.
+fn notes(out: &mut String, p: &Painter, report: &Report, catalogue: &Catalogue) {
+    let notes: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| is_note(r, catalogue))
+        .collect();
+    if notes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", p.paint("Notes", Style::new().bold()));
+    let width = id_width(notes.iter().map(|r| r.id.as_str()));
+    for r in notes {
+        mark_line(out, p, r.status, &r.id, width, &r.message);
+        repair(out, p, r.hint.as_deref(), &[]);
+    }
+}
+
+/// An ok result of a check whose ok is advice (`note = true`).
+fn is_note(r: &CheckResult, catalogue: &Catalogue) -> bool {
+    r.status == Status::Ok && catalogue.get(&r.check).is_some_and(|d| d.note)
 }
 
 /// What `claude mcp list` will show, where it is not "✔ Connected": each such agent and
@@ -383,11 +414,11 @@ fn line(out: &mut String, p: &Painter, r: &CheckResult, width: usize, full: bool
     }
 }
 
-fn table(report: &Report, catalogue: &Catalogue) -> String {
+fn table(checks: &[&CheckResult], catalogue: &Catalogue) -> String {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners());
     t.set_header(vec!["section", "ok", "warn", "fail", "skip", "fixed"]);
-    let mut sections: Vec<&str> = report.results.iter().map(|r| r.section.as_str()).collect();
+    let mut sections: Vec<&str> = checks.iter().map(|r| r.section.as_str()).collect();
     sections.dedup();
     let row = |name: String, s: &Summary| {
         let mut cells = vec![Cell::new(name)];
@@ -397,13 +428,13 @@ fn table(report: &Report, catalogue: &Catalogue) -> String {
         cells
     };
     for section in sections {
-        let s = Summary::of(report.results.iter().filter(|r| r.section == section));
+        let s = Summary::of(checks.iter().copied().filter(|r| r.section == section));
         t.add_row(row(
             format!("{section} {}", catalogue.section_title(section)),
             &s,
         ));
     }
-    t.add_row(row("total".into(), &report.summary()));
+    t.add_row(row("total".into(), &Summary::of(checks.iter().copied())));
     format!("{t}\n")
 }
 

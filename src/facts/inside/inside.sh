@@ -24,7 +24,8 @@
 # the server opened a session, then "__pd_status__CODE"), "r INDEX x STATUS" and
 # "r INDEX end"; per stdio server "s INDEX o|e|E LINE", "s INDEX missing PROGRAM",
 # "s INDEX answered", "s INDEX x STATUS"; "api resolve EXIT ADDR...", "api connect
-# open|refused|unreachable|timeout|error|-"; "session 0|1|-" (tmux has-session's status); "claude COUNT PID..." (Claude Code's processes); "slow" when the deadline waits for a
+# open|refused|unreachable|timeout|error|-"; "session 0|1|-" (tmux has-session's status);
+# "pane W H" (the session's window size); "debug 0|1" (the config dir has debug/); "claude COUNT PID..." (Claude Code's processes); "slow" when the deadline waits for a
 # process still at work; at the deadline "deadline" and "left PID NAME" for each process
 # then ended; and "end" when everything is done.
 hn=$1 nf=$2 t=$3 tw=$4 py=$5 js=$6 bp=$7 nu=$8 wd=$9 msgs=${10} ss=${11} wq=${12}
@@ -417,10 +418,14 @@ if [ -n "$ss" ]; then
   if command -v tmux >/dev/null 2>&1; then
     tmux has-session -t "$ss" >/dev/null 2>&1 </dev/null
     printf 'session %s\n' "$([ "$?" -eq 0 ] && echo 0 || echo 1)"
+    tmux display -p -t "$ss" '#{window_width} #{window_height}' 2>/dev/null </dev/null | { read -r w h _ && printf 'pane %.12s %.12s\n' "$w" "$h"; }
   else
     printf 'session -\n'
   fi
 fi
+
+cfg=${CLAUDE_CONFIG_DIR:-${HOME:-/root}/.claude}
+if [ -d "$cfg" ]; then printf 'debug %s\n' "$([ -d "$cfg/debug" ] && echo 1 || echo 0)"; fi
 
 if [ -r /proc/1/cmdline ]; then
   p=$(tr '\000\n' '  ' </proc/1/cmdline 2>/dev/null) || p=$(cat /proc/1/cmdline 2>/dev/null) || IFS= read -r p </proc/1/cmdline

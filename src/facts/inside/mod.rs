@@ -44,6 +44,8 @@ const MAX_LINES: usize = 8192;
 const MAX_LINE: usize = 512;
 /// At most this many Claude Code PIDs are kept from a report.
 const MAX_CLAUDE: usize = 16;
+/// A window size larger than this is counted as this (a hostile number stays small).
+pub const MAX_PANE: u32 = 10_000;
 const MAX_ADDRS: usize = 16;
 /// Lines kept per stream of one client run (the script sends at most 41).
 const MAX_STREAM_LINES: usize = 48;
@@ -204,6 +206,11 @@ pub struct Report {
     pub session: Option<bool>,
     /// Claude Code's first connection (see [`Request::api`]), as far as it got.
     pub api: Api,
+    /// The session's window size, columns and rows (each at most [`MAX_PANE`]).
+    pub pane: Option<(u32, u32)>,
+    /// Whether Claude Code's config dir (`$CLAUDE_CONFIG_DIR`, else `~/.claude`) has
+    /// `debug/`; `None`: no such config dir, or no line came.
+    pub debug_dir: Option<bool>,
     /// Indexed like [`Request::files`]; `None` where no line came.
     pub files: Vec<Option<InsideFile>>,
     /// Indexed like [`Request::urls`].
@@ -333,6 +340,26 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
                 report.session = match rest.trim() {
                     "0" => Some(true),
                     "1" => Some(false),
+                    _ => None,
+                };
+            }
+            "pane" if report.pane.is_none() => {
+                let size = |w: Option<&str>| {
+                    w.filter(|w| {
+                        !w.is_empty() && w.len() <= 6 && w.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .and_then(|w| w.parse::<u32>().ok())
+                    .map(|n| n.min(MAX_PANE))
+                };
+                let mut words = rest.split_whitespace();
+                if let (Some(w), Some(h)) = (size(words.next()), size(words.next())) {
+                    report.pane = Some((w, h));
+                }
+            }
+            "debug" if report.debug_dir.is_none() => {
+                report.debug_dir = match rest.trim() {
+                    "1" => Some(true),
+                    "0" => Some(false),
                     _ => None,
                 };
             }
@@ -607,6 +634,28 @@ end
         assert_eq!(r.file(1), Some(&InsideFile::Missing));
         assert_eq!(r.files.len(), 2, "an index past the cap is dropped");
         assert_eq!(r.claude, Some(vec![17, 42]));
+    }
+
+    #[test]
+    fn the_pane_and_the_debug_dir_take_digits_only() {
+        let report = |lines: &str| parse(&format!("pd-doctor-inside 1\n{lines}end\n"), 0).unwrap();
+        let r = report("pane 80 24\ndebug 0\n");
+        assert_eq!((r.pane, r.debug_dir), (Some((80, 24)), Some(false)));
+        assert_eq!(
+            report("pane 120 30\npane 1 1\ndebug 1\n").pane,
+            Some((120, 30))
+        );
+        assert_eq!(report("pane 999999 30\n").pane, Some((MAX_PANE, 30)));
+        for hostile in [
+            "pane -1 30",
+            "pane 1e3 30",
+            "pane 120",
+            "pane 9999999999 1",
+            "pane \u{1b}[2J 1",
+        ] {
+            assert_eq!(report(&format!("{hostile}\n")).pane, None, "{hostile}");
+        }
+        assert_eq!(report("debug yes\n").debug_dir, None);
     }
 
     #[test]

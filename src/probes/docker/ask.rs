@@ -222,6 +222,15 @@ pub(super) fn entrypoint_script(c: &Container) -> Option<&String> {
         .filter(|p| p.starts_with('/') && !is_shell(p))
 }
 
+/// Whether `c` was started so that its image's entrypoint never ran: another
+/// `--entrypoint`, or a shell told to sleep.
+pub(super) fn bypassed(c: &Container) -> bool {
+    let overridden = !c.image_entrypoint.is_empty() && c.entrypoint != c.image_entrypoint;
+    let shell_sleep = c.entrypoint.first().is_some_and(|e| is_shell(e))
+        && c.cmd.iter().any(|a| a.contains("sleep"));
+    overridden || shell_sleep
+}
+
 pub(super) fn is_shell(program: &str) -> bool {
     matches!(
         program.rsplit('/').next(),

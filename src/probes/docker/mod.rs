@@ -19,10 +19,11 @@ use crate::plan::{Action, FixPlan};
 use crate::probe_kind::ProbeKind as K;
 use crate::project::Agent;
 use crate::safefs;
-use ask::{entrypoint_script, image_files, image_reader, inside, is_shell, ImageFile};
+use ask::{bypassed, entrypoint_script, image_files, image_reader, inside, ImageFile};
 
 mod anthropic;
 mod ask;
+pub(crate) mod destroys;
 pub(crate) mod network;
 pub(crate) mod reach;
 pub(crate) mod started;
@@ -76,7 +77,7 @@ pub async fn probe(f: &Facts, kind: K, subject: &Subject) -> Finding {
             };
             match kind {
                 K::ContainerState => state(f, d, c).await,
-                K::ContainerEntrypoint => entrypoint(c),
+                K::ContainerEntrypoint => entrypoint(f, d, c).await,
                 K::ContainerHostGateway => host_gateway(f, d, c).await,
                 K::ContainerImage => image(f, d, c).await,
                 K::ContainerMounts => mounts(f, c, a).await,
@@ -179,6 +180,9 @@ fn lock_window(
     ))
 }
 
+/// The size, columns and rows, the Agent Hub starts the session at (`-x 120 -y 30`).
+const PANE: (u32, u32) = (120, 30);
+
 /// Claude Code runs in the layout's tmux session: a running container with no such
 /// session has no agent in it (the Hub calls this STALE).
 async fn session(f: &Facts, c: &Container) -> Finding {
@@ -187,10 +191,24 @@ async fn session(f: &Facts, c: &Container) -> Finding {
         return Finding::skip(format!("{} is not running", c.name));
     }
     match has_session(f, c).await {
-        Some(true) => Finding::ok(
-            CommonCause::Ok,
-            format!("tmux session {name} runs in {}", c.name),
-        ),
+        Some(true) => match inside(f, c).await.and_then(|r| r.pane) {
+            Some((w, h)) if w < PANE.0 || h < PANE.1 => Finding::warn(
+                TmuxCause::PaneTooSmall,
+                format!(
+                    "tmux session {name} in {} is {w}x{h}, smaller than the {}x{} the Agent Hub starts it at",
+                    c.name, PANE.0, PANE.1
+                ),
+            )
+            .evidence("a session started without -x 120 -y 30 renders Claude Code at tmux's default 80x24")
+            .hint(format!(
+                "docker exec {} tmux resize-window -t {name} -x {} -y {}, or start the session again with -x {} -y {} (or restart the agent from the Hub)",
+                c.name, PANE.0, PANE.1, PANE.0, PANE.1
+            )),
+            _ => Finding::ok(
+                CommonCause::Ok,
+                format!("tmux session {name} runs in {}", c.name),
+            ),
+        },
         Some(false) => Finding::warn(
             TmuxCause::NoSession,
             format!("{} runs, but no tmux session {name} is in it: no Claude Code runs there", c.name),
@@ -321,7 +339,7 @@ async fn file_differs(
     Some(copy != on_host)
 }
 
-fn entrypoint(c: &Container) -> Finding {
+async fn entrypoint(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
     let shown = |v: &[String]| {
         if v.is_empty() {
             "(none)".to_string()
@@ -329,19 +347,121 @@ fn entrypoint(c: &Container) -> Finding {
             v.join(" ")
         }
     };
-    let overridden = !c.image_entrypoint.is_empty() && c.entrypoint != c.image_entrypoint;
-    let shell_sleep = c.entrypoint.first().is_some_and(|e| is_shell(e))
-        && c.cmd.iter().any(|a| a.contains("sleep"));
-    if overridden || shell_sleep {
+    if bypassed(c) {
         return Finding::fail(EntrypointCause::Bypassed, format!("{} was started with --entrypoint {}: the entrypoint never ran, so MCP was never configured", c.name, shown(&c.entrypoint)))
             .evidence(format!("container: {} {}", shown(&c.entrypoint), c.cmd.join(" ")))
             .evidence(format!("image's entrypoint: {}", shown(&c.image_entrypoint)))
             .hint(format!("docker rm -f {} and start it without --entrypoint (primer 7.3)", c.name));
     }
+    if let Some(destroys) = destroys_config(f, d, c).await {
+        return destroys;
+    }
     Finding::ok(
         CommonCause::Ok,
         format!("runs the image's entrypoint {}", shown(&c.entrypoint)),
     )
+}
+
+/// The entrypoint's removals of what Claude Code keeps in its config dir, in the
+/// project's copy and the image's: the image's copy is read (once, through the archive
+/// endpoint) only where the one exec's digest does not say it is the project's.
+async fn destroys_config(f: &Facts, d: &DockerFacts, c: &Container) -> Option<Finding> {
+    let layout = &f.project.layout;
+    let mut dirs = vec![layout.config_mount.as_str()];
+    if let Some(env) = c.env("CLAUDE_CONFIG_DIR").filter(|e| e.starts_with('/')) {
+        dirs.push(env);
+    }
+    let host = safefs::read(
+        &f.project.path(&layout.entrypoint),
+        safefs::TEXT_CAP,
+        safefs::Links::Refuse,
+    )
+    .ok();
+    let mut copies: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(host) = &host {
+        copies.push((layout.entrypoint.clone(), host.clone()));
+    }
+    if let Some(script) = entrypoint_script(c) {
+        let files = image_files(f, c);
+        let index = files.iter().position(|i| i.dest == *script);
+        let report = match image_reader(d, c) {
+            Some(r) => inside(f, r).await,
+            None => None,
+        };
+        let same = match (index, &host) {
+            (Some(index), Some(host)) => report
+                .and_then(|r| r.file(index))
+                .and_then(|copy| copy.differs_from(host))
+                .map(|differs| !differs),
+            _ => None,
+        };
+        if same != Some(true) {
+            if let Some(copy) = docker::read_file(&d.client, &c.id, script).await {
+                if host.as_ref() == Some(&copy) {
+                    copies[0].0 = format!("{} (and {script} in the image)", layout.entrypoint);
+                } else {
+                    copies.push((format!("{script} in the image"), copy));
+                }
+            }
+        } else {
+            copies[0].0 = format!("{} (and {script} in the image)", layout.entrypoint);
+        }
+    }
+    let mut found = Vec::new();
+    for (name, text) in &copies {
+        for removal in destroys::scan(&String::from_utf8_lossy(text), &dirs) {
+            found.push((name.as_str(), removal));
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let mut entries: Vec<&str> = found.iter().flat_map(|(_, r)| r.entries.clone()).collect();
+    entries.sort_by_key(|e| destroys::KEPT.iter().position(|(n, _, _)| n == e));
+    entries.dedup();
+    let mut lost: Vec<destroys::Lost> = found.iter().flat_map(|(_, r)| r.lost.clone()).collect();
+    lost.sort();
+    lost.dedup();
+    let costs: Vec<&str> = lost
+        .iter()
+        .map(|l| match l {
+            destroys::Lost::Memory => "the agent loses its memory and history",
+            destroys::Lost::Debug => "Claude Code crashes with ENOENT without debug/",
+            destroys::Lost::Login => "the login, trust and approvals go",
+        })
+        .collect();
+    let message = format!(
+        "{}'s entrypoint deletes {} in the config dir at every start: {}",
+        c.name,
+        entries.join(", "),
+        costs.join("; ")
+    );
+    let mut finding = if lost.contains(&destroys::Lost::Debug) {
+        Finding::fail(EntrypointCause::DestroysConfig, message)
+    } else {
+        Finding::warn(EntrypointCause::DestroysConfig, message)
+    };
+    for (name, removal) in found.iter().take(8) {
+        let line: String = f
+            .project
+            .secrets
+            .scrub(&removal.text)
+            .chars()
+            .take(160)
+            .collect();
+        finding = finding.evidence(format!(
+            "{name} line {}: {} ({})",
+            removal.line,
+            crate::printable::line(&line),
+            crate::printable::line(&removal.path)
+        ));
+    }
+    Some(finding.hint(format!(
+        "remove those lines from {} (clear only caches, markers and the MCP keys of .claude.json; `mkdir -p {}/debug` after clearing it), rebuild the image ({}) and recreate the container",
+        layout.entrypoint,
+        layout.config_mount,
+        layout.rebuild()
+    )))
 }
 
 async fn host_gateway(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {

@@ -11,6 +11,7 @@ use crate::facts::docker::Container;
 use crate::facts::Facts;
 use crate::model::Finding;
 use crate::project::Agent;
+use crate::{paths, safefs};
 
 pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     let mount = &f.project.layout.project_mount;
@@ -61,6 +62,10 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
     if let Some(short) = mcp_timeout_short(f, c, agent).await {
         warnings.push(short);
     }
+    if let Some(missing) = no_debug_dir(f, c, agent).await {
+        // The least of them: the others lead when there are any.
+        warnings.insert(0, missing);
+    }
     if let Some(first) = warnings.pop() {
         // The other warnings travel as evidence of the first.
         return warnings
@@ -68,6 +73,49 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent) -> Finding {
             .fold(first, |w, other| w.evidence(other.message));
     }
     Finding::ok(CommonCause::Ok, format!("{} starts in {mount}", c.name))
+}
+
+/// `debug/` missing from the config dir of a container whose entrypoint has run:
+/// Claude Code crashes with ENOENT without it. Read on the host through the config
+/// mount's source (a link there is not followed, only seen), else from the one exec.
+async fn no_debug_dir(f: &Facts, c: &Container, agent: &Agent) -> Option<Finding> {
+    if !c.running || super::ask::bypassed(c) {
+        return None;
+    }
+    let report = super::ask::inside(f, c).await;
+    // Still configuring: the entrypoint may not have made it yet.
+    let script = c.entrypoint.first().filter(|e| e.ends_with(".sh"));
+    let pid1 = report.and_then(|r| r.pid1.as_deref());
+    if script.is_some_and(|s| pid1.is_some_and(|p| p.contains(s.as_str()))) {
+        return None;
+    }
+    let mount = &f.project.layout.config_mount;
+    let (present, seen) = match c.mount_at(mount) {
+        Some(m) if paths::same_folder(&m.source, &agent.config_dir) => {
+            let debug = agent.config_dir.join("debug");
+            let present = safefs::state(&debug)
+                .is_some_and(|s| matches!(s.kind, safefs::Kind::Dir | safefs::Kind::Link));
+            (present, f.project.show(&debug))
+        }
+        _ => (report?.debug_dir?, "the container's config dir".to_string()),
+    };
+    if present {
+        return None;
+    }
+    Some(
+        Finding::warn(
+            C::NoDebugDir,
+            format!(
+                "{}'s config dir has no debug/ folder: Claude Code crashes with ENOENT without it",
+                c.name
+            ),
+        )
+        .evidence(format!("no folder debug/ in {seen} ({mount} in the container)"))
+        .hint(format!(
+            "docker exec {} mkdir -p {mount}/debug, and make the entrypoint end its clearing with `mkdir -p {mount}/debug`",
+            c.name
+        )),
+    )
 }
 
 /// `MCP_TIMEOUT` (or Claude Code's default) against the longest a stdio proxy in use can
