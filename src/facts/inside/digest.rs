@@ -30,6 +30,30 @@ impl Digest {
     }
 }
 
+/// The host's copy as the script would print it, line by line; `None` where that could
+/// not tell two copies apart (NUL bytes, which a shell drops; not UTF-8; longer lines or
+/// more lines than the script prints). A difference in the last newline alone is not
+/// seen.
+fn host_lines(host: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(host)
+        .ok()
+        .filter(|t| !t.contains('\0'))?;
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    if body.is_empty() {
+        return Some(Vec::new());
+    }
+    let lines: Vec<&str> = body.split('\n').collect();
+    if lines.len() >= MAX_FILE_LINES || lines.iter().any(|l| l.len() >= FILE_LINE_BYTES) {
+        return None;
+    }
+    Some(
+        lines
+            .iter()
+            .map(|l| super::clean(l, FILE_LINE_BYTES))
+            .collect(),
+    )
+}
+
 /// POSIX `cksum`: CRC-32 (polynomial 0x04C11DB7, most significant bit first) over the
 /// bytes and then the length, complemented.
 pub fn cksum(bytes: &[u8]) -> u32 {
@@ -53,10 +77,18 @@ pub fn cksum(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// At most this many lines of files come line by line (all files together), each cut to
+/// [`FILE_LINE_BYTES`] (see `files` in inside.sh).
+pub const MAX_FILE_LINES: usize = 1000;
+pub const FILE_LINE_BYTES: usize = 400;
+
 /// A file as the container has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsideFile {
     Missing,
+    /// The file itself, its lines as the shell read them (`IFS= read -r`), controls
+    /// cleaned: an image with no digest program.
+    Lines(Vec<String>),
     /// `digest` is `None` where the image has neither `sha256sum` nor `cksum`.
     Present {
         digest: Option<Digest>,
@@ -65,10 +97,19 @@ pub enum InsideFile {
 }
 
 impl InsideFile {
+    /// The file's text where it came line by line (its last newline, if any, not known).
+    pub fn text(&self) -> Option<String> {
+        match self {
+            InsideFile::Lines(lines) => Some(lines.join("\n")),
+            _ => None,
+        }
+    }
+
     /// Whether the container's copy differs from `host`; `None`: the report cannot tell.
     pub fn differs_from(&self, host: &[u8]) -> Option<bool> {
         match self {
             InsideFile::Missing => None,
+            InsideFile::Lines(lines) => Some(host_lines(host)? != *lines),
             InsideFile::Present { digest, size } => {
                 let digest = digest.as_ref()?;
                 let other_size = size.is_some_and(|s| s != host.len() as u64);

@@ -279,19 +279,28 @@ rp=$!
 shift "$nu"
 
 # The files the image was built with, each by digest and size: sha256sum prints
-# "DIGEST  -"; cksum prints "CRC SIZE", the size as a bonus.
+# "DIGEST  -"; cksum prints "CRC SIZE", the size as a bonus. An image with neither (a
+# minimal one) gets the file itself, line by line ("fl INDEX LINE", each cut to 400
+# bytes, 1000 lines for all files, then "file INDEX lines COUNT"), read by the shell
+# alone: what pd-doctor compares costs no Docker job more, whatever the image has.
 files() {
-  i=0
+  i=0 budget=1000
   while [ "$i" -lt "$nf" ]; do
     if [ -f "$1" ]; then
       if s=$(sha256sum <"$1" 2>/dev/null); then
-        a=sha256
+        printf 'file %s sha256 %s\n' "$i" "$s"
       elif s=$(cksum <"$1" 2>/dev/null); then
-        a=cksum
+        printf 'file %s cksum %s\n' "$i" "$s"
       else
-        a=- s=-
+        n=0
+        while IFS= read -r l || [ -n "$l" ]; do
+          n=$((n + 1))
+          if [ "$n" -gt "$budget" ]; then break; fi
+          printf 'fl %s %.400s\n' "$i" "$l"
+        done <"$1"
+        budget=$((budget - n))
+        printf 'file %s lines %s\n' "$i" "$n"
       fi
-      printf 'file %s %s %s\n' "$i" "$a" "$s"
     else
       printf 'file %s missing\n' "$i"
     fi

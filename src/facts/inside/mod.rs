@@ -311,9 +311,13 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
         stdio: vec![StdioRun::default(); urls.min(MAX_URLS)],
         ..Default::default()
     };
+    // Each file's `fl` lines until its `file` line comes.
+    let mut file_lines: Vec<Vec<String>> = vec![Vec::new(); MAX_FILES];
     for raw in lines {
         let cap = if raw.starts_with("s ") {
             MAX_STDIO_LINE
+        } else if raw.starts_with("fl ") {
+            digest::FILE_LINE_BYTES + 16
         } else {
             MAX_LINE
         };
@@ -333,7 +337,20 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
                     if report.files.len() <= i {
                         report.files.resize(i + 1, None);
                     }
-                    report.files[i].get_or_insert_with(|| inside_file(rest));
+                    let lines = std::mem::take(&mut file_lines[i]);
+                    report.files[i].get_or_insert_with(|| inside_file(rest, lines));
+                }
+            }
+            "fl" => {
+                let (index, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Some(lines) = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| file_lines.get_mut(i))
+                {
+                    if lines.len() <= digest::MAX_FILE_LINES {
+                        lines.push(text.to_string());
+                    }
                 }
             }
             "session" if report.session.is_none() => {
@@ -401,11 +418,15 @@ pub fn parse(text: &str, urls: usize) -> Result<Report, String> {
     Ok(report)
 }
 
-fn inside_file(rest: &str) -> InsideFile {
+/// A `file INDEX ...` line; `lines`: the `fl INDEX` lines that came before it.
+fn inside_file(rest: &str, lines: Vec<String>) -> InsideFile {
     let mut words = rest.split_whitespace();
     let (algo, value) = (words.next().unwrap_or("-"), words.next().unwrap_or("-"));
     if algo == "missing" {
         return InsideFile::Missing;
+    }
+    if algo == "lines" && value.parse::<usize>().ok() == Some(lines.len()) {
+        return InsideFile::Lines(lines);
     }
     let digest = match algo {
         "sha256" if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -656,6 +677,23 @@ end
             assert_eq!(report(&format!("{hostile}\n")).pane, None, "{hostile}");
         }
         assert_eq!(report("debug yes\n").debug_dir, None);
+    }
+
+    #[test]
+    fn a_file_without_a_digest_program_comes_line_by_line_and_is_compared_so() {
+        let host = b"#!/bin/sh\n\tset -e\nexec \"$@\"\n";
+        let report = "pd-doctor-inside 1\nfl 0 #!/bin/sh\nfl 0 \tset -e\nfl 0 exec \"$@\"\nfile 0 lines 3\nfl 1 a\nfile 1 lines 2\nend\n";
+        let r = parse(report, 0).unwrap();
+        assert_eq!(r.file(0).unwrap().differs_from(host), Some(false));
+        assert_eq!(
+            r.file(0).unwrap().differs_from(b"#!/bin/sh\nset -e\n"),
+            Some(true)
+        );
+        // Fewer lines than it said: not to be trusted, so no answer from the report.
+        assert_eq!(r.file(1).unwrap().differs_from(b"a\n"), None);
+        // What a shell cannot show: NUL bytes, and lines longer than it prints.
+        assert_eq!(r.file(0).unwrap().differs_from(b"#!/bin/sh\0\n"), None);
+        assert_eq!(r.file(0).unwrap().differs_from(&[b'x'; 500]), None);
     }
 
     #[test]

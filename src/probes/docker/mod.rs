@@ -363,8 +363,9 @@ async fn entrypoint(f: &Facts, d: &DockerFacts, c: &Container) -> Finding {
 }
 
 /// The entrypoint's removals of what Claude Code keeps in its config dir, in the
-/// project's copy and the image's: the image's copy is read (once, through the archive
-/// endpoint) only where the one exec's digest does not say it is the project's.
+/// project's copy and the image's: the image's copy is read (once per image, through the
+/// archive endpoint, unless its lines came in the report) only where the one exec does
+/// not say it is the project's.
 async fn destroys_config(f: &Facts, d: &DockerFacts, c: &Container) -> Option<Finding> {
     let layout = &f.project.layout;
     let mut dirs = vec![layout.config_mount.as_str()];
@@ -396,7 +397,15 @@ async fn destroys_config(f: &Facts, d: &DockerFacts, c: &Container) -> Option<Fi
             _ => None,
         };
         if same != Some(true) {
-            if let Some(copy) = docker::read_file(&d.client, &c.id, script).await {
+            // The image's copy as its lines came in the report, else read once per image.
+            let lines = index
+                .and_then(|i| report.and_then(|r| r.file(i)))
+                .and_then(inside::InsideFile::text);
+            let copy = match lines {
+                Some(text) => Some(text.into_bytes()),
+                None => d.image_file(image_reader(d, c).unwrap_or(c), script).await,
+            };
+            if let Some(copy) = copy {
                 if host.as_ref() == Some(&copy) {
                     copies[0].0 = format!("{} (and {script} in the image)", layout.entrypoint);
                 } else {
