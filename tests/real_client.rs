@@ -637,9 +637,11 @@ fn prediction(doc: &Value, agent: &str, server: &str) -> Option<Option<Value>> {
 const SETUP_TURNS: usize = 3;
 
 /// pd-doctor's report on a started state: first, as Claude Code writes into
-/// `.claude.json`.
+/// `.claude.json`. At the default timeout, which waits for a stdio server still at work
+/// as Claude Code does (its `MCP_TIMEOUT`): a given `--timeout` is kept to the letter,
+/// and a dozen cold proxies starting at once on two cores take longer than 5 s.
 async fn doctor(started: &Started) -> (Value, Duration) {
-    let run = run_json(started.tree.root(), &["--timeout", "5s"]).await;
+    let run = run_json(started.tree.root(), &[]).await;
     (run.json(), run.elapsed)
 }
 
