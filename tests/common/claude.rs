@@ -19,8 +19,9 @@ use super::lab::{self, LABEL};
 pub const STAND_IN: &str = "/usr/local/lib/pd-doctor-lab/claude";
 
 /// The longest `claude mcp list` may take: Claude Code waits MCP_TIMEOUT (60 s in the
-/// hub layout) for a server that hangs, plus its own start on a busy machine.
-pub const MCP_LIST_BOUND: Duration = Duration::from_secs(120);
+/// hub layout) for a server that hangs, plus its own start on a busy machine (120 s
+/// was once not enough while two builds shared the two cores).
+pub const MCP_LIST_BOUND: Duration = Duration::from_secs(150);
 
 /// What is kept of each output stream of `claude mcp list`.
 const OUTPUT_CAP: usize = 256 * 1024;
