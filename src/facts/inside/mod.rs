@@ -63,7 +63,7 @@ const END_MARGIN: Duration = Duration::from_millis(60);
 /// At a deadline kept to the letter, how much longer pd-doctor still reads for the
 /// script's last words ("slow", "deadline", what it ended): its wake-up from a quarter
 /// second's sleep can come late on a busy machine.
-const LAST_WORDS: Duration = Duration::from_millis(80);
+pub const LAST_WORDS: Duration = Duration::from_millis(80);
 
 /// `getent ahosts NAME` inside: its exit status and every address, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
