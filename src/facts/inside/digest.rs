@@ -49,7 +49,7 @@ fn host_lines(host: &[u8]) -> Option<Vec<String>> {
     Some(
         lines
             .iter()
-            .map(|l| super::clean(l, FILE_LINE_BYTES))
+            .map(|l| super::clean::clean(l, FILE_LINE_BYTES))
             .collect(),
     )
 }

@@ -7,6 +7,7 @@
 //! turns control characters into spaces, ignores lines it does not know, and calls a
 //! report without its header garbled rather than guessing.
 
+mod clean;
 mod digest;
 mod request;
 
@@ -18,6 +19,7 @@ use tokio::time::Instant;
 
 use super::docker::exec::{self, ExecOutput, CLIENTS};
 
+pub use clean::clean;
 pub use digest::{cksum, Algo, Digest, InsideFile};
 pub use request::{
     client_argv, client_env, connect_argv, Endpoint, KernelClock, Limit, Request, Target, BASH,
@@ -285,14 +287,6 @@ fn cut(line: &str) -> String {
         end -= 1;
     }
     clean(&line[..end], LINE_BYTES)
-}
-
-/// Control characters (C0, DEL, C1) become spaces; at most `max` characters are kept.
-pub fn clean(text: &str, max: usize) -> String {
-    text.chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// Reads a report. Survives anything: unknown lines are skipped, repeated ones ignored
