@@ -47,3 +47,40 @@ async fn a_stdio_server_busy_at_the_deadline_is_ended_on_time_and_called_slow() 
         run.elapsed
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdio_server_waiting_at_the_deadline_is_ended_and_said_to_be_cut_off() {
+    if !docker_or_skip("a_stdio_server_waiting_at_the_deadline") {
+        return;
+    }
+    let (qms, git) = hub_servers().await;
+    let t = hub_tree(qms, git, &["qa"]);
+    common::hub::age(&t);
+    // git's entry: a program that waits and never answers (no CPU, no retries).
+    let mcp = std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&mcp).unwrap();
+    doc["mcpServers"]["git"] = serde_json::json!({"command": "sleep", "args": ["4243"]});
+    t.write("agent-hub/docker/.mcp.json", &doc.to_string());
+    let lab = Lab::new("deadline_waiting");
+    let image = hub_image();
+    lab.configure_hub(&t, &image, free_port());
+    lab.start_hub_agent(&t, "qa", &image, &[]);
+
+    let run = run_json(t.root(), &["--timeout", "5s"]).await;
+    let c = run.expect("container.stdio[qa,git]", "fail", "timeout");
+    assert!(
+        c["evidence"]
+            .to_string()
+            .contains("cut off at the --timeout given; Claude Code waits 60 s"),
+        "{c}"
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(5) + LATE,
+        "{:?}",
+        run.elapsed
+    );
+    // Without --timeout the same check says nothing of a cut.
+    let run = run_json(t.root(), &[]).await;
+    let c = run.expect("container.stdio[qa,git]", "fail", "timeout");
+    assert!(!c["evidence"].to_string().contains("cut off"), "{c}");
+}

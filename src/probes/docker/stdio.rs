@@ -47,15 +47,23 @@ pub async fn probe(f: &Facts, c: &Container, agent: &Agent, server: &Server) -> 
     };
     let finding = judge(run, &report.ended, &server.name, &c.name)
         .evidence(format!("ran in {}: {shown}", c.name));
+    let waits = crate::facts::claude_waits(c).as_secs();
+    let cut_off = finding.cause == Cause::from(C::Timeout) && retrying(&run.log()).is_none();
     if !report.slow {
+        // Cut off at the user's deadline while waiting (not retrying): Claude Code, which
+        // waits longer, may still get its answer.
+        if cut_off && f.keeps_user_deadline() {
+            return finding.evidence(format!(
+                "cut off at the --timeout given; Claude Code waits {waits} s for it in {}: run again with a longer --timeout, or without one, to tell a slow server from a dead one",
+                c.name
+            ));
+        }
         return finding;
     }
-    let waits = crate::facts::claude_waits(c).as_secs();
     if f.keeps_user_deadline() {
         // Ended on time at the user's deadline while still at work: slow, not hung. A
         // proxy between retries sleeps, and is judged by what it was retrying.
-        let starting = finding.cause == Cause::from(C::Timeout) && retrying(&run.log()).is_none();
-        if !starting {
+        if !cut_off {
             return finding;
         }
         return Finding::warn(
