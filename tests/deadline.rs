@@ -8,30 +8,39 @@ use std::time::Duration;
 
 use common::hub::{hub_image, hub_servers, hub_tree};
 use common::lab::{docker_or_skip, Lab};
-use common::{free_port, run_json};
+use common::{free_port, run_json, Tree};
 
 /// Over the deadline by at most this, on a busy two-core machine (the benchmark holds
 /// the real figure: `cargo bench -- hub-failing`).
 const LATE: Duration = Duration::from_secs(2);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stdio_server_busy_at_the_deadline_is_ended_on_time_and_called_slow() {
-    if !docker_or_skip("a_stdio_server_busy_at_the_deadline") {
-        return;
+/// A hub lab whose agent qa runs, its git entry changed by `git` (or skip).
+async fn hub_with_git(test: &str, git: impl FnOnce(&mut serde_json::Value)) -> Option<(Lab, Tree)> {
+    if !docker_or_skip(test) {
+        return None;
     }
-    let (qms, git) = hub_servers().await;
-    let t = hub_tree(qms, git, &["qa"]);
+    let (qms, git_port) = hub_servers().await;
+    let t = hub_tree(qms, git_port, &["qa"]);
     common::hub::age(&t);
-    // git's entry: a Python process that computes and never answers.
     let mcp = std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap();
     let mut doc: serde_json::Value = serde_json::from_str(&mcp).unwrap();
-    doc["mcpServers"]["git"]["args"] = serde_json::json!(["-c", "while True: pass"]);
+    git(&mut doc["mcpServers"]["git"]);
     t.write("agent-hub/docker/.mcp.json", &doc.to_string());
-    let lab = Lab::new("deadline_busy");
+    let lab = Lab::new(test);
     let image = hub_image();
     lab.configure_hub(&t, &image, free_port());
     lab.start_hub_agent(&t, "qa", &image, &[]);
+    Some((lab, t))
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdio_server_busy_at_the_deadline_is_ended_on_time_and_called_slow() {
+    // git's entry: a Python process that computes and never answers.
+    let busy =
+        |git: &mut serde_json::Value| git["args"] = serde_json::json!(["-c", "while True: pass"]);
+    let Some((_lab, t)) = hub_with_git("deadline_busy", busy).await else {
+        return;
+    };
     let run = run_json(t.root(), &["--timeout", "5s"]).await;
     let c = run.expect_saying(
         "container.stdio[qa,git]",
@@ -50,22 +59,13 @@ async fn a_stdio_server_busy_at_the_deadline_is_ended_on_time_and_called_slow() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stdio_server_waiting_at_the_deadline_is_ended_and_said_to_be_cut_off() {
-    if !docker_or_skip("a_stdio_server_waiting_at_the_deadline") {
-        return;
-    }
-    let (qms, git) = hub_servers().await;
-    let t = hub_tree(qms, git, &["qa"]);
-    common::hub::age(&t);
     // git's entry: a program that waits and never answers (no CPU, no retries).
-    let mcp = std::fs::read_to_string(t.path("agent-hub/docker/.mcp.json")).unwrap();
-    let mut doc: serde_json::Value = serde_json::from_str(&mcp).unwrap();
-    doc["mcpServers"]["git"] = serde_json::json!({"command": "sleep", "args": ["4243"]});
-    t.write("agent-hub/docker/.mcp.json", &doc.to_string());
-    let lab = Lab::new("deadline_waiting");
-    let image = hub_image();
-    lab.configure_hub(&t, &image, free_port());
-    lab.start_hub_agent(&t, "qa", &image, &[]);
-
+    let waiting = |git: &mut serde_json::Value| {
+        *git = serde_json::json!({"command": "sleep", "args": ["4243"]})
+    };
+    let Some((_lab, t)) = hub_with_git("deadline_waiting", waiting).await else {
+        return;
+    };
     let run = run_json(t.root(), &["--timeout", "5s"]).await;
     let c = run.expect("container.stdio[qa,git]", "fail", "timeout");
     assert!(
